@@ -1,0 +1,289 @@
+//! The search parameters of every R4 resource type, compiled once from
+//! `conformance/search-parameters.json`.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use carnet_fhirpath::{BinaryOp, Expr, types::RESOURCE_TYPES};
+use serde_json::Value;
+
+use crate::modifier::ModifierKind;
+
+const R4_DEFINITIONS: &str = include_str!("../../../conformance/search-parameters.json");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ParamType {
+    Number,
+    Date,
+    String,
+    Token,
+    Reference,
+    Composite,
+    Quantity,
+    Uri,
+    Special,
+}
+
+impl ParamType {
+    pub fn parse(code: &str) -> Option<ParamType> {
+        Some(match code {
+            "number" => ParamType::Number,
+            "date" => ParamType::Date,
+            "string" => ParamType::String,
+            "token" => ParamType::Token,
+            "reference" => ParamType::Reference,
+            "composite" => ParamType::Composite,
+            "quantity" => ParamType::Quantity,
+            "uri" => ParamType::Uri,
+            "special" => ParamType::Special,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParamType::Number => "number",
+            ParamType::Date => "date",
+            ParamType::String => "string",
+            ParamType::Token => "token",
+            ParamType::Reference => "reference",
+            ParamType::Composite => "composite",
+            ParamType::Quantity => "quantity",
+            ParamType::Uri => "uri",
+            ParamType::Special => "special",
+        }
+    }
+
+    /// Whether values take the `eq ne gt lt ge le sa eb ap` prefixes.
+    pub fn takes_prefix(self) -> bool {
+        matches!(self, ParamType::Number | ParamType::Date | ParamType::Quantity)
+    }
+}
+
+/// One part of a composite parameter.
+#[derive(Debug, Clone)]
+pub struct Component {
+    /// Canonical URL of the parameter that defines this part's type.
+    pub definition: String,
+    pub code: Option<String>,
+    pub param_type: ParamType,
+    /// Relative to each element the composite's own expression selects.
+    pub expression: Expr,
+}
+
+/// A search parameter as it applies to one resource type.
+#[derive(Debug, Clone)]
+pub struct SearchParam {
+    pub code: String,
+    pub url: String,
+    pub param_type: ParamType,
+    /// Restricted to the branches that can match this resource type.
+    pub expression: Option<Expr>,
+    pub expression_text: Option<String>,
+    /// Resource types a reference parameter may point to.
+    pub targets: Vec<String>,
+    pub components: Vec<Component>,
+    /// False when the server cannot extract or evaluate it (`_text`, `_content`,
+    /// `_query`, `near`, composites with unresolvable parts).
+    pub supported: bool,
+}
+
+impl SearchParam {
+    pub fn modifiers(&self) -> &'static [ModifierKind] {
+        crate::modifier::allowed(self.param_type)
+    }
+}
+
+#[derive(Debug, Default)]
+struct TypeParams {
+    order: Vec<usize>,
+    by_code: HashMap<String, usize>,
+}
+
+#[derive(Debug)]
+pub struct Registry {
+    params: Vec<SearchParam>,
+    by_type: HashMap<String, TypeParams>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("search parameter definitions are not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("search parameter {id}: {message}")]
+    Definition { id: String, message: String },
+}
+
+/// Concrete resource types (not the abstract `Resource` / `DomainResource`).
+pub fn resource_types() -> impl Iterator<Item = &'static str> {
+    RESOURCE_TYPES.iter().copied().filter(|t| !matches!(*t, "Resource" | "DomainResource"))
+}
+
+pub fn is_resource_type(name: &str) -> bool {
+    resource_types().any(|t| t == name)
+}
+
+impl Registry {
+    /// The R4 registry compiled into the binary, built on first use.
+    pub fn r4() -> &'static Registry {
+        static R4: OnceLock<Registry> = OnceLock::new();
+        R4.get_or_init(|| match Registry::from_json(R4_DEFINITIONS) {
+            Ok(r) => r,
+            // The file is ours and checked by tests; an empty registry beats a panic.
+            Err(_) => Registry { params: Vec::new(), by_type: HashMap::new() },
+        })
+    }
+
+    /// Builds a registry from a Bundle (or JSON array) of SearchParameter resources.
+    pub fn from_json(text: &str) -> Result<Registry, RegistryError> {
+        let doc: Value = serde_json::from_str(text)?;
+        let defs: Vec<&Value> = match &doc {
+            Value::Array(items) => items.iter().collect(),
+            other => other
+                .get("entry")
+                .and_then(Value::as_array)
+                .map(|e| e.iter().filter_map(|e| e.get("resource")).collect())
+                .unwrap_or_default(),
+        };
+        let by_url: HashMap<&str, &Value> = defs
+            .iter()
+            .filter_map(|d| Some((d.get("url")?.as_str()?, *d)))
+            .collect();
+        let mut reg = Registry { params: Vec::new(), by_type: HashMap::new() };
+        for def in &defs {
+            reg.add(def, &by_url)?;
+        }
+        Ok(reg)
+    }
+
+    fn add(&mut self, def: &Value, by_url: &HashMap<&str, &Value>) -> Result<(), RegistryError> {
+        let text = |k: &str| def.get(k).and_then(Value::as_str);
+        let id = text("id").unwrap_or_default().to_owned();
+        let bad = |message: String| RegistryError::Definition { id: id.clone(), message };
+        let code = text("code").ok_or_else(|| bad("no code".into()))?.to_owned();
+        let param_type = text("type")
+            .and_then(ParamType::parse)
+            .ok_or_else(|| bad("missing or unknown type".into()))?;
+        let expression_text = text("expression").map(str::to_owned);
+        let expression = match &expression_text {
+            Some(e) => Some(carnet_fhirpath::parse(e).map_err(|e| bad(e.to_string()))?),
+            None => None,
+        };
+        let strings = |k: &str| -> Vec<String> {
+            def.get(k)
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .unwrap_or_default()
+        };
+        let mut components = Vec::new();
+        let mut supported = expression.is_some() && param_type != ParamType::Special;
+        for comp in def.get("component").and_then(Value::as_array).into_iter().flatten() {
+            let definition = comp.get("definition").and_then(Value::as_str).unwrap_or_default();
+            let target = by_url.get(definition);
+            let part_type = target.and_then(|t| t.get("type")?.as_str()).and_then(ParamType::parse);
+            let expr = comp
+                .get("expression")
+                .and_then(Value::as_str)
+                .map(carnet_fhirpath::parse)
+                .transpose()
+                .map_err(|e| bad(e.to_string()))?;
+            match (part_type, expr) {
+                (Some(param_type), Some(expression)) => components.push(Component {
+                    definition: definition.to_owned(),
+                    code: target.and_then(|t| t.get("code")?.as_str()).map(str::to_owned),
+                    param_type,
+                    expression,
+                }),
+                _ => supported = false,
+            }
+        }
+        let targets = strings("target");
+        let url = text("url").unwrap_or_default().to_owned();
+        for base in strings("base") {
+            let abstract_base = base == "Resource" || base == "DomainResource";
+            let param = SearchParam {
+                code: code.clone(),
+                url: url.clone(),
+                param_type,
+                expression: match (&expression, abstract_base) {
+                    (Some(e), false) => specialize(e, &base),
+                    (e, _) => e.clone(),
+                },
+                expression_text: expression_text.clone(),
+                targets: targets.clone(),
+                components: components.clone(),
+                supported,
+            };
+            let idx = self.params.len();
+            self.params.push(param);
+            if abstract_base {
+                let applies: Vec<&str> = resource_types()
+                    .filter(|t| base == "Resource" || carnet_fhirpath::types::is_a(t, "DomainResource"))
+                    .chain(std::iter::once("Resource"))
+                    .collect();
+                for t in applies {
+                    self.index(t, &code, idx);
+                }
+            } else {
+                self.index(&base, &code, idx);
+            }
+        }
+        Ok(())
+    }
+
+    fn index(&mut self, resource_type: &str, code: &str, idx: usize) {
+        let entry = self.by_type.entry(resource_type.to_owned()).or_default();
+        if !entry.by_code.contains_key(code) {
+            entry.order.push(idx);
+            entry.by_code.insert(code.to_owned(), idx);
+        }
+    }
+
+    /// `resource_type` may be `"Resource"` for the parameters every type has.
+    pub fn param(&self, resource_type: &str, code: &str) -> Option<&SearchParam> {
+        let t = self.by_type.get(resource_type)?;
+        t.by_code.get(code).and_then(|&i| self.params.get(i))
+    }
+
+    pub fn params_for(&self, resource_type: &str) -> impl Iterator<Item = &SearchParam> {
+        self.by_type
+            .get(resource_type)
+            .into_iter()
+            .flat_map(|t| t.order.iter())
+            .filter_map(|&i| self.params.get(i))
+    }
+
+    /// All parameter definitions (one per base type).
+    pub fn all(&self) -> &[SearchParam] {
+        &self.params
+    }
+}
+
+/// Drops union branches rooted at another resource type, so a parameter shared by 30
+/// types (`clinical-patient`) evaluates one branch on each write, not 30.
+fn specialize(expr: &Expr, resource_type: &str) -> Option<Expr> {
+    match expr {
+        Expr::Binary(BinaryOp::Union, a, b) => match (specialize(a, resource_type), specialize(b, resource_type)) {
+            (Some(a), Some(b)) => Some(Expr::Binary(BinaryOp::Union, Box::new(a), Box::new(b))),
+            (one, other) => one.or(other),
+        },
+        e => match root_type(e) {
+            Some(t) if t != resource_type && t != "Resource" && t != "DomainResource" => None,
+            _ => Some(e.clone()),
+        },
+    }
+}
+
+/// The resource type a path starts with (`Observation` in `(Observation.value as X)`).
+fn root_type(expr: &Expr) -> Option<&str> {
+    match expr {
+        Expr::Member(inner, name) if **inner == Expr::This => {
+            name.starts_with(|c: char| c.is_ascii_uppercase()).then_some(name.as_str())
+        }
+        Expr::Member(inner, _) | Expr::Index(inner, _) | Expr::Call(inner, _) | Expr::As(inner, _) | Expr::Is(inner, _) => {
+            root_type(inner)
+        }
+        Expr::Binary(_, a, _) => root_type(a),
+        _ => None,
+    }
+}
