@@ -1,0 +1,29 @@
+//! FHIR R4 structure checks and XML <-> JSON conversion.
+//!
+//! fhirbolt's generated R4 model is huge; keeping every use of it behind these few
+//! non-generic functions means it is monomorphised and compiled once, in this crate,
+//! while the rest of the server works with `serde_json::Value`.
+//!
+//! fhirbolt's strict parser only checks the JSON shape it needs to fill its structs
+//! (it accepts bad dates, bad codes, arrays for single elements...), so
+//! [`check_resource`] first walks the JSON against a table of R4 element definitions
+//! generated from the official package (`scripts/gen-r4-elements.py`), and only then
+//! asks fhirbolt as a backstop.
+
+mod bolt;
+mod check;
+mod elements;
+mod primitives;
+mod resource_types;
+mod types;
+mod xml;
+
+pub use check::check_resource;
+pub use resource_types::RESOURCE_TYPES;
+pub use types::{Issue, Severity};
+pub use xml::{from_xml, to_xml};
+
+/// Whether `name` is a concrete R4 resource type (case-sensitive).
+pub fn is_resource_type(name: &str) -> bool {
+    RESOURCE_TYPES.binary_search(&name).is_ok()
+}

@@ -1,0 +1,244 @@
+//! FHIR XML <-> JSON through fhirbolt.
+//!
+//! fhirbolt re-indents narrative XHTML (trimming its text) and writes newlines and tabs
+//! raw inside attribute values, where XML parsers would normalise them to spaces. So
+//! narratives go through fhirbolt as numbered placeholders and are spliced back
+//! verbatim, and fhirbolt's output is re-emitted with proper attribute escaping and the
+//! requested indentation.
+
+use quick_xml::Reader;
+use quick_xml::events::{BytesStart, Event};
+use serde_json::Value;
+
+use crate::bolt;
+use crate::check::json_kind;
+use crate::types::Issue;
+
+const XHTML_NS: &str = "http://www.w3.org/1999/xhtml";
+
+/// Converts a JSON resource to FHIR XML. The resource is parsed strictly, but only
+/// [`crate::check_resource`] checks values; call it first for untrusted input.
+pub fn to_xml(value: &Value, pretty: bool) -> Result<String, Vec<Issue>> {
+    if !value.is_object() {
+        return Err(vec![Issue::error(
+            "structure",
+            None,
+            format!("a resource must be a JSON object, not {}", json_kind(value)),
+        )]);
+    }
+    let mut value = value.clone();
+    let mut divs = Vec::new();
+    let root = value
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let mut path = root;
+    stash_divs(&mut value, &mut divs, &mut path).map_err(|i| vec![i])?;
+    let resource = bolt::parse_json(&value).map_err(|i| vec![i])?;
+    let raw = bolt::write_xml(&resource).map_err(|i| vec![i])?;
+    reemit(&raw, &divs, pretty).map_err(|e| {
+        vec![Issue::error(
+            "exception",
+            None,
+            format!("cannot convert to XML: {e}"),
+        )]
+    })
+}
+
+/// Converts FHIR XML to a JSON resource (decimals keep their text). The XML is parsed
+/// strictly, but only [`crate::check_resource`] checks values: run it on the result.
+pub fn from_xml(xml: &[u8]) -> Result<Value, Vec<Issue>> {
+    let resource = bolt::parse_xml(xml).map_err(|i| vec![i])?;
+    bolt::write_json(resource).map_err(|i| vec![i])
+}
+
+/// Replaces every narrative `div` by a numbered placeholder, keeping the originals.
+/// `div` is only an element name in R4's Narrative, so the key alone identifies them.
+fn stash_divs(v: &mut Value, divs: &mut Vec<String>, path: &mut String) -> Result<(), Issue> {
+    match v {
+        Value::Object(o) => {
+            for (k, child) in o.iter_mut() {
+                let base = path.len();
+                path.push('.');
+                path.push_str(k);
+                if k == "div"
+                    && let Value::String(s) = child
+                {
+                    check_div(s).map_err(|msg| {
+                        Issue::error("value", Some(path.clone()), format!("invalid XHTML: {msg}"))
+                    })?;
+                    let placeholder = format!("<div xmlns=\"{XHTML_NS}\">{}</div>", divs.len());
+                    divs.push(std::mem::replace(s, placeholder));
+                } else {
+                    stash_divs(child, divs, path)?;
+                }
+                path.truncate(base);
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter_mut().enumerate() {
+                let base = path.len();
+                path.push_str(&format!("[{i}]"));
+                stash_divs(child, divs, path)?;
+                path.truncate(base);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The narrative is spliced into the XML verbatim, so it must be a well-formed `div`
+/// in the XHTML namespace.
+fn check_div(s: &str) -> Result<(), String> {
+    let mut reader = Reader::from_str(s);
+    reader.check_end_names(true);
+    let mut depth = 0usize;
+    let mut roots = 0usize;
+    loop {
+        match reader.read_event().map_err(|e| e.to_string())? {
+            Event::Start(e) => {
+                if depth == 0 {
+                    roots += 1;
+                    check_div_root(&e)?;
+                }
+                depth += 1;
+            }
+            Event::Empty(e) => {
+                if depth == 0 {
+                    roots += 1;
+                    check_div_root(&e)?;
+                }
+            }
+            Event::End(_) => depth = depth.saturating_sub(1),
+            Event::Text(t) => {
+                if depth == 0 && !t.iter().all(u8::is_ascii_whitespace) {
+                    return Err("text outside the div element".to_owned());
+                }
+            }
+            Event::CData(_) | Event::Comment(_) | Event::PI(_) => {}
+            Event::Decl(_) | Event::DocType(_) => {
+                return Err("declarations are not allowed in a narrative".to_owned());
+            }
+            Event::Eof => break,
+        }
+    }
+    if depth != 0 {
+        return Err("unclosed element".to_owned());
+    }
+    if roots != 1 {
+        return Err("the narrative must be a single div element".to_owned());
+    }
+    Ok(())
+}
+
+fn check_div_root(e: &BytesStart<'_>) -> Result<(), String> {
+    if e.name().as_ref() != b"div" {
+        return Err("the narrative must be a div element".to_owned());
+    }
+    let ns = e
+        .attributes()
+        .flatten()
+        .find(|a| a.key.as_ref() == b"xmlns")
+        .map(|a| a.value.into_owned());
+    if ns.as_deref() != Some(XHTML_NS.as_bytes()) {
+        return Err(format!("the div must declare xmlns=\"{XHTML_NS}\""));
+    }
+    Ok(())
+}
+
+/// Re-emits fhirbolt's (always indented) XML with our escaping and indentation,
+/// splicing the stashed narratives back in.
+fn reemit(raw: &str, divs: &[String], pretty: bool) -> Result<String, String> {
+    let mut reader = Reader::from_str(raw);
+    let mut out = String::with_capacity(raw.len() + divs.iter().map(String::len).sum::<usize>());
+    let mut depth = 0usize;
+    let newline = |out: &mut String, depth: usize| {
+        if pretty && !out.is_empty() {
+            out.push('\n');
+            out.extend(std::iter::repeat_n(' ', depth * 2));
+        }
+    };
+    loop {
+        match reader.read_event().map_err(|e| e.to_string())? {
+            Event::Decl(_) => out.push_str(r#"<?xml version="1.0" encoding="UTF-8"?>"#),
+            Event::Start(e) if e.name().as_ref() == b"div" => {
+                let mut index = String::new();
+                loop {
+                    match reader.read_event().map_err(|e| e.to_string())? {
+                        Event::Text(t) => index.push_str(&String::from_utf8_lossy(&t)),
+                        Event::End(_) => break,
+                        Event::Eof => return Err("unterminated narrative".to_owned()),
+                        _ => return Err("unexpected narrative content".to_owned()),
+                    }
+                }
+                let div = index
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| divs.get(i))
+                    .ok_or("lost narrative")?;
+                newline(&mut out, depth);
+                out.push_str(div);
+            }
+            Event::Start(e) => {
+                newline(&mut out, depth);
+                write_tag(&mut out, &e)?;
+                out.push('>');
+                depth += 1;
+            }
+            Event::Empty(e) => {
+                newline(&mut out, depth);
+                write_tag(&mut out, &e)?;
+                out.push_str("/>");
+            }
+            Event::End(e) => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push_str("</");
+                out.push_str(std::str::from_utf8(e.name().as_ref()).map_err(|e| e.to_string())?);
+                out.push('>');
+            }
+            Event::Text(_) | Event::Comment(_) => {}
+            Event::CData(_) | Event::PI(_) | Event::DocType(_) => {
+                return Err("unexpected XML content".to_owned());
+            }
+            Event::Eof => break,
+        }
+    }
+    if pretty {
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+fn write_tag(out: &mut String, e: &BytesStart<'_>) -> Result<(), String> {
+    out.push('<');
+    out.push_str(std::str::from_utf8(e.name().as_ref()).map_err(|e| e.to_string())?);
+    for a in e.attributes() {
+        let a = a.map_err(|e| e.to_string())?;
+        out.push(' ');
+        out.push_str(std::str::from_utf8(a.key.as_ref()).map_err(|e| e.to_string())?);
+        out.push_str("=\"");
+        escape_attr(out, &a.unescape_value().map_err(|e| e.to_string())?);
+        out.push('"');
+    }
+    Ok(())
+}
+
+/// Also escapes tab, CR and LF, which attribute-value normalisation would turn to spaces.
+fn escape_attr(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\t' => out.push_str("&#9;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            c => out.push(c),
+        }
+    }
+}
