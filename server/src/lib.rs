@@ -1,1 +1,17 @@
+//! Carnet: a FHIR R4 server. See `docs/architecture.md` for the request path.
+//!
+//! Layers, outermost first: `http` (axum handlers, negotiation, errors as
+//! OperationOutcome) → `service` (FHIR interactions) → `search` and `store` (SQL on
+//! SQLite or PostgreSQL). `fhir` holds format-level helpers shared by all.
 
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod fhir;
+pub mod http;
+pub mod search;
+pub mod service;
+pub mod state;
+pub mod store;

@@ -15,11 +15,11 @@ pub struct Link<'a> {
 }
 
 impl BundleWriter {
-    pub fn new(bundle_type: &str, total: Option<i64>, links: &[Link<'_>]) -> BundleWriter {
+    pub fn new(bundle_type: &str, now: i64, total: Option<i64>, links: &[Link<'_>]) -> BundleWriter {
         let mut head = json!({
             "resourceType": "Bundle",
             "id": uuid::Uuid::new_v4().to_string(),
-            "meta": { "lastUpdated": super::instant::format_micros(crate::clock::system_now_micros()) },
+            "meta": { "lastUpdated": super::instant::format_micros(now) },
             "type": bundle_type,
         });
         if let (Some(t), Some(obj)) = (total, head.as_object_mut()) {
@@ -95,12 +95,12 @@ mod tests {
 
     #[test]
     fn writes_valid_json() {
-        let mut w = BundleWriter::new("searchset", Some(1), &[Link { relation: "self", url: "http://x/fhir/Patient" }]);
+        let mut w = BundleWriter::new("searchset", 0, Some(1), &[Link { relation: "self", url: "http://x/fhir/Patient" }]);
         w.entry(Some("http://x/fhir/Patient/1"), Some(br#"{"resourceType":"Patient","id":"1"}"#), &json!({"search": {"mode": "match"}}));
         let v: Value = serde_json::from_slice(&w.finish()).unwrap();
         assert_eq!(v["entry"][0]["resource"]["id"], "1");
         assert_eq!(v["total"], 1);
-        let empty: Value = serde_json::from_slice(&BundleWriter::new("history", None, &[]).finish()).unwrap();
+        let empty: Value = serde_json::from_slice(&BundleWriter::new("history", 0, None, &[]).finish()).unwrap();
         assert!(empty.get("entry").is_none());
     }
 }

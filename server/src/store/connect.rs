@@ -89,6 +89,14 @@ impl Store {
         })
     }
 
+    /// A plain connection for reads that need no snapshot across statements.
+    pub async fn reader(&self) -> Result<Tx, StoreError> {
+        Ok(match self {
+            Store::Sqlite { read, .. } => Tx::SqliteConn(read.acquire().await?),
+            Store::Postgres(pool) => Tx::PostgresConn(pool.acquire().await?),
+        })
+    }
+
     pub async fn close(&self) {
         match self {
             Store::Sqlite { write, read } => {

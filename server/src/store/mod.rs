@@ -8,17 +8,22 @@ mod connect;
 mod error;
 pub mod resources;
 
-pub use connect::{Backend, Store};
+pub use connect::{Backend, Store, redact as connect_redacted};
 pub use error::StoreError;
 pub use resources::{Current, HistoryEntry, HistoryQuery, StoredVersion};
 
+use sqlx::pool::PoolConnection;
 use sqlx::{Postgres, Sqlite, Transaction};
 
-/// A database transaction on either backend. Every write happens inside one, so a
-/// failed request (or a failed transaction Bundle) leaves nothing behind.
+/// A database session on either backend: a transaction, or for single-statement reads
+/// a plain pooled connection (saving the BEGIN/COMMIT round trips on the hot read
+/// path). Every write happens inside a transaction, so a failed request (or a failed
+/// transaction Bundle) leaves nothing behind.
 pub enum Tx {
     Sqlite(Transaction<'static, Sqlite>),
     Postgres(Transaction<'static, Postgres>),
+    SqliteConn(PoolConnection<Sqlite>),
+    PostgresConn(PoolConnection<Postgres>),
 }
 
 impl Tx {
@@ -26,14 +31,15 @@ impl Tx {
         match self {
             Tx::Sqlite(t) => t.commit().await?,
             Tx::Postgres(t) => t.commit().await?,
+            Tx::SqliteConn(_) | Tx::PostgresConn(_) => {}
         }
         Ok(())
     }
 
     pub fn backend(&self) -> Backend {
         match self {
-            Tx::Sqlite(_) => Backend::Sqlite,
-            Tx::Postgres(_) => Backend::Postgres,
+            Tx::Sqlite(_) | Tx::SqliteConn(_) => Backend::Sqlite,
+            Tx::Postgres(_) | Tx::PostgresConn(_) => Backend::Postgres,
         }
     }
 }
@@ -48,7 +54,15 @@ macro_rules! on_conn {
                 let $c = &mut **t;
                 $body
             }
+            $crate::store::Tx::SqliteConn(t) => {
+                let $c = &mut **t;
+                $body
+            }
             $crate::store::Tx::Postgres(t) => {
+                let $c = &mut **t;
+                $body
+            }
+            $crate::store::Tx::PostgresConn(t) => {
                 let $c = &mut **t;
                 $body
             }

@@ -55,13 +55,14 @@ pub async fn current(tx: &mut Tx, res_type: &str, res_id: &str) -> Result<Option
     .bind(res_type)
     .bind(res_id)
     .fetch_optional(c)
-    .await?);
-    Ok(row.map(|r| Current {
+    .await?
+    .map(|r| Current {
         pk: r.get(0),
         version: r.get(1),
         last_updated: r.get(2),
         deleted: r.get(3),
-    }))
+    }));
+    Ok(row)
 }
 
 /// Like [`current`], but locks the row until the transaction ends so that concurrent
@@ -104,12 +105,13 @@ pub async fn read_current(
     .bind(res_type)
     .bind(res_id)
     .fetch_optional(c)
-    .await?);
-    Ok(row.map(|r| StoredVersion {
+    .await?
+    .map(|r| StoredVersion {
         version: r.get(0),
         last_updated: r.get(1),
         content: r.get(2),
-    }))
+    }));
+    Ok(row)
 }
 
 pub async fn read_version(
@@ -127,12 +129,13 @@ pub async fn read_version(
     .bind(res_id)
     .bind(version)
     .fetch_optional(c)
-    .await?);
-    Ok(row.map(|r| StoredVersion {
+    .await?
+    .map(|r| StoredVersion {
         version: r.get(0),
         last_updated: r.get(1),
         content: r.get(2),
-    }))
+    }));
+    Ok(row)
 }
 
 /// Current content of many resources by primary key (search results, includes).
@@ -153,16 +156,16 @@ pub async fn read_by_pks(tx: &mut Tx, pks: &[i64]) -> Result<Vec<(i64, Vec<u8>)>
         for pk in pks {
             q = q.bind(*pk);
         }
-        q.fetch_all(c).await?
+        q.fetch_all(c)
+            .await?
+            .into_iter()
+            .filter_map(|r| {
+                let content: Option<Vec<u8>> = r.get(1);
+                content.map(|c| (r.get::<i64, _>(0), c))
+            })
+            .collect::<Vec<_>>()
     });
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let content: Option<Vec<u8>> = r.get(1);
-        if let Some(content) = content {
-            out.push((r.get(0), content));
-        }
-    }
-    Ok(out)
+    Ok(rows)
 }
 
 /// Inserts the head row of a new logical resource; `None` when another writer created
@@ -181,8 +184,9 @@ pub async fn insert_head(
     .bind(res_id)
     .bind(last_updated)
     .fetch_optional(c)
-    .await?);
-    Ok(row.map(|r| r.get(0)))
+    .await?
+    .map(|r| r.get::<i64, _>(0)));
+    Ok(row)
 }
 
 pub async fn update_head(
@@ -200,7 +204,8 @@ pub async fn update_head(
     .bind(last_updated)
     .bind(deleted)
     .execute(c)
-    .await?);
+    .await
+    .map(|_| ())?);
     Ok(())
 }
 
@@ -225,7 +230,8 @@ pub async fn insert_version(
     .bind(method)
     .bind(content)
     .execute(c)
-    .await?);
+    .await
+    .map(|_| ())?);
     Ok(())
 }
 
@@ -278,18 +284,21 @@ pub async fn history(tx: &mut Tx, q: &HistoryQuery) -> Result<Vec<HistoryEntry>,
         if let Some(b) = q.before_seq {
             query = query.bind(b);
         }
-        query.bind(q.limit).fetch_all(c).await?
+        query
+            .bind(q.limit)
+            .fetch_all(c)
+            .await?
+            .into_iter()
+            .map(|r| HistoryEntry {
+                seq: r.get(0),
+                res_type: r.get(1),
+                res_id: r.get(2),
+                version: r.get(3),
+                last_updated: r.get(4),
+                method: r.get(5),
+                content: r.get(6),
+            })
+            .collect::<Vec<_>>()
     });
-    Ok(rows
-        .into_iter()
-        .map(|r| HistoryEntry {
-            seq: r.get(0),
-            res_type: r.get(1),
-            res_id: r.get(2),
-            version: r.get(3),
-            last_updated: r.get(4),
-            method: r.get(5),
-            content: r.get(6),
-        })
-        .collect())
+    Ok(rows)
 }

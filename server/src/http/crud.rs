@@ -1,0 +1,226 @@
+//! Instance and type interactions: create, read, vread, update, patch, delete, and
+//! their conditional forms. Thin: checks the request, calls the service, answers.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::fhir::summary::Shape;
+use crate::http::extract::{Conditions, FhirBody, PatchBody, Query};
+use crate::http::respond;
+use crate::service::conditional::{self, Matches};
+use crate::service::{ids, read, write};
+use crate::state::AppState;
+
+fn shape(q: &Query) -> Result<Shape> {
+    Shape::from_params(q.get("_summary"), q.get("_elements"))
+        .map_err(|v| Error::invalid_at("value", "_summary", format!("Unsupported {v}")))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Path(res_type): Path<String>,
+    cond: Conditions,
+    FhirBody(body): FhirBody,
+) -> Result<Response> {
+    ids::check_type(&res_type)?;
+    let mut tx = state.store().begin_write().await?;
+    if let Some(criteria) = &cond.if_none_exist {
+        match conditional::resolve(&state, &mut tx, &res_type, criteria).await? {
+            Matches::None => {}
+            Matches::One(id) => {
+                // The resource exists already: nothing is created, the match is returned.
+                let v = read::read(&mut tx, &res_type, &id).await?;
+                let content = v.content.unwrap_or_default();
+                return Ok(respond::resource(StatusCode::OK, v.version, v.last_updated, content));
+            }
+            Matches::Many => {
+                return Err(Error::PreconditionFailed(format!(
+                    "If-None-Exist '{criteria}' matches more than one {res_type}"
+                )));
+            }
+        }
+    }
+    let w = write::create(&state, &mut tx, &res_type, body).await?;
+    tx.commit().await?;
+    Ok(respond::written(state.base_url(), w, cond.prefer_return))
+}
+
+pub async fn read(
+    State(state): State<AppState>,
+    Path((res_type, id)): Path<(String, String)>,
+    cond: Conditions,
+    q: Query,
+) -> Result<Response> {
+    ids::check_type(&res_type)?;
+    let shape = shape(&q)?;
+    let mut conn = state.store().reader().await?;
+    let v = read::read(&mut conn, &res_type, &id).await?;
+    drop(conn);
+    if let Some(inm) = &cond.if_none_match {
+        if inm.trim() == "*" || crate::fhir::meta::parse_etag(inm) == Some(v.version) {
+            return Ok(respond::not_modified(v.version, v.last_updated));
+        }
+    }
+    if let Some(since) = cond.if_modified_since {
+        // HTTP dates have whole seconds: compare at that precision.
+        if v.last_updated / 1_000_000 <= since / 1_000_000 {
+            return Ok(respond::not_modified(v.version, v.last_updated));
+        }
+    }
+    let body = respond::shape_bytes(v.content.unwrap_or_default(), &shape)?;
+    Ok(respond::resource(StatusCode::OK, v.version, v.last_updated, body))
+}
+
+pub async fn vread(
+    State(state): State<AppState>,
+    Path((res_type, id, vid)): Path<(String, String, String)>,
+    q: Query,
+) -> Result<Response> {
+    ids::check_type(&res_type)?;
+    let shape = shape(&q)?;
+    let mut conn = state.store().reader().await?;
+    let v = read::vread(&mut conn, &res_type, &id, &vid).await?;
+    let body = respond::shape_bytes(v.content.unwrap_or_default(), &shape)?;
+    Ok(respond::resource(StatusCode::OK, v.version, v.last_updated, body))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Path((res_type, id)): Path<(String, String)>,
+    cond: Conditions,
+    FhirBody(body): FhirBody,
+) -> Result<Response> {
+    ids::check_type(&res_type)?;
+    let mut tx = state.store().begin_write().await?;
+    let w = write::update(&state, &mut tx, &res_type, &id, body, cond.if_match).await?;
+    tx.commit().await?;
+    Ok(respond::written(state.base_url(), w, cond.prefer_return))
+}
+
+/// `PUT [type]?criteria`.
+pub async fn conditional_update(
+    State(state): State<AppState>,
+    Path(res_type): Path<String>,
+    cond: Conditions,
+    q: Query,
+    FhirBody(body): FhirBody,
+) -> Result<Response> {
+    ids::check_type(&res_type)?;
+    let criteria = criteria(&q);
+    let mut tx = state.store().begin_write().await?;
+    let body_id = body.get("id").and_then(Value::as_str).map(str::to_string);
+    let w = match conditional::resolve(&state, &mut tx, &res_type, &criteria).await? {
+        Matches::Many => {
+            return Err(Error::PreconditionFailed(format!("'{criteria}' matches more than one {res_type}")));
+        }
+        Matches::One(id) => write::update(&state, &mut tx, &res_type, &id, with_id(body, &id, body_id)?, cond.if_match).await?,
+        Matches::None => match body_id {
+            Some(id) => write::update(&state, &mut tx, &res_type, &id, body, None).await?,
+            None => write::create(&state, &mut tx, &res_type, body).await?,
+        },
+    };
+    tx.commit().await?;
+    Ok(respond::written(state.base_url(), w, cond.prefer_return))
+}
+
+/// A conditional update's body may omit the id; if it has one it must be the match's.
+fn with_id(mut body: Value, id: &str, body_id: Option<String>) -> Result<Value> {
+    match body_id {
+        Some(b) if b != id => Err(Error::invalid_at(
+            "invalid",
+            "id",
+            format!("The body's id '{b}' is not the id of the resource the criteria matched ('{id}')"),
+        )),
+        _ => {
+            if let Some(obj) = body.as_object_mut() {
+                obj.insert("id".into(), Value::String(id.to_string()));
+            }
+            Ok(body)
+        }
+    }
+}
+
+fn criteria(q: &Query) -> String {
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in &q.0 {
+        if !matches!(k.as_str(), "_format" | "_pretty") {
+            ser.append_pair(k, v);
+        }
+    }
+    ser.finish()
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    Path((res_type, id)): Path<(String, String)>,
+    cond: Conditions,
+    PatchBody::JsonPatch(doc): PatchBody,
+) -> Result<Response> {
+    ids::check_type(&res_type)?;
+    let mut tx = state.store().begin_write().await?;
+    let w = write::patch(&state, &mut tx, &res_type, &id, doc, cond.if_match).await?;
+    tx.commit().await?;
+    Ok(respond::written(state.base_url(), w, cond.prefer_return))
+}
+
+pub async fn conditional_patch(
+    State(state): State<AppState>,
+    Path(res_type): Path<String>,
+    cond: Conditions,
+    q: Query,
+    PatchBody::JsonPatch(doc): PatchBody,
+) -> Result<Response> {
+    ids::check_type(&res_type)?;
+    let criteria = criteria(&q);
+    let mut tx = state.store().begin_write().await?;
+    let id = match conditional::resolve(&state, &mut tx, &res_type, &criteria).await? {
+        Matches::One(id) => id,
+        Matches::None => return Err(Error::NotFound(format!("No {res_type} matches '{criteria}'"))),
+        Matches::Many => {
+            return Err(Error::PreconditionFailed(format!("'{criteria}' matches more than one {res_type}")));
+        }
+    };
+    let w = write::patch(&state, &mut tx, &res_type, &id, doc, cond.if_match).await?;
+    tx.commit().await?;
+    Ok(respond::written(state.base_url(), w, cond.prefer_return))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((res_type, id)): Path<(String, String)>,
+    cond: Conditions,
+) -> Result<Response> {
+    ids::check_type(&res_type)?;
+    let mut tx = state.store().begin_write().await?;
+    let d = write::delete(&state, &mut tx, &res_type, &id, cond.if_match).await?;
+    tx.commit().await?;
+    let msg = match d.version {
+        Some(_) => format!("{res_type}/{id} deleted"),
+        None => format!("{res_type}/{id} was already deleted"),
+    };
+    Ok(respond::deleted(d.version, cond.prefer_return, msg))
+}
+
+/// `DELETE [type]?criteria`: deletes the one match; several matches are refused (412).
+pub async fn conditional_delete(
+    State(state): State<AppState>,
+    Path(res_type): Path<String>,
+    cond: Conditions,
+    q: Query,
+) -> Result<Response> {
+    ids::check_type(&res_type)?;
+    let criteria = criteria(&q);
+    let mut tx = state.store().begin_write().await?;
+    match conditional::resolve(&state, &mut tx, &res_type, &criteria).await? {
+        Matches::None => Ok(respond::deleted(None, cond.prefer_return, format!("No {res_type} matches '{criteria}'"))),
+        Matches::Many => Err(Error::PreconditionFailed(format!("'{criteria}' matches more than one {res_type}"))),
+        Matches::One(id) => {
+            let d = write::delete(&state, &mut tx, &res_type, &id, cond.if_match).await?;
+            tx.commit().await?;
+            Ok(respond::deleted(d.version, cond.prefer_return, format!("{res_type}/{id} deleted")))
+        }
+    }
+}

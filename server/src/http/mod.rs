@@ -1,0 +1,68 @@
+//! The HTTP edge: routes, request extraction, negotiation and the error mapping.
+
+pub mod crud;
+pub mod error;
+pub mod extract;
+pub mod history;
+pub mod metadata;
+pub mod negotiate;
+pub mod respond;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::Request;
+use axum::routing::{get, post};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::error::Error;
+use crate::state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    let fhir = Router::new()
+        .route("/metadata", get(metadata::capability_statement))
+        .route("/_history", get(history::system))
+        .route(
+            "/{type}",
+            post(crud::create)
+                .put(crud::conditional_update)
+                .delete(crud::conditional_delete)
+                .patch(crud::conditional_patch),
+        )
+        .route("/{type}/_history", get(history::type_level))
+        .route(
+            "/{type}/{id}",
+            get(crud::read).put(crud::update).delete(crud::delete).patch(crud::patch),
+        )
+        .route("/{type}/{id}/_history", get(history::instance))
+        .route("/{type}/{id}/_history/{vid}", get(crud::vread))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(negotiate::negotiate));
+
+    Router::new()
+        .nest("/fhir", fhir)
+        .fallback(not_found)
+        // Bodies are read by our own extractors against the configured limit (413).
+        .layer(DefaultBodyLimit::disable())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            // The path only: query strings can carry identifiers of patients.
+            tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn not_found() -> Error {
+    Error::NotFound("No such endpoint".to_string())
+}
+
+async fn method_not_allowed() -> Error {
+    Error::MethodNotAllowed("This interaction is not supported on this URL".to_string())
+}

@@ -1,0 +1,9 @@
+//! FHIR interactions independent of HTTP: the handlers and the Bundle processor both
+//! call these, always inside a store transaction.
+
+pub mod conditional;
+pub mod history;
+pub mod ids;
+pub mod read;
+pub mod validate;
+pub mod write;

@@ -1,0 +1,184 @@
+//! Test harness: a real Carnet server on an ephemeral port, over a fresh database
+//! (a temporary SQLite file, or a new PostgreSQL database per test).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use carnet::app::Running;
+use carnet::clock::OffsetClock;
+use carnet::config::Config;
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::Value;
+use sqlx::Connection;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the PostgreSQL tests create their databases. CI provides one on
+/// 127.0.0.1:5432 with trust auth (`.ci/run` starts one if none answers); a test run
+/// without PostgreSQL fails rather than skipping.
+pub fn postgres_admin_url() -> String {
+    std::env::var("CARNET_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+pub struct TestServer {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<OffsetClock>,
+    pub backend: Backend,
+    pub database_url: String,
+    running: Option<Running>,
+    _dir: Option<tempfile::TempDir>,
+    pg_db: Option<String>,
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> TestServer {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let (database_url, dir, pg_db) = match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}/carnet.db", dir.path().display());
+                (url, Some(dir), None)
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url();
+                let name = format!("carnet_t_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| panic!("PostgreSQL is required for these tests ({admin}): {e}"));
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                let url = match admin.rfind('/') {
+                    Some(i) => format!("{}/{name}", &admin[..i]),
+                    None => panic!("bad admin url {admin}"),
+                };
+                (url, None, Some(name))
+            }
+        };
+        Self::start_on(backend, database_url, dir, pg_db, tweak).await
+    }
+
+    async fn start_on(
+        backend: Backend,
+        database_url: String,
+        dir: Option<tempfile::TempDir>,
+        pg_db: Option<String>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestServer {
+        let mut config = Config::for_database(&database_url);
+        config.db_pool = 4;
+        tweak(&mut config);
+        let clock = OffsetClock::new();
+        let running = Running::start(config, Some(clock.clone())).await.unwrap();
+        TestServer {
+            base: running.base_url.clone(),
+            client: reqwest::Client::new(),
+            clock,
+            backend,
+            database_url,
+            running: Some(running),
+            _dir: dir,
+            pg_db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}/{}", self.base, path.trim_start_matches('/'))
+        }
+    }
+
+    pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.req(Method::GET, path).send().await.unwrap()
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let r = self.get(path).await;
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn send_json(&self, method: Method, path: &str, body: &Value) -> Response {
+        self.req(method, path)
+            .header("content-type", "application/fhir+json")
+            .body(serde_json::to_vec(body).unwrap())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates a resource and returns its stored form.
+    pub async fn create(&self, body: Value) -> Value {
+        let ty = body["resourceType"].as_str().unwrap().to_string();
+        let r = self.send_json(Method::POST, &ty, &body).await;
+        assert_eq!(r.status().as_u16(), 201, "create {ty}");
+        r.json().await.unwrap()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await.unwrap();
+        }
+        if let Some(name) = self.pg_db.take() {
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                    .execute(&mut conn)
+                    .await;
+            }
+        }
+    }
+}
+
+/// The `expression` paths of an OperationOutcome's issues.
+pub fn expressions(outcome: &Value) -> Vec<String> {
+    outcome["issue"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|i| i["expression"].as_array().cloned().unwrap_or_default())
+        .filter_map(|e| e.as_str().map(str::to_string))
+        .collect()
+}
+
+/// Runs each listed `async fn(&TestServer)` once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let s = $crate::TestServer::start($crate::Backend::Sqlite).await;
+                    super::$name(&s).await;
+                    s.stop().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let s = $crate::TestServer::start($crate::Backend::Postgres).await;
+                    super::$name(&s).await;
+                    s.stop().await;
+                }
+            )*
+        }
+    };
+}
