@@ -6,7 +6,7 @@ mod extract;
 mod modifier;
 mod normalize;
 mod number;
-// pub mod query;
+pub mod query;
 mod registry;
 mod values;
 
@@ -15,5 +15,9 @@ pub use extract::{extract_param, node_values, parse_reference};
 pub use modifier::{Modifier, ModifierKind, allowed as allowed_modifiers};
 pub use normalize::normalize;
 pub use number::parse_number;
+pub use query::{
+    ChainStep, Criterion, Include, ParsedQuery, Prefix, QueryError, QueryValue, ResultParams, SearchValue, SortKey,
+    Summary, TokenQuery, TokenSystem, Total, parse_query,
+};
 pub use registry::{Component, ParamType, Registry, RegistryError, SearchParam, is_resource_type, resource_types};
 pub use values::*;

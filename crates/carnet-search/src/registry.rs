@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use carnet_fhirpath::{BinaryOp, Expr, types::RESOURCE_TYPES};
+use carnet_fhirpath::{BinaryOp, Expr, Function, types::RESOURCE_TYPES};
 use serde_json::Value;
 
 use crate::modifier::ModifierKind;
@@ -201,16 +201,21 @@ impl Registry {
         let url = text("url").unwrap_or_default().to_owned();
         for base in strings("base") {
             let abstract_base = base == "Resource" || base == "DomainResource";
+            let expression = match (&expression, abstract_base) {
+                (Some(e), false) => specialize(e, &base),
+                (e, _) => e.clone(),
+            };
+            let targets = match expression.as_ref().and_then(resolved_types) {
+                Some(only) => targets.iter().filter(|t| only.contains(&t.as_str())).cloned().collect(),
+                None => targets.clone(),
+            };
             let param = SearchParam {
                 code: code.clone(),
                 url: url.clone(),
                 param_type,
-                expression: match (&expression, abstract_base) {
-                    (Some(e), false) => specialize(e, &base),
-                    (e, _) => e.clone(),
-                },
+                expression,
                 expression_text: expression_text.clone(),
-                targets: targets.clone(),
+                targets,
                 components: components.clone(),
                 supported,
             };
@@ -271,6 +276,24 @@ fn specialize(expr: &Expr, resource_type: &str) -> Option<Expr> {
             Some(t) if t != resource_type && t != "Resource" && t != "DomainResource" => None,
             _ => Some(e.clone()),
         },
+    }
+}
+
+/// The types named by `where(resolve() is T)` when every union branch ends with one:
+/// R4 lists `Patient` and `Group` as targets of `patient`, but its expression only
+/// keeps references to Patients, so `patient=123` must mean `Patient/123`.
+fn resolved_types(expr: &Expr) -> Option<Vec<&str>> {
+    match expr {
+        Expr::Binary(BinaryOp::Union, a, b) => {
+            let mut types = resolved_types(a)?;
+            types.extend(resolved_types(b)?);
+            Some(types)
+        }
+        Expr::Call(_, Function::Where(crit)) => match &**crit {
+            Expr::Is(inner, t) if matches!(&**inner, Expr::Call(_, Function::Resolve)) => Some(vec![t.name.as_str()]),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
