@@ -1,5 +1,6 @@
 //! Search URL parsing: every parameter type, modifier, prefix, chain, and each refusal.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 use carnet_search::*;
 
 fn pairs(q: &str) -> Vec<(String, String)> {
