@@ -1,0 +1,34 @@
+//! The write path: JSON bytes → Value → strict R4 check → stamped and stored (one
+//! database transaction on SQLite). `cargo bench -p carnet-benches --bench write_path`
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use carnet_benches::{observation, sqlite_state};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let bytes = serde_json::to_vec(&observation()).unwrap();
+
+    c.bench_function("parse Observation (serde_json)", |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(&bytes).unwrap())
+    });
+    let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    c.bench_function("check Observation (carnet-fhir strict)", |b| {
+        b.iter(|| carnet_fhir::check_resource(&value).unwrap())
+    });
+
+    let bench = rt.block_on(sqlite_state()).unwrap();
+    let state = bench.state.clone();
+    c.bench_function("create Observation (parse+check+store, SQLite)", |b| {
+        b.to_async(&rt).iter(|| async {
+            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            let mut tx = state.store().begin_write().await.unwrap();
+            carnet::service::write::create(&state, &mut tx, "Observation", v).await.unwrap();
+            tx.commit().await.unwrap();
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
