@@ -68,6 +68,12 @@ impl TestServer {
         Self::start_on(backend, database_url, dir, pg_db, tweak).await
     }
 
+    /// A second server on the same database as `other` (for multi-node tests); the
+    /// database belongs to `other`, which drops it when it stops.
+    pub async fn start_shared(other: &TestServer) -> TestServer {
+        Self::start_on(other.backend, other.database_url.clone(), None, None, |_| {}).await
+    }
+
     async fn start_on(
         backend: Backend,
         database_url: String,
