@@ -73,7 +73,10 @@ fn tidy(msg: &str) -> String {
 /// Best-effort path for a fhirbolt message naming a field in backticks: the first place
 /// (depth-first) where that property appears. fhirbolt reports no paths itself.
 fn locate(value: &Value, msg: &str) -> Option<String> {
-    let root = value.get("resourceType").and_then(Value::as_str)?.to_owned();
+    let root = value
+        .get("resourceType")
+        .and_then(Value::as_str)?
+        .to_owned();
     let field = msg.split('`').nth(1);
     let found = field.and_then(|f| {
         let f = f.rsplit('.').next().unwrap_or(f);
@@ -119,7 +122,11 @@ mod tests {
     fn unknown_field_is_located() {
         let v = json!({"resourceType": "Patient", "name": [{"family": "x", "bogus": 1}]});
         let e = strict_check(&v).unwrap_err();
-        assert_eq!(e.expression.as_deref(), Some("Patient.name[0].bogus"), "{e:?}");
+        assert_eq!(
+            e.expression.as_deref(),
+            Some("Patient.name[0].bogus"),
+            "{e:?}"
+        );
         assert!(e.diagnostics.contains("bogus"), "{e:?}");
     }
 }

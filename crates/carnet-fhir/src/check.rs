@@ -37,10 +37,7 @@ pub fn check_resource(value: &Value) -> Result<(), Vec<Issue>> {
         return Err(vec![Issue::error(
             "structure",
             None,
-            format!(
-                "a resource must be a JSON object, not {}",
-                json_kind(value)
-            ),
+            format!("a resource must be a JSON object, not {}", json_kind(value)),
         )]);
     };
     w.resource(obj, true);
@@ -177,7 +174,9 @@ impl Walker<'_> {
                 self.push_field(key);
                 self.issue(
                     "structure",
-                    format!("{name} can only have one value, but both '{first}' and '{key}' are present"),
+                    format!(
+                        "{name} can only have one value, but both '{first}' and '{key}' are present"
+                    ),
                 );
                 self.path.truncate(base);
             }
@@ -191,7 +190,10 @@ impl Walker<'_> {
                 self.push_field(&req.name);
                 self.issue(
                     "required",
-                    format!("{}.{} is required (minimum cardinality 1) but missing", def.name, req.name),
+                    format!(
+                        "{}.{} is required (minimum cardinality 1) but missing",
+                        def.name, req.name
+                    ),
                 );
                 self.path.truncate(base);
             }
@@ -272,7 +274,10 @@ impl Walker<'_> {
                 Value::Object(o) => self.resource(o, false),
                 other => self.issue(
                     "structure",
-                    format!("expected a resource (JSON object), not {}", json_kind(other)),
+                    format!(
+                        "expected a resource (JSON object), not {}",
+                        json_kind(other)
+                    ),
                 ),
             },
         }
@@ -353,7 +358,9 @@ impl Walker<'_> {
             }
             Some(_) => self.issue(
                 "structure",
-                format!("'_{name}' is only allowed for primitive elements, and '{name}' is not one"),
+                format!(
+                    "'_{name}' is only allowed for primitive elements, and '{name}' is not one"
+                ),
             ),
             None => self.issue(
                 "structure",

@@ -327,10 +327,7 @@ mod tests {
     fn table_shapes() {
         let t = table().unwrap();
         let obs = t.get("Observation").unwrap();
-        assert!(matches!(
-            obs.elems["valueQuantity"].kind,
-            Kind::Struct(_)
-        ));
+        assert!(matches!(obs.elems["valueQuantity"].kind, Kind::Struct(_)));
         assert!(obs.elems["valueQuantity"].choice.is_some());
         assert_eq!(obs.elems["id"].kind, Kind::Prim(Prim::Id));
         assert!(obs.elems["contained"].repeats);

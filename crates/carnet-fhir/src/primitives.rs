@@ -78,7 +78,10 @@ fn check_string(p: Prim, s: &str) -> Result<(), String> {
     let ok = match p {
         Prim::String | Prim::Markdown => {
             // R4: no characters below U+0020 other than tab, CR and LF.
-            if let Some(c) = s.chars().find(|&c| c < ' ' && !matches!(c, '\t' | '\r' | '\n')) {
+            if let Some(c) = s
+                .chars()
+                .find(|&c| c < ' ' && !matches!(c, '\t' | '\r' | '\n'))
+            {
                 return Err(format!(
                     "the {} contains an illegal control character (U+{:04X})",
                     p.name(),
@@ -88,8 +91,12 @@ fn check_string(p: Prim, s: &str) -> Result<(), String> {
             true
         }
         Prim::Code => is_code(s),
-        Prim::Id => s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'),
-        Prim::Uri | Prim::Url | Prim::Canonical => !s.chars().any(char::is_whitespace),
+        Prim::Id => {
+            s.len() <= 64
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        }
+        Prim::Uri | Prim::Url | Prim::Canonical => !s.bytes().any(is_regex_ws),
         Prim::Oid => is_oid(s),
         Prim::Uuid => is_uuid(s),
         Prim::Base64Binary => is_base64(s),
@@ -105,7 +112,12 @@ fn check_string(p: Prim, s: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("'{}' is not a valid {}{}", clip(s), p.name(), hint(p)))
+        Err(format!(
+            "'{}' is not a valid {}{}",
+            clip(s),
+            p.name(),
+            hint(p)
+        ))
     }
 }
 
@@ -136,11 +148,17 @@ fn clip(s: &str) -> String {
     }
 }
 
+/// `\s` of the spec's regexes (XML Schema, Java): ASCII whitespace only, so a
+/// no-break space inside a code is not whitespace.
+fn is_regex_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0B' | b'\x0C')
+}
+
 /// `[^\s]+(\s[^\s]+)*`
 fn is_code(s: &str) -> bool {
     let mut prev_ws = true;
-    for c in s.chars() {
-        let ws = c.is_whitespace();
+    for b in s.bytes() {
+        let ws = is_regex_ws(b);
         if ws && prev_ws {
             return false;
         }
@@ -195,14 +213,17 @@ fn is_base64(s: &str) -> bool {
         }
         n += 1;
     }
-    n > 0 && n % 4 == 0 && pad <= 2
+    n > 0 && n.is_multiple_of(4) && pad <= 2
 }
 
 fn digits(b: &[u8]) -> Option<u32> {
     if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(b.iter().fold(0u32, |acc, &d| acc * 10 + u32::from(d - b'0')))
+    Some(
+        b.iter()
+            .fold(0u32, |acc, &d| acc * 10 + u32::from(d - b'0')),
+    )
 }
 
 /// `([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?`
@@ -236,7 +257,9 @@ fn date_prefix(b: &[u8]) -> Option<usize> {
 
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -316,17 +339,39 @@ mod tests {
         for good in ["2020", "2020-02", "2020-02-29", "0001", "1900-12-31"] {
             assert!(ok(Prim::Date, json!(good)), "{good}");
         }
-        for bad in ["20", "0000", "2019-02-29", "2020-13", "2020-1-01", "2020-01-32", "2020-01-01T10:00:00Z", "2020-00", ""] {
+        for bad in [
+            "20",
+            "0000",
+            "2019-02-29",
+            "2020-13",
+            "2020-1-01",
+            "2020-01-32",
+            "2020-01-01T10:00:00Z",
+            "2020-00",
+            "",
+        ] {
             assert!(!ok(Prim::Date, json!(bad)), "{bad}");
         }
     }
 
     #[test]
     fn date_times_and_instants() {
-        for good in ["2020", "2020-02-29T10:00:00Z", "2020-02-29T23:59:60.123+14:00", "2015-02-07T13:28:17-05:00"] {
+        for good in [
+            "2020",
+            "2020-02-29T10:00:00Z",
+            "2020-02-29T23:59:60.123+14:00",
+            "2015-02-07T13:28:17-05:00",
+        ] {
             assert!(ok(Prim::DateTime, json!(good)), "{good}");
         }
-        for bad in ["2020-02-29T10:00:00", "2020-02-29T10:00Z", "2020-02-29T24:00:00Z", "2020-02T10:00:00Z", "2020-01-01T10:00:00+15:00", "2020-01-01T10:00:00.Z"] {
+        for bad in [
+            "2020-02-29T10:00:00",
+            "2020-02-29T10:00Z",
+            "2020-02-29T24:00:00Z",
+            "2020-02T10:00:00Z",
+            "2020-01-01T10:00:00+15:00",
+            "2020-01-01T10:00:00.Z",
+        ] {
             assert!(!ok(Prim::DateTime, json!(bad)), "{bad}");
         }
         assert!(ok(Prim::Instant, json!("2015-02-07T13:28:17.239+02:00")));
@@ -366,8 +411,14 @@ mod tests {
         assert!(ok(Prim::Oid, json!("urn:oid:1.2.840.113619")));
         assert!(!ok(Prim::Oid, json!("urn:oid:1.02")));
         assert!(!ok(Prim::Oid, json!("1.2.3")));
-        assert!(ok(Prim::Uuid, json!("urn:uuid:a76d9bbf-f293-4fb7-ad4c-2851cac77162")));
-        assert!(!ok(Prim::Uuid, json!("urn:uuid:A76D9BBF-F293-4FB7-AD4C-2851CAC77162")));
+        assert!(ok(
+            Prim::Uuid,
+            json!("urn:uuid:a76d9bbf-f293-4fb7-ad4c-2851cac77162")
+        ));
+        assert!(!ok(
+            Prim::Uuid,
+            json!("urn:uuid:A76D9BBF-F293-4FB7-AD4C-2851CAC77162")
+        ));
         assert!(ok(Prim::Base64Binary, json!("aGVsbG8=")));
         assert!(ok(Prim::Base64Binary, json!("aGVs\nbG8=")));
         assert!(!ok(Prim::Base64Binary, json!("aGVsbG8")));

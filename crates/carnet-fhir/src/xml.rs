@@ -49,8 +49,127 @@ pub fn to_xml(value: &Value, pretty: bool) -> Result<String, Vec<Issue>> {
 /// Converts FHIR XML to a JSON resource (decimals keep their text). The XML is parsed
 /// strictly, but only [`crate::check_resource`] checks values: run it on the result.
 pub fn from_xml(xml: &[u8]) -> Result<Value, Vec<Issue>> {
-    let resource = bolt::parse_xml(xml).map_err(|i| vec![i])?;
-    bolt::write_json(resource).map_err(|i| vec![i])
+    let (patched, divs) = scan_xml(xml).map_err(|e| {
+        vec![Issue::error(
+            "structure",
+            None,
+            format!("invalid FHIR XML: {e}"),
+        )]
+    })?;
+    let input = if divs.is_empty() { xml } else { &patched };
+    let resource = bolt::parse_xml(input).map_err(|i| vec![i])?;
+    let mut value = bolt::write_json(resource).map_err(|i| vec![i])?;
+    if !divs.is_empty() {
+        restore_divs(&mut value, &divs);
+    }
+    Ok(value)
+}
+
+fn placeholder(n: usize) -> String {
+    format!("<div xmlns=\"{XHTML_NS}\">{n}</div>")
+}
+
+/// Checks that the document is complete (fhirbolt accepts a truncated document) and
+/// works around fhirbolt's XML reader trimming narrative text and dropping the root
+/// div's attributes: self-contained narratives (an unprefixed `div` declaring the XHTML
+/// namespace, without prefixed elements inside) are cut out verbatim and replaced by
+/// placeholders.
+fn scan_xml(xml: &[u8]) -> Result<(Vec<u8>, Vec<String>), String> {
+    let mut reader = Reader::from_reader(xml);
+    let mut out = Vec::new();
+    let mut divs = Vec::new();
+    let mut copied = 0usize;
+    let mut depth = 0usize;
+    let mut roots = 0usize;
+    let err = |e: quick_xml::Error| format!("malformed XML: {e}");
+    loop {
+        let start = reader.buffer_position();
+        let (is_div, empty) = match reader.read_event().map_err(err)? {
+            Event::Start(e) => (depth > 0 && is_narrative_root(&e), false),
+            Event::Empty(e) => (depth > 0 && is_narrative_root(&e), true),
+            Event::End(_) => {
+                depth = depth.saturating_sub(1);
+                continue;
+            }
+            Event::Eof => break,
+            _ => continue,
+        };
+        if depth == 0 {
+            roots += 1;
+        }
+        if !is_div {
+            depth += usize::from(!empty);
+            continue;
+        }
+        let mut self_contained = true;
+        let mut inner = usize::from(!empty);
+        while inner > 0 {
+            match reader.read_event().map_err(err)? {
+                Event::Start(e) => {
+                    self_contained &= !e.name().as_ref().contains(&b':');
+                    inner += 1;
+                }
+                Event::Empty(e) => self_contained &= !e.name().as_ref().contains(&b':'),
+                Event::End(_) => inner -= 1,
+                Event::Eof => {
+                    return Err("unexpected end of document inside a narrative".to_owned());
+                }
+                _ => {}
+            }
+        }
+        let end = reader.buffer_position();
+        let raw = xml.get(start..end).map(std::str::from_utf8);
+        let Some(Ok(raw)) = raw.filter(|_| self_contained) else {
+            continue;
+        };
+        out.extend_from_slice(xml.get(copied..start).unwrap_or_default());
+        out.extend_from_slice(placeholder(divs.len()).as_bytes());
+        divs.push(raw.to_owned());
+        copied = end;
+    }
+    if depth != 0 {
+        return Err("unexpected end of document: an element is not closed".to_owned());
+    }
+    if roots != 1 {
+        return Err(format!(
+            "a FHIR XML document must have exactly one root element, found {roots}"
+        ));
+    }
+    if !divs.is_empty() {
+        out.extend_from_slice(xml.get(copied..).unwrap_or_default());
+    }
+    Ok((out, divs))
+}
+
+fn is_narrative_root(e: &BytesStart<'_>) -> bool {
+    e.name().as_ref() == b"div"
+        && e.attributes()
+            .flatten()
+            .any(|a| a.key.as_ref() == b"xmlns" && a.value.as_ref() == XHTML_NS.as_bytes())
+}
+
+fn restore_divs(v: &mut Value, divs: &[String]) {
+    match v {
+        Value::Object(o) => {
+            for (k, child) in o.iter_mut() {
+                if k == "div"
+                    && let Value::String(s) = child
+                {
+                    let n = s
+                        .strip_prefix(&format!("<div xmlns=\"{XHTML_NS}\">"))
+                        .and_then(|r| r.strip_suffix("</div>"))
+                        .and_then(|n| n.parse::<usize>().ok());
+                    if let Some(original) = n.and_then(|n| divs.get(n)) {
+                        s.clone_from(original);
+                    }
+                } else {
+                    restore_divs(child, divs);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|c| restore_divs(c, divs)),
+        _ => {}
+    }
 }
 
 /// Replaces every narrative `div` by a numbered placeholder, keeping the originals.
@@ -68,8 +187,8 @@ fn stash_divs(v: &mut Value, divs: &mut Vec<String>, path: &mut String) -> Resul
                     check_div(s).map_err(|msg| {
                         Issue::error("value", Some(path.clone()), format!("invalid XHTML: {msg}"))
                     })?;
-                    let placeholder = format!("<div xmlns=\"{XHTML_NS}\">{}</div>", divs.len());
-                    divs.push(std::mem::replace(s, placeholder));
+                    let p = placeholder(divs.len());
+                    divs.push(std::mem::replace(s, p));
                 } else {
                     stash_divs(child, divs, path)?;
                 }

@@ -1,4 +1,6 @@
 //! One deliberately broken resource per refusal rule of `check_resource`.
+// The helpers below are test code too: a panic is the failure report.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use carnet_fhir::{Issue, Severity, check_resource};
 use serde_json::{Value, json};
@@ -39,7 +41,10 @@ fn patient(extra: Value) -> Value {
 #[test]
 fn valid_minimal_resources_pass() {
     check_resource(&obs(json!({}))).unwrap();
-    check_resource(&patient(json!({"birthDate": "1990-02-28", "_birthDate": {"id": "b"}}))).unwrap();
+    check_resource(&patient(
+        json!({"birthDate": "1990-02-28", "_birthDate": {"id": "b"}}),
+    ))
+    .unwrap();
 }
 
 #[test]
@@ -53,23 +58,51 @@ fn not_an_object() {
 #[test]
 fn no_or_bad_resource_type() {
     refused(json!({"id": "x"}), "resourceType", "required");
-    refused(json!({"resourceType": "Nonsense"}), "resourceType", "not-supported");
-    refused(json!({"resourceType": "patient"}), "resourceType", "not-supported");
+    refused(
+        json!({"resourceType": "Nonsense"}),
+        "resourceType",
+        "not-supported",
+    );
+    refused(
+        json!({"resourceType": "patient"}),
+        "resourceType",
+        "not-supported",
+    );
     refused(json!({"resourceType": 7}), "resourceType", "structure");
     // Abstract types are not resources one can send.
-    refused(json!({"resourceType": "DomainResource"}), "resourceType", "not-supported");
+    refused(
+        json!({"resourceType": "DomainResource"}),
+        "resourceType",
+        "not-supported",
+    );
 }
 
 #[test]
 fn unknown_elements() {
     refused(patient(json!({"foo": 1})), "Patient.foo", "structure");
-    refused(patient(json!({"name": [{"family": "x", "bogus": "y"}]})), "Patient.name[0].bogus", "structure");
-    refused(patient(json!({"contact": [{"gender": "male", "bogus": true}]})), "Patient.contact[0].bogus", "structure");
+    refused(
+        patient(json!({"name": [{"family": "x", "bogus": "y"}]})),
+        "Patient.name[0].bogus",
+        "structure",
+    );
+    refused(
+        patient(json!({"contact": [{"gender": "male", "bogus": true}]})),
+        "Patient.contact[0].bogus",
+        "structure",
+    );
     // A choice element needs its type suffix.
     refused(obs(json!({"value": 3})), "Observation.value", "structure");
-    refused(obs(json!({"valueFoo": 3})), "Observation.valueFoo", "structure");
+    refused(
+        obs(json!({"valueFoo": 3})),
+        "Observation.valueFoo",
+        "structure",
+    );
     // resourceType only belongs at the top of a resource.
-    refused(patient(json!({"name": [{"resourceType": "HumanName"}]})), "Patient.name[0].resourceType", "structure");
+    refused(
+        patient(json!({"name": [{"resourceType": "HumanName"}]})),
+        "Patient.name[0].resourceType",
+        "structure",
+    );
     // contentReference: Questionnaire.item.item is a Questionnaire.item.
     refused(
         json!({"resourceType": "Questionnaire", "status": "draft", "item": [{"linkId": "1", "type": "group",
@@ -81,27 +114,77 @@ fn unknown_elements() {
 
 #[test]
 fn wrong_json_types() {
-    refused(patient(json!({"active": "true"})), "Patient.active", "structure");
-    refused(obs(json!({"valueInteger": "5"})), "Observation.valueInteger", "structure");
-    refused(patient(json!({"gender": {"code": "male"}})), "Patient.gender", "structure");
-    refused(patient(json!({"name": ["Smith"]})), "Patient.name[0]", "structure");
-    refused(patient(json!({"name": [{"given": [1]}]})), "Patient.name[0].given[0]", "structure");
-    refused(obs(json!({"valueQuantity": {"value": "abc"}})), "Observation.valueQuantity.value", "structure");
     refused(
-        obs(json!({"component": [{"code": {"text": "a"}}, {"code": {"text": "b"}, "valueQuantity": {"value": "60.5"}}]})),
+        patient(json!({"active": "true"})),
+        "Patient.active",
+        "structure",
+    );
+    refused(
+        obs(json!({"valueInteger": "5"})),
+        "Observation.valueInteger",
+        "structure",
+    );
+    refused(
+        patient(json!({"gender": {"code": "male"}})),
+        "Patient.gender",
+        "structure",
+    );
+    refused(
+        patient(json!({"name": ["Smith"]})),
+        "Patient.name[0]",
+        "structure",
+    );
+    refused(
+        patient(json!({"name": [{"given": [1]}]})),
+        "Patient.name[0].given[0]",
+        "structure",
+    );
+    refused(
+        obs(json!({"valueQuantity": {"value": "abc"}})),
+        "Observation.valueQuantity.value",
+        "structure",
+    );
+    refused(
+        obs(
+            json!({"component": [{"code": {"text": "a"}}, {"code": {"text": "b"}, "valueQuantity": {"value": "60.5"}}]}),
+        ),
         "Observation.component[1].valueQuantity.value",
         "structure",
     );
-    refused(patient(json!({"gender": null})), "Patient.gender", "structure");
-    refused(patient(json!({"name": [{}]})), "Patient.name[0]", "structure");
+    refused(
+        patient(json!({"gender": null})),
+        "Patient.gender",
+        "structure",
+    );
+    refused(
+        patient(json!({"name": [{}]})),
+        "Patient.name[0]",
+        "structure",
+    );
 }
 
 #[test]
 fn array_versus_single() {
-    refused(patient(json!({"gender": ["male"]})), "Patient.gender", "structure");
-    refused(obs(json!({"code": [{"text": "x"}]})), "Observation.code", "structure");
-    refused(patient(json!({"name": {"family": "x"}})), "Patient.name", "structure");
-    refused(patient(json!({"name": [{"given": "Peter"}]})), "Patient.name[0].given", "structure");
+    refused(
+        patient(json!({"gender": ["male"]})),
+        "Patient.gender",
+        "structure",
+    );
+    refused(
+        obs(json!({"code": [{"text": "x"}]})),
+        "Observation.code",
+        "structure",
+    );
+    refused(
+        patient(json!({"name": {"family": "x"}})),
+        "Patient.name",
+        "structure",
+    );
+    refused(
+        patient(json!({"name": [{"given": "Peter"}]})),
+        "Patient.name[0].given",
+        "structure",
+    );
     refused(patient(json!({"name": []})), "Patient.name", "structure");
 }
 
@@ -110,12 +193,27 @@ fn bad_primitive_values() {
     let cases: Vec<(Value, &str)> = vec![
         (patient(json!({"id": "bad_id!"})), "Patient.id"),
         (patient(json!({"id": "x".repeat(65)})), "Patient.id"),
-        (patient(json!({"birthDate": "1990-13-01"})), "Patient.birthDate"),
-        (patient(json!({"birthDate": "1990-02-30"})), "Patient.birthDate"),
-        (patient(json!({"deceasedDateTime": "2020-01-01T10:00:00"})), "Patient.deceasedDateTime"),
+        (
+            patient(json!({"birthDate": "1990-13-01"})),
+            "Patient.birthDate",
+        ),
+        (
+            patient(json!({"birthDate": "1990-02-30"})),
+            "Patient.birthDate",
+        ),
+        (
+            patient(json!({"deceasedDateTime": "2020-01-01T10:00:00"})),
+            "Patient.deceasedDateTime",
+        ),
         (obs(json!({"issued": "2020-01-01"})), "Observation.issued"),
-        (obs(json!({"valueTime": "25:00:00"})), "Observation.valueTime"),
-        (obs(json!({"valueInteger": 2147483648i64})), "Observation.valueInteger"),
+        (
+            obs(json!({"valueTime": "25:00:00"})),
+            "Observation.valueTime",
+        ),
+        (
+            obs(json!({"valueInteger": 2147483648i64})),
+            "Observation.valueInteger",
+        ),
         (
             json!({"resourceType": "Bundle", "type": "searchset", "total": -1}),
             "Bundle.total",
@@ -127,18 +225,42 @@ fn bad_primitive_values() {
         ),
         (patient(json!({"gender": " male"})), "Patient.gender"),
         (patient(json!({"gender": ""})), "Patient.gender"),
-        (patient(json!({"implicitRules": "http://a b"})), "Patient.implicitRules"),
-        (patient(json!({"photo": [{"url": "http://a b"}]})), "Patient.photo[0].url"),
+        (
+            patient(json!({"implicitRules": "http://a b"})),
+            "Patient.implicitRules",
+        ),
+        (
+            patient(json!({"photo": [{"url": "http://a b"}]})),
+            "Patient.photo[0].url",
+        ),
         (
             json!({"resourceType": "Questionnaire", "status": "draft", "derivedFrom": ["http://x y"]}),
             "Questionnaire.derivedFrom[0]",
         ),
-        (patient(json!({"extension": [{"url": "http://e", "valueOid": "1.2.3"}]})), "Patient.extension[0].valueOid"),
-        (patient(json!({"extension": [{"url": "http://e", "valueUuid": "urn:uuid:1234"}]})), "Patient.extension[0].valueUuid"),
-        (patient(json!({"photo": [{"data": "@@@@"}]})), "Patient.photo[0].data"),
-        (patient(json!({"name": [{"family": ""}]})), "Patient.name[0].family"),
-        (obs(json!({"note": [{"text": ""}]})), "Observation.note[0].text"),
-        (patient(json!({"text": {"status": "generated", "div": "no markup"}})), "Patient.text.div"),
+        (
+            patient(json!({"extension": [{"url": "http://e", "valueOid": "1.2.3"}]})),
+            "Patient.extension[0].valueOid",
+        ),
+        (
+            patient(json!({"extension": [{"url": "http://e", "valueUuid": "urn:uuid:1234"}]})),
+            "Patient.extension[0].valueUuid",
+        ),
+        (
+            patient(json!({"photo": [{"data": "@@@@"}]})),
+            "Patient.photo[0].data",
+        ),
+        (
+            patient(json!({"name": [{"family": ""}]})),
+            "Patient.name[0].family",
+        ),
+        (
+            obs(json!({"note": [{"text": ""}]})),
+            "Observation.note[0].text",
+        ),
+        (
+            patient(json!({"text": {"status": "generated", "div": "no markup"}})),
+            "Patient.text.div",
+        ),
     ];
     for (v, expr) in cases {
         refused(v, expr, "value");
@@ -147,42 +269,96 @@ fn bad_primitive_values() {
 
 #[test]
 fn primitive_extension_companions() {
-    refused(patient(json!({"_birthDate": "x"})), "Patient._birthDate", "structure");
-    refused(patient(json!({"_birthDate": {"foo": 1}})), "Patient._birthDate.foo", "structure");
+    refused(
+        patient(json!({"_birthDate": "x"})),
+        "Patient._birthDate",
+        "structure",
+    );
+    refused(
+        patient(json!({"_birthDate": {"foo": 1}})),
+        "Patient._birthDate.foo",
+        "structure",
+    );
     refused(
         patient(json!({"_birthDate": {"extension": [{"valueString": "no url"}]}})),
         "Patient._birthDate.extension[0].url",
         "required",
     );
-    refused(patient(json!({"_birthDate": [{"id": "a"}]})), "Patient._birthDate", "structure");
-    refused(patient(json!({"name": [{"given": ["a", "b"], "_given": {"id": "x"}}]})), "Patient.name[0]._given", "structure");
+    refused(
+        patient(json!({"_birthDate": [{"id": "a"}]})),
+        "Patient._birthDate",
+        "structure",
+    );
+    refused(
+        patient(json!({"name": [{"given": ["a", "b"], "_given": {"id": "x"}}]})),
+        "Patient.name[0]._given",
+        "structure",
+    );
     refused(
         patient(json!({"name": [{"given": ["a", "b"], "_given": [null]}]})),
         "Patient.name[0]._given",
         "structure",
     );
-    refused(patient(json!({"_name": {"id": "x"}})), "Patient._name", "structure");
-    refused(patient(json!({"_nonsense": {"id": "x"}})), "Patient._nonsense", "structure");
+    refused(
+        patient(json!({"_name": {"id": "x"}})),
+        "Patient._name",
+        "structure",
+    );
+    refused(
+        patient(json!({"_nonsense": {"id": "x"}})),
+        "Patient._nonsense",
+        "structure",
+    );
     // null placeholders are fine when the other array has the entry.
-    check_resource(&patient(json!({"name": [{"given": ["a", null], "_given": [null, {"id": "g2"}]}]}))).unwrap();
-    refused(patient(json!({"name": [{"given": ["a", null]}]})), "Patient.name[0].given[1]", "structure");
+    check_resource(&patient(
+        json!({"name": [{"given": ["a", null], "_given": [null, {"id": "g2"}]}]}),
+    ))
+    .unwrap();
+    refused(
+        patient(json!({"name": [{"given": ["a", null]}]})),
+        "Patient.name[0].given[1]",
+        "structure",
+    );
     // Only `_x` alone (extension without value) is allowed too.
-    check_resource(&patient(json!({"_gender": {"extension": [{"url": "http://e", "valueString": "x"}]}}))).unwrap();
+    check_resource(&patient(
+        json!({"_gender": {"extension": [{"url": "http://e", "valueString": "x"}]}}),
+    ))
+    .unwrap();
 }
 
 #[test]
 fn missing_required_elements() {
-    refused(json!({"resourceType": "Observation", "code": {"text": "x"}}), "Observation.status", "required");
-    refused(json!({"resourceType": "Observation", "status": "final"}), "Observation.code", "required");
-    refused(obs(json!({"component": [{"valueString": "x"}]})), "Observation.component[0].code", "required");
-    refused(patient(json!({"extension": [{"valueString": "x"}]})), "Patient.extension[0].url", "required");
+    refused(
+        json!({"resourceType": "Observation", "code": {"text": "x"}}),
+        "Observation.status",
+        "required",
+    );
+    refused(
+        json!({"resourceType": "Observation", "status": "final"}),
+        "Observation.code",
+        "required",
+    );
+    refused(
+        obs(json!({"component": [{"valueString": "x"}]})),
+        "Observation.component[0].code",
+        "required",
+    );
+    refused(
+        patient(json!({"extension": [{"valueString": "x"}]})),
+        "Patient.extension[0].url",
+        "required",
+    );
     // A required primitive may be given by its extension only.
     check_resource(&json!({"resourceType": "Observation", "_status": {"extension": [{"url": "http://e", "valueString": "x"}]}, "code": {"text": "x"}})).unwrap();
 }
 
 #[test]
 fn choice_with_two_values() {
-    refused(obs(json!({"valueString": "a", "valueInteger": 1})), "Observation.valueInteger", "structure");
+    refused(
+        obs(json!({"valueString": "a", "valueInteger": 1})),
+        "Observation.valueInteger",
+        "structure",
+    );
 }
 
 #[test]
@@ -216,8 +392,13 @@ fn nested_resources_are_checked() {
 
 #[test]
 fn all_issues_are_collected() {
-    let i = issues(json!({"resourceType": "Observation", "status": "bad code ", "foo": 1, "valueBoolean": "yes"}));
-    let got: Vec<_> = i.iter().map(|i| (i.expression.clone().unwrap_or_default(), i.code)).collect();
+    let i = issues(
+        json!({"resourceType": "Observation", "status": "bad code ", "foo": 1, "valueBoolean": "yes"}),
+    );
+    let got: Vec<_> = i
+        .iter()
+        .map(|i| (i.expression.clone().unwrap_or_default(), i.code))
+        .collect();
     assert_eq!(
         got,
         vec![

@@ -23,7 +23,10 @@ fn main_type_examples_round_trip() {
                 };
                 match from_xml(xml.as_bytes()) {
                     Ok(back) if back == v => {}
-                    Ok(back) => failures.push(format!("{name} (pretty={pretty}): differs: {}", first_difference(&v, &back, ""))),
+                    Ok(back) => failures.push(format!(
+                        "{name} (pretty={pretty}): differs: {}",
+                        first_difference(&v, &back, "")
+                    )),
                     Err(e) => failures.push(format!("{name}: from_xml: {e:?}")),
                 }
             }
@@ -73,7 +76,11 @@ fn decimals_keep_their_text() {
     let back = from_xml(xml.as_bytes()).unwrap();
     assert_eq!(back, v);
     assert_eq!(back["valueQuantity"]["value"].to_string(), "60.50");
-    assert!(serde_json::to_string(&back).unwrap().contains("\"value\":60.50"));
+    assert!(
+        serde_json::to_string(&back)
+            .unwrap()
+            .contains("\"value\":60.50")
+    );
 }
 
 #[test]
@@ -83,7 +90,10 @@ fn compact_and_pretty_output() {
         "name": [{"family": "Line\nbreak\ttab \"q\" <&>"}]});
     let compact = to_xml(&v, false).unwrap();
     assert!(compact.starts_with(r#"<?xml version="1.0" encoding="UTF-8"?><Patient xmlns="http://hl7.org/fhir"><id value="p1"/>"#), "{compact}");
-    assert!(compact.contains("Line&#10;break&#9;tab &quot;q&quot; &lt;&amp;&gt;"), "{compact}");
+    assert!(
+        compact.contains("Line&#10;break&#9;tab &quot;q&quot; &lt;&amp;&gt;"),
+        "{compact}"
+    );
     assert!(compact.contains("<p>Hi  <b>there</b></p>"), "{compact}");
     let pretty = to_xml(&v, true).unwrap();
     assert!(pretty.contains("\n  <id value=\"p1\"/>\n"), "{pretty}");
@@ -94,7 +104,8 @@ fn compact_and_pretty_output() {
 
 #[test]
 fn xml_errors_are_issues() {
-    let e = from_xml(b"<Patient xmlns=\"http://hl7.org/fhir\"><bogus value=\"1\"/></Patient>").unwrap_err();
+    let e = from_xml(b"<Patient xmlns=\"http://hl7.org/fhir\"><bogus value=\"1\"/></Patient>")
+        .unwrap_err();
     assert_eq!(e[0].code, "structure");
     assert!(e[0].diagnostics.contains("bogus"), "{e:?}");
     assert!(from_xml(b"not xml at all").is_err());

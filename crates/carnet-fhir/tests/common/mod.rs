@@ -1,5 +1,6 @@
 //! Locates the official R4 examples package (not committed: see scripts/fetch-fhir-packages.sh).
-#![allow(dead_code)]
+// Test support: panicking on a missing package is the right failure.
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
