@@ -137,7 +137,7 @@ fn member<'a>(n: Node<'a>, name: &str, f: Sink<'_, 'a>) {
     {
         // A leading type name (`Observation.code`) filters the focus by resource type.
         if rt == name || ((name == "Resource" || name == "DomainResource") && types::is_a(rt, name)) {
-            f(Node { value: n.value, type_name: types::resource_type(rt) });
+            f(Node { value: n.value, type_name: n.type_name.or_else(|| types::resource_type(rt)) });
         }
         return;
     }

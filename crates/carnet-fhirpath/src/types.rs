@@ -5,7 +5,7 @@ pub use crate::types_gen::{DATA_TYPES, RESOURCE_TYPES};
 
 /// A resource type name, e.g. the `Patient` of `Patient/123`.
 pub fn resource_type(name: &str) -> Option<&'static str> {
-    RESOURCE_TYPES.iter().copied().find(|t| *t == name)
+    RESOURCE_TYPES.binary_search(&name).ok().map(|i| RESOURCE_TYPES[i])
 }
 
 /// The data type a choice key's suffix names: `Quantity` in `valueQuantity`, `dateTime` in
@@ -63,6 +63,13 @@ pub fn is_a(actual: &str, wanted: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resource_types_are_sorted() {
+        assert!(RESOURCE_TYPES.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(resource_type("Resource"), Some("Resource"));
+        assert_eq!(resource_type("Patient"), Some("Patient"));
+    }
 
     #[test]
     fn choice_suffixes() {

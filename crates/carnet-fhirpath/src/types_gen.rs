@@ -1,7 +1,8 @@
 //! The FHIR R4 type names, so nodes can carry a `&'static str` type without allocating.
 //! Generated from the R4 StructureDefinitions (kind resource / complex-type / primitive-type).
 
-/// Resource types, including the abstract `Resource` and `DomainResource`.
+/// Resource types, including the abstract `Resource` and `DomainResource`; sorted
+/// (byte order) for binary search.
 pub const RESOURCE_TYPES: &[&str] = &[
     "Account", "ActivityDefinition", "AdverseEvent", "AllergyIntolerance", "Appointment",
     "AppointmentResponse", "AuditEvent", "Basic", "Binary", "BiologicallyDerivedProduct",
