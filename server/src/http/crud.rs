@@ -4,13 +4,12 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::fhir::summary::Shape;
 use crate::http::extract::{Conditions, FhirBody, PatchBody, Query};
 use crate::http::respond;
-use crate::service::conditional::{self, Matches};
+use crate::service::conditional;
 use crate::service::{ids, read, write};
 use crate::state::AppState;
 
@@ -27,21 +26,13 @@ pub async fn create(
 ) -> Result<Response> {
     ids::check_type(&res_type)?;
     let mut tx = state.store().begin_write().await?;
-    if let Some(criteria) = &cond.if_none_exist {
-        match conditional::resolve(&state, &mut tx, &res_type, criteria).await? {
-            Matches::None => {}
-            Matches::One(id) => {
-                // The resource exists already: nothing is created, the match is returned.
-                let v = read::read(&mut tx, &res_type, &id).await?;
-                let content = v.content.unwrap_or_default();
-                return Ok(respond::resource(StatusCode::OK, v.version, v.last_updated, content));
-            }
-            Matches::Many => {
-                return Err(Error::PreconditionFailed(format!(
-                    "If-None-Exist '{criteria}' matches more than one {res_type}"
-                )));
-            }
-        }
+    if let Some(criteria) = &cond.if_none_exist
+        && let Some(id) = conditional::at_most_one(&state, &mut tx, &res_type, criteria).await?
+    {
+        // The resource exists already: nothing is created, the match is returned.
+        let v = read::read(&mut tx, &res_type, &id).await?;
+        let content = v.content.unwrap_or_default();
+        return Ok(respond::resource(StatusCode::OK, v.version, v.last_updated, content));
     }
     let w = write::create(&state, &mut tx, &res_type, body).await?;
     tx.commit().await?;
@@ -111,36 +102,9 @@ pub async fn conditional_update(
     ids::check_type(&res_type)?;
     let criteria = criteria(&q);
     let mut tx = state.store().begin_write().await?;
-    let body_id = body.get("id").and_then(Value::as_str).map(str::to_string);
-    let w = match conditional::resolve(&state, &mut tx, &res_type, &criteria).await? {
-        Matches::Many => {
-            return Err(Error::PreconditionFailed(format!("'{criteria}' matches more than one {res_type}")));
-        }
-        Matches::One(id) => write::update(&state, &mut tx, &res_type, &id, with_id(body, &id, body_id)?, cond.if_match).await?,
-        Matches::None => match body_id {
-            Some(id) => write::update(&state, &mut tx, &res_type, &id, body, None).await?,
-            None => write::create(&state, &mut tx, &res_type, body).await?,
-        },
-    };
+    let w = conditional::update(&state, &mut tx, &res_type, &criteria, body, cond.if_match).await?;
     tx.commit().await?;
     Ok(respond::written(state.base_url(), w, cond.prefer_return))
-}
-
-/// A conditional update's body may omit the id; if it has one it must be the match's.
-fn with_id(mut body: Value, id: &str, body_id: Option<String>) -> Result<Value> {
-    match body_id {
-        Some(b) if b != id => Err(Error::invalid_at(
-            "invalid",
-            "id",
-            format!("The body's id '{b}' is not the id of the resource the criteria matched ('{id}')"),
-        )),
-        _ => {
-            if let Some(obj) = body.as_object_mut() {
-                obj.insert("id".into(), Value::String(id.to_string()));
-            }
-            Ok(body)
-        }
-    }
 }
 
 fn criteria(q: &Query) -> String {
@@ -176,13 +140,7 @@ pub async fn conditional_patch(
     ids::check_type(&res_type)?;
     let criteria = criteria(&q);
     let mut tx = state.store().begin_write().await?;
-    let id = match conditional::resolve(&state, &mut tx, &res_type, &criteria).await? {
-        Matches::One(id) => id,
-        Matches::None => return Err(Error::NotFound(format!("No {res_type} matches '{criteria}'"))),
-        Matches::Many => {
-            return Err(Error::PreconditionFailed(format!("'{criteria}' matches more than one {res_type}")));
-        }
-    };
+    let id = conditional::exactly_one(&state, &mut tx, &res_type, &criteria).await?;
     let w = write::patch(&state, &mut tx, &res_type, &id, doc, cond.if_match).await?;
     tx.commit().await?;
     Ok(respond::written(state.base_url(), w, cond.prefer_return))
@@ -214,10 +172,9 @@ pub async fn conditional_delete(
     ids::check_type(&res_type)?;
     let criteria = criteria(&q);
     let mut tx = state.store().begin_write().await?;
-    match conditional::resolve(&state, &mut tx, &res_type, &criteria).await? {
-        Matches::None => Ok(respond::deleted(None, cond.prefer_return, format!("No {res_type} matches '{criteria}'"))),
-        Matches::Many => Err(Error::PreconditionFailed(format!("'{criteria}' matches more than one {res_type}"))),
-        Matches::One(id) => {
+    match conditional::at_most_one(&state, &mut tx, &res_type, &criteria).await? {
+        None => Ok(respond::deleted(None, cond.prefer_return, format!("No {res_type} matches '{criteria}'"))),
+        Some(id) => {
             let d = write::delete(&state, &mut tx, &res_type, &id, cond.if_match).await?;
             tx.commit().await?;
             Ok(respond::deleted(d.version, cond.prefer_return, format!("{res_type}/{id} deleted")))

@@ -1,6 +1,10 @@
 //! Conditional interactions: the search criteria in `If-None-Exist` or a conditional
 //! URL decide which resource a create, update or delete applies to.
 
+use serde_json::Value;
+
+use super::write::{self, Written};
+use super::{ids, validate};
 use crate::error::{Error, Result};
 use crate::search;
 use crate::state::AppState;
@@ -32,4 +36,110 @@ pub async fn resolve(state: &AppState, tx: &mut Tx, res_type: &str, criteria: &s
         1 => ids.into_iter().next().map_or(Matches::None, Matches::One),
         _ => Matches::Many,
     })
+}
+
+/// The id the criteria matched, if any; several matches are refused (412). What a
+/// conditional create (`If-None-Exist`) and a conditional delete need.
+pub async fn at_most_one(state: &AppState, tx: &mut Tx, res_type: &str, criteria: &str) -> Result<Option<String>> {
+    match resolve(state, tx, res_type, criteria).await? {
+        Matches::None => Ok(None),
+        Matches::One(id) => Ok(Some(id)),
+        Matches::Many => Err(many(res_type, criteria)),
+    }
+}
+
+/// The one id the criteria matched: a conditional patch needs exactly one.
+pub async fn exactly_one(state: &AppState, tx: &mut Tx, res_type: &str, criteria: &str) -> Result<String> {
+    at_most_one(state, tx, res_type, criteria)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("No {res_type} matches '{criteria}'")))
+}
+
+fn many(res_type: &str, criteria: &str) -> Error {
+    Error::PreconditionFailed(format!("'{criteria}' matches more than one {res_type}"))
+}
+
+/// Where a conditional update writes. Decided apart from the write so that a
+/// transaction can learn the id before it rewrites references to the entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateTarget {
+    /// The one resource the criteria matched.
+    Match(String),
+    /// No match: the id the body carries (update as create).
+    BodyId(String),
+    /// No match and no id in the body: a new resource under this server id.
+    New(String),
+}
+
+impl UpdateTarget {
+    pub fn id(&self) -> &str {
+        match self {
+            UpdateTarget::Match(id) | UpdateTarget::BodyId(id) | UpdateTarget::New(id) => id,
+        }
+    }
+}
+
+pub async fn update_target(
+    state: &AppState,
+    tx: &mut Tx,
+    res_type: &str,
+    criteria: &str,
+    body: &Value,
+) -> Result<UpdateTarget> {
+    Ok(match at_most_one(state, tx, res_type, criteria).await? {
+        Some(id) => UpdateTarget::Match(id),
+        None => match body.get("id").and_then(Value::as_str) {
+            Some(id) => UpdateTarget::BodyId(id.to_string()),
+            None => UpdateTarget::New(ids::new_id()),
+        },
+    })
+}
+
+/// Writes a conditional update to the target [`update_target`] chose.
+pub async fn apply_update(
+    state: &AppState,
+    tx: &mut Tx,
+    res_type: &str,
+    target: &UpdateTarget,
+    body: Value,
+    if_match: Option<i64>,
+) -> Result<Written> {
+    match target {
+        UpdateTarget::Match(id) => write::update(state, tx, res_type, id, with_id(body, id)?, if_match).await,
+        UpdateTarget::BodyId(id) => write::update(state, tx, res_type, id, body, None).await,
+        UpdateTarget::New(id) => {
+            let resource = validate::resource(res_type, body, None)?;
+            write::create_checked(state, tx, res_type, resource, Some(id.clone())).await
+        }
+    }
+}
+
+/// `PUT [type]?criteria`.
+pub async fn update(
+    state: &AppState,
+    tx: &mut Tx,
+    res_type: &str,
+    criteria: &str,
+    body: Value,
+    if_match: Option<i64>,
+) -> Result<Written> {
+    let target = update_target(state, tx, res_type, criteria, &body).await?;
+    apply_update(state, tx, res_type, &target, body, if_match).await
+}
+
+/// A conditional update's body may omit the id; if it has one it must be the match's.
+fn with_id(mut body: Value, id: &str) -> Result<Value> {
+    match body.get("id").and_then(Value::as_str) {
+        Some(b) if b != id => Err(Error::invalid_at(
+            "invalid",
+            "id",
+            format!("The body's id '{b}' is not the id of the resource the criteria matched ('{id}')"),
+        )),
+        _ => {
+            if let Some(obj) = body.as_object_mut() {
+                obj.insert("id".into(), Value::String(id.to_string()));
+            }
+            Ok(body)
+        }
+    }
 }

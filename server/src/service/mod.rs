@@ -1,6 +1,7 @@
 //! FHIR interactions independent of HTTP: the handlers and the Bundle processor both
 //! call these, always inside a store transaction.
 
+pub mod bundle;
 pub mod conditional;
 pub mod history;
 pub mod ids;

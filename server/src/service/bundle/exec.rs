@@ -1,0 +1,197 @@
+//! Running one entry inside a store transaction: identity first ([`plan`]), then the
+//! interaction itself ([`run`]), through the same service calls as the HTTP handlers.
+
+use std::collections::HashMap;
+
+use super::Prefer;
+use super::answer::Answer;
+use super::envelope::{Action, Entry, Plan};
+use super::get;
+use super::refs::Rewrites;
+use crate::error::{Error, Result};
+use crate::service::conditional;
+use crate::service::{ids, read, validate, write};
+use crate::state::AppState;
+use crate::store::Tx;
+
+/// Which entry writes each resource: a transaction writes each one at most once
+/// (http.html#trules), else the outcome would depend on processing order.
+#[derive(Debug, Default)]
+pub struct Claims(HashMap<(String, String), usize>);
+
+impl Claims {
+    /// Claims what entries name by `Type/id` before anything runs, so that a clash is
+    /// reported as such rather than as whatever the first of the two writes hits.
+    pub fn upfront(entries: &[Entry]) -> Result<Claims> {
+        let mut claims = Claims::default();
+        for e in entries {
+            if let Action::Update(t, id) | Action::Patch(t, id) | Action::Delete(t, id) = &e.action
+            {
+                claims.claim(t, id, e.index).map_err(|err| e.locate(err))?;
+            }
+        }
+        Ok(claims)
+    }
+
+    fn claim(&mut self, t: &str, id: &str, index: usize) -> Result<()> {
+        match self.0.insert((t.to_string(), id.to_string()), index) {
+            Some(other) if other != index => Err(Error::invalid_at(
+                "invalid",
+                format!("Bundle.entry[{index}]"),
+                format!(
+                    "{t}/{id} is also written by Bundle.entry[{other}]: an entry may not write a resource another entry writes"
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Decides the identity of creates and conditional updates before any of them runs,
+/// and records what the entry's fullUrl stands for.
+pub async fn plan(
+    state: &AppState,
+    tx: &mut Tx,
+    entry: &mut Entry,
+    rewrites: &mut Rewrites,
+) -> Result<()> {
+    let (t, id) = match &entry.action {
+        Action::Create(t) => {
+            let existing = match &entry.if_none_exist {
+                Some(criteria) => conditional::at_most_one(state, tx, t, criteria).await?,
+                None => None,
+            };
+            let (id, plan) = match existing {
+                Some(id) => (id.clone(), Plan::Existing(id)),
+                None => {
+                    let id = ids::new_id();
+                    (id.clone(), Plan::CreateAs(id))
+                }
+            };
+            entry.plan = plan;
+            (t, id)
+        }
+        Action::Update(t, id) => (t, id.clone()),
+        Action::CondUpdate(t, criteria) => {
+            let body = entry.body.as_ref().ok_or_else(no_body)?;
+            let target = conditional::update_target(state, tx, t, criteria, body).await?;
+            let id = target.id().to_string();
+            entry.plan = Plan::Update(target);
+            (t, id)
+        }
+        _ => return Ok(()),
+    };
+    if let Some(full_url) = &entry.full_url {
+        rewrites.insert(full_url.clone(), format!("{t}/{id}"));
+    }
+    Ok(())
+}
+
+fn no_body() -> Error {
+    Error::invalid("required", "The entry has no resource")
+}
+
+/// Everything an entry needs besides its transaction.
+pub struct Ctx<'a> {
+    pub state: &'a AppState,
+    pub prefer: Prefer,
+    pub claims: Claims,
+}
+
+pub async fn run(ctx: &mut Ctx<'_>, tx: &mut Tx, entry: &mut Entry) -> Result<Answer> {
+    let (state, base, index) = (ctx.state, ctx.state.base_url(), entry.index);
+    let body = entry.body.take();
+    let if_match = entry.if_match;
+    let written = match &entry.action {
+        Action::Get(req) => return get::run(state, tx, req).await,
+        Action::Delete(t, id) => {
+            ctx.claims.claim(t, id, index)?;
+            return delete(ctx, tx, t, id, if_match).await;
+        }
+        Action::CondDelete(t, criteria) => {
+            match conditional::at_most_one(state, tx, t, criteria).await? {
+                None => {
+                    return Ok(Answer::deleted(
+                        None,
+                        ctx.prefer,
+                        format!("No {t} matches '{criteria}'"),
+                    ));
+                }
+                Some(id) => {
+                    ctx.claims.claim(t, &id, index)?;
+                    return delete(ctx, tx, t, &id, if_match).await;
+                }
+            }
+        }
+        Action::Create(t) => return create(ctx, tx, entry, t, body.ok_or_else(no_body)?).await,
+        Action::Update(t, id) => {
+            ctx.claims.claim(t, id, index)?;
+            write::update(state, tx, t, id, body.ok_or_else(no_body)?, if_match).await?
+        }
+        Action::CondUpdate(t, criteria) => {
+            let body = body.ok_or_else(no_body)?;
+            let target = match std::mem::take(&mut entry.plan) {
+                Plan::Update(target) => target,
+                _ => conditional::update_target(state, tx, t, criteria, &body).await?,
+            };
+            ctx.claims.claim(t, target.id(), index)?;
+            conditional::apply_update(state, tx, t, &target, body, if_match).await?
+        }
+        Action::Patch(t, id) => {
+            ctx.claims.claim(t, id, index)?;
+            write::patch(state, tx, t, id, body.ok_or_else(no_body)?, if_match).await?
+        }
+        Action::CondPatch(t, criteria) => {
+            let id = conditional::exactly_one(state, tx, t, criteria).await?;
+            ctx.claims.claim(t, &id, index)?;
+            write::patch(state, tx, t, &id, body.ok_or_else(no_body)?, if_match).await?
+        }
+    };
+    Ok(Answer::written(base, written, ctx.prefer))
+}
+
+async fn create(
+    ctx: &mut Ctx<'_>,
+    tx: &mut Tx,
+    entry: &Entry,
+    t: &str,
+    body: serde_json::Value,
+) -> Result<Answer> {
+    let (state, base) = (ctx.state, ctx.state.base_url());
+    let id = match &entry.plan {
+        Plan::Existing(id) => {
+            let v = read::read(tx, t, id).await?;
+            let content = v.content.unwrap_or_default();
+            return Ok(Answer::existing(
+                base,
+                t,
+                id,
+                v.version,
+                v.last_updated,
+                content,
+                ctx.prefer,
+            ));
+        }
+        Plan::CreateAs(id) => id.clone(),
+        _ => ids::new_id(),
+    };
+    ctx.claims.claim(t, &id, entry.index)?;
+    let resource = validate::resource(t, body, None)?;
+    let w = write::create_checked(state, tx, t, resource, Some(id)).await?;
+    Ok(Answer::written(base, w, ctx.prefer))
+}
+
+async fn delete(
+    ctx: &Ctx<'_>,
+    tx: &mut Tx,
+    t: &str,
+    id: &str,
+    if_match: Option<i64>,
+) -> Result<Answer> {
+    let d = write::delete(ctx.state, tx, t, id, if_match).await?;
+    let message = match d.version {
+        Some(_) => format!("{t}/{id} deleted"),
+        None => format!("{t}/{id} was already deleted"),
+    };
+    Ok(Answer::deleted(d.version, ctx.prefer, message))
+}

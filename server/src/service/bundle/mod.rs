@@ -1,0 +1,153 @@
+//! Batch and transaction Bundles at `POST [base]` (http.html#transaction).
+//!
+//! A transaction runs in one store transaction: every entry succeeds and the commit
+//! happens once, or the first failure drops the transaction and nothing is kept. A
+//! batch runs each entry in its own store transaction and reports failures per entry.
+//! Both process entries in the order of http.html#trules and answer in the Bundle's.
+
+mod answer;
+mod binary;
+mod envelope;
+mod exec;
+mod get;
+mod refs;
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use self::answer::{Answer, render};
+use self::envelope::{Entry, Kind, Method};
+use self::exec::{Claims, Ctx};
+use self::refs::Rewrites;
+use crate::error::{Error, Result};
+use crate::state::AppState;
+
+/// `Prefer: return=`, applied to every write entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Prefer {
+    Minimal,
+    #[default]
+    Representation,
+    OperationOutcome,
+}
+
+/// Processes a batch or transaction Bundle and returns the response Bundle as JSON.
+pub async fn process(state: &AppState, bundle: Value, prefer: Prefer) -> Result<Vec<u8>> {
+    let (kind, entries) = envelope::parse(bundle, state.base_url())?;
+    match kind {
+        Kind::Transaction => transaction(state, entries, prefer).await,
+        Kind::Batch => batch(state, entries, prefer).await,
+    }
+}
+
+/// Entry indices in processing order; the sort is stable, so entries of one kind keep
+/// the Bundle's order.
+fn order(entries: &[Entry]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_by_key(|&i| entries[i].method.rank());
+    order
+}
+
+async fn transaction(state: &AppState, mut entries: Vec<Entry>, prefer: Prefer) -> Result<Vec<u8>> {
+    let order = order(&entries);
+    let (deletes, rest): (Vec<usize>, Vec<usize>) = order
+        .into_iter()
+        .partition(|&i| entries[i].method == Method::Delete);
+    let mut answers: Vec<Option<Answer>> = entries.iter().map(|_| None).collect();
+    let mut ctx = Ctx {
+        state,
+        prefer,
+        claims: Claims::upfront(&entries)?,
+    };
+    // Dropping `tx` on any error below rolls the whole Bundle back.
+    let mut tx = state.store().begin_write().await?;
+    for &i in &deletes {
+        answers[i] = Some(
+            exec::run(&mut ctx, &mut tx, &mut entries[i])
+                .await
+                .map_err(|e| entries[i].locate(e))?,
+        );
+    }
+    // Identities are fixed after the deletes (which may free a conditional create's
+    // match) and before any resource is written, so every body can be rewritten.
+    let mut rewrites = Rewrites::new();
+    for &i in &rest {
+        exec::plan(state, &mut tx, &mut entries[i], &mut rewrites)
+            .await
+            .map_err(|e| entries[i].locate(e))?;
+    }
+    refs::resolve_conditional(state, &mut tx, &entries, &mut rewrites).await?;
+    for &i in &rest {
+        refs::rewrite(&mut entries[i], &rewrites);
+        answers[i] = Some(
+            exec::run(&mut ctx, &mut tx, &mut entries[i])
+                .await
+                .map_err(|e| entries[i].locate(e))?,
+        );
+    }
+    tx.commit().await?;
+    Ok(render(
+        "transaction-response",
+        state.now(),
+        answers.into_iter().flatten().collect(),
+    ))
+}
+
+async fn batch(state: &AppState, mut entries: Vec<Entry>, prefer: Prefer) -> Result<Vec<u8>> {
+    let full_urls: HashMap<String, usize> = entries
+        .iter()
+        .filter_map(|e| e.full_url.clone().map(|f| (f, e.index)))
+        .collect();
+    let mut answers: Vec<Option<Answer>> = entries.iter().map(|_| None).collect();
+    for i in order(&entries) {
+        let entry = &mut entries[i];
+        let answer = match batch_entry(state, entry, prefer, &full_urls).await {
+            Ok(a) => a,
+            Err(e) => Answer::failed(&entry.locate(e)),
+        };
+        answers[i] = Some(answer);
+    }
+    Ok(render(
+        "batch-response",
+        state.now(),
+        answers.into_iter().flatten().collect(),
+    ))
+}
+
+/// One batch entry in its own store transaction: its failure touches no other entry.
+async fn batch_entry(
+    state: &AppState,
+    entry: &mut Entry,
+    prefer: Prefer,
+    full_urls: &HashMap<String, usize>,
+) -> Result<Answer> {
+    if let Some((reference, other)) = refs::dependency(entry, full_urls) {
+        return Err(Error::invalid_at(
+            "invalid",
+            format!("Bundle.entry[{}].resource", entry.index),
+            format!(
+                "'{reference}' refers to Bundle.entry[{other}]: batch entries may not depend on each other (use a transaction)"
+            ),
+        ));
+    }
+    let mut ctx = Ctx {
+        state,
+        prefer,
+        claims: Claims::default(),
+    };
+    if let Method::Get | Method::Head = entry.method {
+        let mut tx = state.store().begin_read().await?;
+        return exec::run(&mut ctx, &mut tx, entry).await;
+    }
+    let mut tx = state.store().begin_write().await?;
+    let mut rewrites = Rewrites::new();
+    exec::plan(state, &mut tx, entry, &mut rewrites).await?;
+    // The entry's own fullUrl is not another entry: only conditional references apply.
+    rewrites.clear();
+    refs::resolve_conditional(state, &mut tx, std::slice::from_ref(entry), &mut rewrites).await?;
+    refs::rewrite(entry, &rewrites);
+    let answer = exec::run(&mut ctx, &mut tx, entry).await?;
+    tx.commit().await?;
+    Ok(answer)
+}
