@@ -46,6 +46,28 @@ pub struct ServeArgs {
     /// Largest page a search or history may return (`_count` is capped to it).
     #[arg(long, env = "CARNET_MAX_PAGE")]
     pub max_page: Option<i64>,
+    /// Folder where the default message sender writes activation and sign-in codes.
+    #[arg(long, env = "CARNET_OUTBOX_DIR")]
+    pub outbox_dir: Option<PathBuf>,
+    /// Folder for local files the server creates (the first-run admin client secret).
+    #[arg(long, env = "CARNET_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Public URL of the authorization endpoints (also the tokens' issuer); by default
+    /// the base URL with `/fhir` replaced by `/auth`.
+    #[arg(long, env = "CARNET_AUTH_URL")]
+    pub auth_url: Option<String>,
+    /// Lifetime of access tokens in seconds (at most 600).
+    #[arg(long, env = "CARNET_ACCESS_TOKEN_SECS")]
+    pub access_token_secs: Option<i64>,
+    /// Issuer (`iss`) of an external OpenID Connect provider whose tokens are accepted.
+    #[arg(long, env = "CARNET_EXTERNAL_ISSUER")]
+    pub external_issuer: Option<String>,
+    /// JWKS of the external provider: a file path or an http(s) URL.
+    #[arg(long, env = "CARNET_EXTERNAL_JWKS")]
+    pub external_jwks: Option<String>,
+    /// Audience the external provider's tokens must carry (default: the base URL).
+    #[arg(long, env = "CARNET_EXTERNAL_AUDIENCE")]
+    pub external_audience: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -58,6 +80,13 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     db_pool: Option<u32>,
     max_page: Option<i64>,
+    outbox_dir: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    auth_url: Option<String>,
+    access_token_secs: Option<i64>,
+    external_issuer: Option<String>,
+    external_jwks: Option<String>,
+    external_audience: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -70,7 +99,18 @@ pub struct Config {
     pub db_pool: u32,
     pub default_page: i64,
     pub max_page: i64,
+    pub outbox_dir: PathBuf,
+    pub data_dir: PathBuf,
+    /// Set explicitly, or derived from `base_url` by [`Config::auth_url`].
+    pub auth_url: Option<String>,
+    pub access_token_secs: i64,
+    pub external_issuer: Option<String>,
+    pub external_jwks: Option<String>,
+    pub external_audience: Option<String>,
 }
+
+pub const DEFAULT_DATA_DIR: &str = "carnet-data";
+pub const DEFAULT_OUTBOX_DIR: &str = "carnet-data/outbox";
 
 impl Config {
     pub fn resolve(args: &ServeArgs) -> anyhow::Result<Config> {
@@ -104,6 +144,21 @@ impl Config {
             db_pool: args.db_pool.or(file.db_pool).unwrap_or(16),
             default_page: 50,
             max_page: args.max_page.or(file.max_page).unwrap_or(1000),
+            outbox_dir: args
+                .outbox_dir
+                .clone()
+                .or(file.outbox_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_OUTBOX_DIR)),
+            data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            auth_url: args.auth_url.clone().or(file.auth_url).map(|u| u.trim_end_matches('/').to_string()),
+            access_token_secs: args
+                .access_token_secs
+                .or(file.access_token_secs)
+                .unwrap_or(crate::auth::MAX_ACCESS_TOKEN_SECS)
+                .clamp(1, crate::auth::MAX_ACCESS_TOKEN_SECS),
+            external_issuer: args.external_issuer.clone().or(file.external_issuer),
+            external_jwks: args.external_jwks.clone().or(file.external_jwks),
+            external_audience: args.external_audience.clone().or(file.external_audience),
         })
     }
 
@@ -118,6 +173,67 @@ impl Config {
             db_pool: 8,
             default_page: 50,
             max_page: 1000,
+            outbox_dir: PathBuf::from(DEFAULT_OUTBOX_DIR),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            auth_url: None,
+            access_token_secs: crate::auth::MAX_ACCESS_TOKEN_SECS,
+            external_issuer: None,
+            external_jwks: None,
+            external_audience: None,
         }
+    }
+
+    /// Public URL of the authorization endpoints, and the `iss` of our tokens.
+    pub fn auth_url(&self) -> String {
+        if let Some(u) = &self.auth_url {
+            return u.clone();
+        }
+        match self.base_url.strip_suffix("/fhir") {
+            Some(origin) => format!("{origin}/auth"),
+            None => format!("{}/auth", self.base_url),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_then_file_then_flags() {
+        let c = Config::resolve(&ServeArgs::default()).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.base_url, "http://127.0.0.1:8080/fhir");
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+
+        let dir = tempfile_dir();
+        let file = dir.join("carnet.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nbody_limit = 1024\nlog_format = \"json\"\n").unwrap();
+        let args = ServeArgs { config: Some(file.clone()), ..ServeArgs::default() };
+        let c = Config::resolve(&args).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(c.base_url, "http://127.0.0.1:9000/fhir");
+        assert_eq!(c.body_limit, 1024);
+        assert_eq!(c.log_format, LogFormat::Json);
+
+        let args = ServeArgs { config: Some(file), body_limit: Some(2048), base_url: Some("https://fhir.example/fhir/".into()), ..ServeArgs::default() };
+        let c = Config::resolve(&args).unwrap();
+        assert_eq!(c.body_limit, 2048);
+        assert_eq!(c.base_url, "https://fhir.example/fhir");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile_dir();
+        let file = dir.join("bad.toml");
+        std::fs::write(&file, "lisen = \"127.0.0.1:9000\"\n").unwrap();
+        let err = Config::resolve(&ServeArgs { config: Some(file), ..ServeArgs::default() }).unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("carnet-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 }

@@ -32,8 +32,21 @@ pub enum Error {
     PreconditionFailed(String),
     #[error("{0}")]
     NotSupported(String),
+    /// Authenticated, but not allowed (403): a scope or an access rule refuses it.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A failure inside the server that is not the store's (500); the text is logged,
+    /// never sent, and never holds a secret.
+    #[error("{0}")]
+    Internal(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Error {
+        Error::Store(StoreError::Database(e))
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -5,6 +5,7 @@
 //! SQLite or PostgreSQL). `fhir` holds format-level helpers shared by all.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;

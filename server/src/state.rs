@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use crate::auth::AuthState;
+use crate::auth::sender::OutboxSender;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::store::Store;
@@ -16,11 +18,23 @@ struct Inner {
     config: Config,
     store: Store,
     clock: Arc<dyn Clock>,
+    auth: AuthState,
 }
 
 impl AppState {
     pub fn new(config: Config, store: Store, clock: Arc<dyn Clock>) -> AppState {
-        AppState { inner: Arc::new(Inner { config, store, clock }) }
+        let auth = AuthState::new(Arc::new(OutboxSender::new(config.outbox_dir.clone())));
+        AppState { inner: Arc::new(Inner { config, store, clock, auth }) }
+    }
+
+    /// Like [`AppState::new`] with another message sender (SMS or e-mail gateways).
+    pub fn with_sender(config: Config, store: Store, clock: Arc<dyn Clock>, sender: Arc<dyn crate::auth::sender::Sender>) -> AppState {
+        AppState { inner: Arc::new(Inner { config, store, clock, auth: AuthState::new(sender) }) }
+    }
+
+    /// The auth layer's caches and sender (its state proper is in the database).
+    pub fn auth(&self) -> &AuthState {
+        &self.inner.auth
     }
 
     pub fn config(&self) -> &Config {

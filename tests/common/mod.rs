@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod auth;
+
 use std::sync::Arc;
 
 use carnet::app::Running;
@@ -27,7 +29,15 @@ pub fn postgres_admin_url() -> String {
 
 pub struct TestServer {
     pub base: String,
+    /// Sends the default token (a `system/*.*` backend token) with every request.
     pub client: reqwest::Client,
+    /// Sends no token.
+    pub anon: reqwest::Client,
+    /// The default token, from a real client_credentials flow.
+    pub token: String,
+    /// Where the server's default sender writes messages (activation and sign-in codes).
+    pub outbox: std::path::PathBuf,
+    _outbox_dir: tempfile::TempDir,
     pub clock: Arc<OffsetClock>,
     pub backend: Backend,
     pub database_url: String,
@@ -83,12 +93,23 @@ impl TestServer {
     ) -> TestServer {
         let mut config = Config::for_database(&database_url);
         config.db_pool = 4;
+        let outbox_dir = tempfile::tempdir().unwrap();
+        config.outbox_dir = outbox_dir.path().join("outbox");
         tweak(&mut config);
+        let outbox = config.outbox_dir.clone();
         let clock = OffsetClock::new();
         let running = Running::start(config, Some(clock.clone())).await.unwrap();
+        let anon = reqwest::Client::new();
+        let token = default_token(&running, &anon).await;
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
         TestServer {
             base: running.base_url.clone(),
-            client: reqwest::Client::new(),
+            client: reqwest::Client::builder().default_headers(headers).build().unwrap(),
+            anon,
+            token,
+            outbox,
+            _outbox_dir: outbox_dir,
             clock,
             backend,
             database_url,
@@ -108,6 +129,25 @@ impl TestServer {
 
     pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
         self.client.request(method, self.url(path))
+    }
+
+    /// A request with another token, or with none (`None`).
+    pub fn req_as(&self, token: Option<&str>, method: Method, path: &str) -> RequestBuilder {
+        let r = self.anon.request(method, self.url(path));
+        match token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    /// The server's application state (its store, clock and auth caches).
+    pub fn state(&self) -> &carnet::state::AppState {
+        &self.running.as_ref().expect("server running").state
+    }
+
+    /// The authorization endpoints' base URL (`…/auth`).
+    pub fn auth_url(&self) -> String {
+        self.state().config().auth_url()
     }
 
     pub async fn get(&self, path: &str) -> Response {
@@ -149,6 +189,19 @@ impl TestServer {
             }
         }
     }
+}
+
+/// A `system/*.*` token for a fresh backend client of this server, through a real
+/// client_credentials request with a signed assertion.
+async fn default_token(running: &Running, http: &reqwest::Client) -> String {
+    let key = auth::ClientKey::es384();
+    let client_id = format!("tests-{}", uuid::Uuid::new_v4().simple());
+    auth::register_jwks_client(&running.state, &client_id, "system/*.*", &key).await;
+    let token_url = format!("{}/token", running.state.config().auth_url());
+    let now = running.state.now() / 1_000_000;
+    let (status, body) = auth::client_credentials(http, &token_url, &client_id, &key, "system/*.*", now).await;
+    assert_eq!(status, 200, "test token: {body}");
+    body["access_token"].as_str().unwrap().to_string()
 }
 
 /// The `expression` paths of an OperationOutcome's issues.

@@ -21,6 +21,8 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Error::NotSupported(_) => StatusCode::BAD_REQUEST,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Store(e) if e.is_conflict() => StatusCode::CONFLICT,
             Error::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -36,6 +38,8 @@ impl Error {
             Error::PayloadTooLarge(_) => vec![Issue::error("too-costly", self.to_string())],
             Error::Conflict(m) => vec![Issue::error("conflict", m.clone())],
             Error::PreconditionFailed(m) => vec![Issue::error("conflict", m.clone())],
+            Error::Forbidden(m) => vec![Issue::error("forbidden", m.clone())],
+            Error::Internal(_) => vec![Issue::error("exception", "Internal server error")],
             Error::Store(e) if e.is_conflict() => {
                 vec![Issue::error("conflict", "A concurrent change conflicted with this request; retry it")]
             }
@@ -54,6 +58,9 @@ impl IntoResponse for Error {
             if !e.is_conflict() {
                 tracing::error!(error = %e, "storage failure");
             }
+        }
+        if let Error::Internal(m) = &self {
+            tracing::error!(error = %m, "internal failure");
         }
         let body = serde_json::to_vec(&self.outcome()).unwrap_or_default();
         let mut resp = (self.status(), body).into_response();

@@ -50,9 +50,36 @@ fn build(state: &AppState) -> Value {
         "patchFormat": ["application/json-patch+json"],
         "rest": [{
             "mode": "server",
+            "security": security(state),
             "resource": resources,
             "interaction": [
                 {"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}
+            ]
+        }]
+    })
+}
+
+/// `rest.security`: SMART on FHIR, with the OAuth endpoints in the SMART extension.
+fn security(state: &AppState) -> Value {
+    let auth = state.config().auth_url();
+    json!({
+        "cors": false,
+        "service": [{
+            "coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                "code": "SMART-on-FHIR",
+                "display": "SMART-on-FHIR"
+            }],
+            "text": "OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)"
+        }],
+        "extension": [{
+            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+            "extension": [
+                {"url": "token", "valueUri": format!("{auth}/token")},
+                {"url": "authorize", "valueUri": format!("{auth}/authorize")},
+                {"url": "introspect", "valueUri": format!("{auth}/introspect")},
+                {"url": "revoke", "valueUri": format!("{auth}/revoke")},
+                {"url": "manage", "valueUri": format!("{auth}/deactivate")}
             ]
         }]
     })

@@ -1,6 +1,5 @@
 //! The HTTP edge: routes, request extraction, negotiation and the error mapping.
 
-pub mod bundle;
 pub mod crud;
 pub mod error;
 pub mod extract;
@@ -21,8 +20,6 @@ use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
     let fhir = Router::new()
-        .route("/", post(bundle::process))
-        .route("/metadata", get(metadata::capability_statement))
         .route("/_history", get(history::system))
         .route(
             "/{type}",
@@ -38,12 +35,18 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/{type}/{id}/_history", get(history::instance))
         .route("/{type}/{id}/_history/{vid}", get(crud::vread))
+        // Every route above needs a valid token whose scopes allow the interaction.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::middleware::require_token))
+        // Public: the CapabilityStatement and SMART discovery.
+        .route("/metadata", get(metadata::capability_statement))
+        .route("/.well-known/smart-configuration", get(crate::auth::endpoints::discovery::smart_configuration))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(axum::middleware::from_fn(negotiate::negotiate));
 
     Router::new()
         .nest("/fhir", fhir)
+        .nest("/auth", crate::auth::endpoints::routes())
         .fallback(not_found)
         // Bodies are read by our own extractors against the configured limit (413).
         .layer(DefaultBodyLimit::disable())

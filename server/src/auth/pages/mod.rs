@@ -1,0 +1,1 @@
+//! HTML pages (filled in below).
