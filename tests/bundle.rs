@@ -631,8 +631,9 @@ async fn xml_bundle(s: &TestServer) {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    let st = r.status().as_u16();
     let resp: Value = r.json().await.unwrap();
+    assert_eq!(st, 200, "{resp}");
     assert_eq!(statuses(&resp), ["201 Created"]);
     assert_eq!(resp["entry"][0]["resource"]["name"][0]["family"], "Côté");
 }

@@ -20,6 +20,7 @@ pub async fn process(
         Return::Representation => Prefer::Representation,
         Return::OperationOutcome => Prefer::OperationOutcome,
     };
-    let out = bundle::process(&state, body, prefer).await?;
+    // Access-token checks of each entry plug in here (`bundle::EntryAccess`).
+    let out = bundle::process(&state, body, prefer, &|_| Ok(())).await?;
     Ok(respond::json(StatusCode::OK, out))
 }

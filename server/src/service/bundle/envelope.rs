@@ -96,6 +96,8 @@ pub struct Entry {
     pub full_url: Option<String>,
     pub method: Method,
     pub url: String,
+    /// The URL's path below the base, without the query: what access rules look at.
+    pub path: String,
     pub action: Action,
     /// The resource of a POST or PUT, or the JSON Patch document of a PATCH.
     pub body: Option<Value>,
@@ -260,12 +262,18 @@ fn entry(index: usize, v: Value, base: &str) -> Result<Entry> {
     };
     let action = action(method, &url, base)
         .map_err(|m| Error::invalid_at("value", at(index, ".request.url"), m))?;
+    let path = relative(&url, base)
+        .ok()
+        .and_then(|r| r.split('?').next())
+        .unwrap_or_default()
+        .to_string();
     let body = body(index, method, e.remove("resource"))?;
     Ok(Entry {
         index,
         full_url,
         method,
         url,
+        path,
         action,
         body,
         if_match: if_match(index, &request)?,

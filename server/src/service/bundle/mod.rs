@@ -32,13 +32,46 @@ pub enum Prefer {
     OperationOutcome,
 }
 
+/// One entry as access rules see it: the same method, path (below the base, no
+/// query) and conditional-create flag a plain REST request would have, so the caller
+/// can apply the rules it applies at the HTTP edge.
+#[derive(Debug)]
+pub struct EntryAccess<'a> {
+    pub method: &'static str,
+    pub path: &'a str,
+    pub if_none_exist: bool,
+}
+
+/// Refuses an entry the caller may not perform (typically `Error::Forbidden`).
+pub type Authorize<'a> = &'a (dyn Fn(&EntryAccess<'_>) -> Result<()> + Send + Sync);
+
 /// Processes a batch or transaction Bundle and returns the response Bundle as JSON.
-pub async fn process(state: &AppState, bundle: Value, prefer: Prefer) -> Result<Vec<u8>> {
+pub async fn process(
+    state: &AppState,
+    bundle: Value,
+    prefer: Prefer,
+    authorize: Authorize<'_>,
+) -> Result<Vec<u8>> {
     let (kind, entries) = envelope::parse(bundle, state.base_url())?;
     match kind {
-        Kind::Transaction => transaction(state, entries, prefer).await,
-        Kind::Batch => batch(state, entries, prefer).await,
+        Kind::Transaction => {
+            // All of a transaction is checked before any of it runs.
+            for e in &entries {
+                check(e, authorize)?;
+            }
+            transaction(state, entries, prefer).await
+        }
+        Kind::Batch => batch(state, entries, prefer, authorize).await,
     }
+}
+
+fn check(entry: &Entry, authorize: Authorize<'_>) -> Result<()> {
+    let access = EntryAccess {
+        method: entry.method.as_str(),
+        path: &entry.path,
+        if_none_exist: entry.if_none_exist.is_some(),
+    };
+    authorize(&access).map_err(|e| entry.locate(e))
 }
 
 /// Entry indices in processing order; the sort is stable, so entries of one kind keep
@@ -94,7 +127,12 @@ async fn transaction(state: &AppState, mut entries: Vec<Entry>, prefer: Prefer) 
     ))
 }
 
-async fn batch(state: &AppState, mut entries: Vec<Entry>, prefer: Prefer) -> Result<Vec<u8>> {
+async fn batch(
+    state: &AppState,
+    mut entries: Vec<Entry>,
+    prefer: Prefer,
+    authorize: Authorize<'_>,
+) -> Result<Vec<u8>> {
     let full_urls: HashMap<String, usize> = entries
         .iter()
         .filter_map(|e| e.full_url.clone().map(|f| (f, e.index)))
@@ -102,10 +140,13 @@ async fn batch(state: &AppState, mut entries: Vec<Entry>, prefer: Prefer) -> Res
     let mut answers: Vec<Option<Answer>> = entries.iter().map(|_| None).collect();
     for i in order(&entries) {
         let entry = &mut entries[i];
-        let answer = match batch_entry(state, entry, prefer, &full_urls).await {
-            Ok(a) => a,
-            Err(e) => Answer::failed(&entry.locate(e)),
+        let result = match check(entry, authorize) {
+            Ok(()) => batch_entry(state, entry, prefer, &full_urls)
+                .await
+                .map_err(|e| entry.locate(e)),
+            Err(e) => Err(e),
         };
+        let answer = result.unwrap_or_else(|e| Answer::failed(&e));
         answers[i] = Some(answer);
     }
     Ok(render(
