@@ -1,5 +1,6 @@
 //! The HTTP edge: routes, request extraction, negotiation and the error mapping.
 
+pub mod bundle;
 pub mod crud;
 pub mod error;
 pub mod extract;
@@ -20,6 +21,7 @@ use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
     let fhir = Router::new()
+        .route("/", post(bundle::process))
         .route("/_history", get(history::system))
         .route(
             "/{type}",
