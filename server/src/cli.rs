@@ -22,6 +22,80 @@ enum Command {
     Serve(ServeArgs),
     /// Apply database migrations and exit.
     Migrate(ServeArgs),
+    /// Register SMART client applications.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage user accounts (activation codes, lockout).
+    #[command(subcommand)]
+    Account(AccountCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// Register a client: public (PKCE only), with a generated secret, or with a JWKS
+    /// (private_key_jwt, for backend services).
+    Register {
+        #[arg(long)]
+        client_id: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        /// May be repeated.
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// Space-separated: the most this client may be granted, e.g. "launch/patient openid fhirUser patient/*.rs".
+        #[arg(long)]
+        scope: String,
+        /// A public client (no secret; PKCE protects the code).
+        #[arg(long, conflicts_with_all = ["secret", "jwks_file"])]
+        public: bool,
+        /// Generate a client secret (printed once, stored hashed).
+        #[arg(long, conflicts_with = "jwks_file")]
+        secret: bool,
+        /// The client's public keys (JWK Set) for private_key_jwt.
+        #[arg(long)]
+        jwks_file: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+    /// List registered clients.
+    List {
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountCommand {
+    /// Create the account of a Patient, RelatedPerson or Practitioner and send it an
+    /// activation code (valid 7 days, single use).
+    Invite {
+        /// Patient/<id>, RelatedPerson/<id> or Practitioner/<id>.
+        #[arg(long)]
+        fhir_user: String,
+        /// More RelatedPersons of the same person (one per represented patient).
+        #[arg(long = "also")]
+        also: Vec<String>,
+        /// Where to send codes (default: the resource's first e-mail or phone).
+        #[arg(long)]
+        to: Option<String>,
+        /// Language of the messages: fr (default) or en.
+        #[arg(long, default_value = "fr")]
+        lang: String,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+    /// Unlock an account locked after five failed attempts.
+    Unlock {
+        /// The username, or the account's fhirUser (Patient/123).
+        account: String,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+    /// List accounts.
+    List {
+        #[command(flatten)]
+        args: ServeArgs,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -38,6 +112,8 @@ pub fn main() -> ExitCode {
             None => serve(cli.serve).await,
             Some(Command::Serve(args)) => serve(args).await,
             Some(Command::Migrate(args)) => migrate(args).await,
+            Some(Command::Client(c)) => crate::auth::admin::client(c.into()).await,
+            Some(Command::Account(c)) => crate::auth::admin::account(c.into()).await,
         }
     });
     match result {
@@ -68,11 +144,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let db = crate::store::connect_redacted(&config.database_url);
     let state = crate::app::build_state(config, None).await?;
     tracing::info!(database = %db, "database ready");
+    let first_run = crate::auth::bootstrap::first_run(&state).await?;
     println!("Carnet is serving FHIR R4 at {base}");
     println!("  database:     {db}");
     println!("  capabilities: curl {base}/metadata");
-    println!("  try:          curl -X POST -H 'Content-Type: application/fhir+json' \\");
-    println!("                  -d '{{\"resourceType\":\"Patient\",\"name\":[{{\"family\":\"Tremblay\"}}]}}' {base}/Patient");
+    crate::auth::admin::print_first_run(&state, first_run.as_deref());
     crate::app::serve(listener, state, shutdown_signal()).await
 }
 
@@ -106,4 +182,36 @@ async fn shutdown_signal() {
         _ = term => {}
     }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+impl From<ClientCommand> for crate::auth::admin::ClientCmd {
+    fn from(c: ClientCommand) -> Self {
+        match c {
+            ClientCommand::Register { client_id, name, redirect_uris, scope, public, secret, jwks_file, args } => {
+                crate::auth::admin::ClientCmd::Register {
+                    client_id,
+                    name,
+                    redirect_uris,
+                    scope,
+                    public,
+                    secret,
+                    jwks_file,
+                    args,
+                }
+            }
+            ClientCommand::List { args } => crate::auth::admin::ClientCmd::List { args },
+        }
+    }
+}
+
+impl From<AccountCommand> for crate::auth::admin::AccountCmd {
+    fn from(c: AccountCommand) -> Self {
+        match c {
+            AccountCommand::Invite { fhir_user, also, to, lang, args } => {
+                crate::auth::admin::AccountCmd::Invite { fhir_user, also, to, lang, args }
+            }
+            AccountCommand::Unlock { account, args } => crate::auth::admin::AccountCmd::Unlock { account, args },
+            AccountCommand::List { args } => crate::auth::admin::AccountCmd::List { args },
+        }
+    }
 }

@@ -125,7 +125,7 @@ pub async fn list(store: &Store) -> Result<Vec<Account>, Error> {
         .fetch_all(c)
         .await?
         .iter()
-        .map(|r| from_row(r))
+        .map(from_row)
         .collect::<Vec<_>>());
     Ok(all)
 }
@@ -390,10 +390,10 @@ pub async fn represented(
     if account.fhir_user.starts_with("RelatedPerson/") {
         let mut out = Vec::new();
         for rp in std::iter::once(&account.fhir_user).chain(account.links.iter()) {
-            if let Some(r) = represented_by(store, rp, today).await? {
-                if !out.iter().any(|o: &Represented| o.patient == r.patient) {
-                    out.push(r);
-                }
+            if let Some(r) = represented_by(store, rp, today).await?
+                && !out.iter().any(|o: &Represented| o.patient == r.patient)
+            {
+                out.push(r);
             }
         }
         return Ok(if out.is_empty() { Err(Refusal::NoPatient) } else { Ok(out) });
@@ -439,10 +439,10 @@ pub async fn activate(
     if account.status != Status::Invited {
         return Ok(Err(ActivationError::BadCode));
     }
-    if is_patient_facing(&account) {
-        if let Err(r) = represented(state.store(), &account, now).await? {
-            return Ok(Err(ActivationError::Refused(r)));
-        }
+    if is_patient_facing(&account)
+        && let Err(r) = represented(state.store(), &account, now).await?
+    {
+        return Ok(Err(ActivationError::Refused(r)));
     }
     if by_username(state.store(), &username).await?.is_some() {
         return Ok(Err(ActivationError::UsernameTaken));

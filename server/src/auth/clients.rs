@@ -94,7 +94,7 @@ pub async fn register(store: &Store, reg: &Registration, now: i64) -> Result<Reg
         return Err(Error::invalid("value", format!("unknown scopes: {}", rejected.join(" "))));
     }
     for uri in &reg.redirect_uris {
-        if !(uri.starts_with("https://") || uri.starts_with("http://")) && !uri.contains(":/") {
+        if !(uri.starts_with("https://") || uri.starts_with("http://") || uri.contains(":/")) {
             return Err(Error::invalid("value", format!("redirect URI is not absolute: {uri}")));
         }
     }

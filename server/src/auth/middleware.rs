@@ -104,10 +104,8 @@ pub async fn verify_uncached(state: &AppState, token: &str) -> Result<Principal,
     let keys = super::server_keys(state).await.map_err(AuthFailure::Internal)?;
     let header = jsonwebtoken::decode_header(token).map_err(|_| AuthFailure::Invalid(TokenError::Malformed))?;
     let ours = header.kid.as_deref().is_none_or(|k| k == keys.kid);
-    if !ours {
-        if let Some(ext) = super::external_issuer(state).await.map_err(AuthFailure::Internal)? {
-            return ext.verify(token, state.now()).map_err(AuthFailure::Invalid);
-        }
+    if !ours && let Some(ext) = super::external_issuer(state).await.map_err(AuthFailure::Internal)? {
+        return ext.verify(token, state.now()).map_err(AuthFailure::Invalid);
     }
     let issuer = state.config().auth_url();
     let claims = super::jwt::verify_access(&keys, token, state.base_url(), &issuer, state.now())

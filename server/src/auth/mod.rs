@@ -6,6 +6,7 @@
 //! PostgreSQL behave as one authorization server.
 
 pub mod accounts;
+pub mod admin;
 pub mod bootstrap;
 pub mod cache;
 pub mod clients;

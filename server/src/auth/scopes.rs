@@ -249,10 +249,10 @@ impl Scopes {
                 continue;
             }
             for limit in &client.resources {
-                if let Some(n) = r.narrow(limit) {
-                    if !out.resources.iter().any(|o| o.covers(&n)) {
-                        out.resources.push(n);
-                    }
+                if let Some(n) = r.narrow(limit)
+                    && !out.resources.iter().any(|o| o.covers(&n))
+                {
+                    out.resources.push(n);
                 }
             }
         }

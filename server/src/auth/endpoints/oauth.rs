@@ -83,11 +83,11 @@ async fn revoke_any(state: &AppState, token: &str, client_id: Option<&str>) -> R
         }
         return Ok(());
     }
-    if let Ok(pr) = middleware::verify_uncached(state, token).await {
-        if client_id.is_none() || Some(pr.client_id.as_str()) == client_id {
-            sessions::revoke_token(state.store(), &pr.token_id, pr.expires_at, now).await?;
-            state.auth().cache.forget_token(&pr.token_id);
-        }
+    if let Ok(pr) = middleware::verify_uncached(state, token).await
+        && (client_id.is_none() || Some(pr.client_id.as_str()) == client_id)
+    {
+        sessions::revoke_token(state.store(), &pr.token_id, pr.expires_at, now).await?;
+        state.auth().cache.forget_token(&pr.token_id);
     }
     Ok(())
 }

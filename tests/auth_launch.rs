@@ -1,0 +1,493 @@
+//! The SMART standalone patient launch over HTTP on both backends, driven by a real
+//! OAuth client (the `oauth2` crate) with PKCE, through the HTML sign-in with the
+//! 6-digit code read from the outbox; and each refusal of the flow.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use carnet::auth::clients::{self, Credential, Registration};
+use carnet::auth::i18n::Lang;
+use carnet_tests::{TestServer, on_both_backends};
+use oauth2::basic::BasicClient;
+use oauth2::{
+    AuthUrl, AuthorizationCode, ClientId, CsrfToken, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
+    Scope, TokenResponse, TokenUrl,
+};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const REDIRECT: &str = "http://127.0.0.1:9/callback";
+const PASSWORD: &str = "un mot de passe solide";
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// The newest message in the outbox.
+fn last_message(s: &TestServer) -> Value {
+    let mut files: Vec<_> = std::fs::read_dir(&s.outbox)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    serde_json::from_slice(&std::fs::read(files.last().expect("a message in the outbox")).unwrap()).unwrap()
+}
+
+fn years_ago(s: &TestServer, years: i32) -> String {
+    let today = carnet::auth::accounts::today(s.state().now());
+    let d = today.replace_year(today.year() - years).unwrap_or(today);
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+async fn public_app(s: &TestServer, scopes: &str) -> String {
+    let id = format!("app-{}", uuid::Uuid::new_v4().simple());
+    let reg = Registration {
+        client_id: id.clone(),
+        name: "patient app".into(),
+        redirect_uris: vec![REDIRECT.into()],
+        scopes: scopes.into(),
+        credential: Credential::Public,
+    };
+    clients::register(s.state().store(), &reg, s.state().now()).await.unwrap();
+    id
+}
+
+/// A patient with an active account: returns (patient id, username).
+async fn activated_patient(s: &TestServer, birth_date: &str) -> (String, String) {
+    let p = s.create(json!({"resourceType": "Patient", "name": [{"family": "Gagnon", "given": ["Léa"]}], "birthDate": birth_date})).await;
+    let id = p["id"].as_str().unwrap().to_string();
+    let inv =
+        carnet::auth::accounts::invite(s.state(), &format!("Patient/{id}"), &[], Some("lea@example.org"), Lang::Fr)
+            .await
+            .unwrap();
+    let msg = last_message(s);
+    assert_eq!(msg["code"], inv.activation_code.as_str());
+    assert_eq!(msg["to"], "lea@example.org");
+    let code = msg["code"].as_str().unwrap();
+    assert!(code.len() == 8 && code.as_bytes()[0].is_ascii_uppercase() && &code[1..2] == "-");
+    let username = format!("lea-{}", &id[..8]);
+    let r = s
+        .anon
+        .post(format!("{}/activate", s.auth_url()))
+        .form(&[("activation_code", code), ("username", &username), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    (id, username)
+}
+
+fn hidden_tx(html: &str) -> String {
+    let start = html.find("name=\"tx\" value=\"").expect("tx field") + "name=\"tx\" value=\"".len();
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+fn oauth_client(
+    s: &TestServer,
+    client_id: &str,
+) -> oauth2::basic::BasicClient<
+    oauth2::EndpointSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+> {
+    BasicClient::new(ClientId::new(client_id.into()))
+        .set_auth_uri(AuthUrl::new(format!("{}/authorize", s.auth_url())).unwrap())
+        .set_token_uri(TokenUrl::new(format!("{}/token", s.auth_url())).unwrap())
+        .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap())
+}
+
+/// Walks the sign-in pages; returns the redirect's query pairs (code/state or error).
+async fn sign_in(s: &TestServer, authorize_url: &str, username: &str, password: &str) -> Vec<(String, String)> {
+    let http = browser();
+    let r = http.get(authorize_url).send().await.unwrap();
+    if r.status().as_u16() == 303 {
+        return redirect_pairs(&r);
+    }
+    let html = r.text().await.unwrap();
+    let tx = hidden_tx(&html);
+    let url = format!("{}/authorize", s.auth_url());
+    let r = http
+        .post(&url)
+        .form(&[("tx", tx.as_str()), ("username", username), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "password step: {}", r.text().await.unwrap());
+    let code = last_message(s)["code"].as_str().unwrap().to_string();
+    assert_eq!(code.len(), 6);
+    let r = http.post(&url).form(&[("tx", tx.as_str()), ("code", code.as_str())]).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303, "code step: {}", r.text().await.unwrap());
+    redirect_pairs(&r)
+}
+
+fn redirect_pairs(r: &reqwest::Response) -> Vec<(String, String)> {
+    let loc = r.headers()["location"].to_str().unwrap();
+    assert!(loc.starts_with(REDIRECT), "{loc}");
+    url::Url::parse(loc).unwrap().query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+}
+
+fn pair<'a>(pairs: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+}
+
+fn claims(jwt: &str) -> Value {
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(jwt.split('.').nth(1).unwrap()).unwrap()).unwrap()
+}
+
+struct Launch {
+    code: String,
+    verifier: PkceCodeVerifier,
+}
+
+async fn launch(s: &TestServer, client_id: &str, username: &str, scopes: &[&str]) -> Launch {
+    let client = oauth_client(s, client_id);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut req = client
+        .authorize_url(CsrfToken::new_random)
+        .add_extra_param("aud", s.base.clone())
+        .set_pkce_challenge(challenge);
+    for sc in scopes {
+        req = req.add_scope(Scope::new(sc.to_string()));
+    }
+    let (url, csrf) = req.url();
+    let pairs = sign_in(s, url.as_str(), username, PASSWORD).await;
+    assert_eq!(pair(&pairs, "state"), Some(csrf.secret().as_str()));
+    Launch { code: pair(&pairs, "code").expect("code").to_string(), verifier }
+}
+
+async fn standalone_patient_launch(s: &TestServer) {
+    let (patient, username) = activated_patient(s, "1990-05-17").await;
+    let app = public_app(s, "launch/patient openid fhirUser patient/*.rs").await;
+    let l = launch(
+        s,
+        &app,
+        &username,
+        &["launch/patient", "openid", "fhirUser", "patient/*.rs", "user/*.*", "offline_access"],
+    )
+    .await;
+    let client = oauth_client(s, &app);
+    let http = browser();
+    let token = client
+        .exchange_code(AuthorizationCode::new(l.code))
+        .set_pkce_verifier(l.verifier)
+        .request_async(&http)
+        .await
+        .unwrap();
+    let access = token.access_token().secret().clone();
+    let granted: Vec<String> = token.scopes().unwrap().iter().map(|s| s.to_string()).collect();
+    assert!(granted.contains(&"patient/*.rs".to_string()), "{granted:?}");
+    assert!(!granted.iter().any(|g| g.starts_with("user/") || g == "offline_access"), "{granted:?}");
+    assert!(token.expires_in().unwrap() <= Duration::from_secs(600));
+    let c = claims(&access);
+    assert_eq!(c["patient"], patient.as_str());
+    assert_eq!(c["fhirUser"], format!("Patient/{patient}"));
+    assert_eq!(c["aud"], s.base.as_str());
+    // The patient reads their record; writing is outside the granted scopes.
+    let r = s.req_as(Some(&access), Method::GET, &format!("Patient/{patient}")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = s
+        .req_as(Some(&access), Method::POST, "Observation")
+        .header("content-type", "application/fhir+json")
+        .body(r#"{"resourceType":"Observation","status":"final","code":{"text":"x"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    // The refresh token rotates.
+    let refresh = token.refresh_token().unwrap().clone();
+    let again = client.exchange_refresh_token(&refresh).request_async(&http).await.unwrap();
+    assert_ne!(again.refresh_token().unwrap().secret(), refresh.secret());
+    let reuse = client.exchange_refresh_token(&refresh).request_async(&http).await;
+    assert!(reuse.is_err(), "a used refresh token is refused");
+    // ... and reusing it revoked the session: the newest token no longer works either.
+    let r =
+        s.req_as(Some(again.access_token().secret()), Method::GET, &format!("Patient/{patient}")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+}
+
+async fn raw_exchange(s: &TestServer, form: &[(&str, &str)]) -> (u16, Value) {
+    let r = s.anon.post(format!("{}/token", s.auth_url())).form(form).send().await.unwrap();
+    let st = r.status().as_u16();
+    (st, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn code_exchange_refusals(s: &TestServer) {
+    let (_, username) = activated_patient(s, "1985-01-01").await;
+    let app = public_app(s, "launch/patient patient/*.rs").await;
+    let scopes = ["launch/patient", "patient/*.rs"];
+    // Bad PKCE verifier.
+    let l = launch(s, &app, &username, &scopes).await;
+    let wrong = PkceCodeVerifier::new("x".repeat(50));
+    let (st, b) = raw_exchange(
+        s,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &l.code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &app),
+            ("code_verifier", wrong.secret()),
+        ],
+    )
+    .await;
+    assert_eq!((st, b["error"].as_str()), (400, Some("invalid_grant")), "{b}");
+    // Wrong redirect URI.
+    let l = launch(s, &app, &username, &scopes).await;
+    let (st, b) = raw_exchange(
+        s,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &l.code),
+            ("redirect_uri", "http://127.0.0.1:9/other"),
+            ("client_id", &app),
+            ("code_verifier", l.verifier.secret()),
+        ],
+    )
+    .await;
+    assert_eq!((st, b["error"].as_str()), (400, Some("invalid_grant")), "{b}");
+    // Reused code: the first exchange works, the second is refused and revokes the first's tokens.
+    let l = launch(s, &app, &username, &scopes).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", l.code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("client_id", app.as_str()),
+        ("code_verifier", l.verifier.secret().as_str()),
+    ];
+    let (st, first) = raw_exchange(s, &form).await;
+    assert_eq!(st, 200, "{first}");
+    let (st, b) = raw_exchange(s, &form).await;
+    assert_eq!((st, b["error"].as_str()), (400, Some("invalid_grant")));
+    let r = s.req_as(first["access_token"].as_str(), Method::GET, "Patient/x").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    // Expired code (2 minutes).
+    let l = launch(s, &app, &username, &scopes).await;
+    s.clock.advance(Duration::from_secs(121));
+    let (st, b) = raw_exchange(
+        s,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &l.code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &app),
+            ("code_verifier", l.verifier.secret()),
+        ],
+    )
+    .await;
+    assert_eq!((st, b["error"].as_str()), (400, Some("invalid_grant")), "{b}");
+    // The authorize endpoint itself refuses an unregistered redirect URI without redirecting.
+    let r = browser()
+        .get(format!("{}/authorize?response_type=code&client_id={app}&redirect_uri=http://evil.example/cb&code_challenge=abc&code_challenge_method=S256&aud={}", s.auth_url(), s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.headers().get("location").is_none());
+}
+
+async fn scope_escalation_is_refused(s: &TestServer) {
+    let (_, username) = activated_patient(s, "1985-01-01").await;
+    let app = public_app(s, "launch/patient patient/Observation.rs user/*.*").await;
+    // A patient asking only for user/ scopes gets nothing: invalid_scope.
+    let client = oauth_client(s, &app);
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    let (url, _) = client
+        .authorize_url(CsrfToken::new_random)
+        .add_extra_param("aud", s.base.clone())
+        .set_pkce_challenge(challenge)
+        .add_scope(Scope::new("user/*.*".into()))
+        .url();
+    let pairs = sign_in(s, url.as_str(), &username, PASSWORD).await;
+    assert_eq!(pair(&pairs, "error"), Some("invalid_scope"));
+    // Asking for more than the client's registration is narrowed to it.
+    let l = launch(s, &app, &username, &["launch/patient", "patient/*.cruds"]).await;
+    let (st, tok) = raw_exchange(
+        s,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &l.code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &app),
+            ("code_verifier", l.verifier.secret()),
+        ],
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(tok["scope"], "launch/patient patient/Observation.rs");
+    // A refresh may not widen the grant.
+    let (st, b) = raw_exchange(
+        s,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tok["refresh_token"].as_str().unwrap()),
+            ("client_id", &app),
+            ("scope", "patient/*.cruds"),
+        ],
+    )
+    .await;
+    assert_eq!((st, b["error"].as_str()), (400, Some("invalid_scope")), "{b}");
+}
+
+async fn sixth_failed_password_is_locked(s: &TestServer) {
+    let (_, username) = activated_patient(s, "1985-01-01").await;
+    let app = public_app(s, "launch/patient patient/*.rs").await;
+    let client = oauth_client(s, &app);
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    let (url, _) = client
+        .authorize_url(CsrfToken::new_random)
+        .add_extra_param("aud", s.base.clone())
+        .set_pkce_challenge(challenge)
+        .add_scope(Scope::new("patient/*.rs".into()))
+        .url();
+    let http = browser();
+    let tx = hidden_tx(&http.get(url.as_str()).send().await.unwrap().text().await.unwrap());
+    let post = |password: &'static str| {
+        let http = http.clone();
+        let url = format!("{}/authorize", s.auth_url());
+        let tx = tx.clone();
+        let username = username.clone();
+        async move {
+            let r = http
+                .post(&url)
+                .form(&[("tx", tx.as_str()), ("username", username.as_str()), ("password", password)])
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    for _ in 0..4 {
+        let (st, html) = post("wrong password").await;
+        assert_eq!(st, 401);
+        assert!(html.contains("incorrect"), "{html}");
+    }
+    let (_, html) = post("wrong password").await;
+    assert!(html.contains("verrouillé"), "5th failure locks: {html}");
+    // 6th attempt, even with the right password: still locked, no code sent.
+    let (st, html) = post(PASSWORD).await;
+    assert_eq!(st, 401);
+    assert!(html.contains("verrouillé"), "{html}");
+    let acc = carnet::auth::accounts::by_username(s.state().store(), &username).await.unwrap().unwrap();
+    assert!(acc.locked);
+    carnet::auth::lockout::unlock(s.state().store(), &acc.id).await.unwrap();
+    let (st, _) = post(PASSWORD).await;
+    assert_eq!(st, 200, "unlocked by the care team");
+}
+
+async fn expired_and_replaced_sign_in_codes(s: &TestServer) {
+    let (_, username) = activated_patient(s, "1985-01-01").await;
+    let app = public_app(s, "launch/patient patient/*.rs").await;
+    let client = oauth_client(s, &app);
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    let (url, _) = client
+        .authorize_url(CsrfToken::new_random)
+        .add_extra_param("aud", s.base.clone())
+        .set_pkce_challenge(challenge)
+        .add_scope(Scope::new("patient/*.rs".into()))
+        .url();
+    let http = browser();
+    let tx = hidden_tx(&http.get(url.as_str()).send().await.unwrap().text().await.unwrap());
+    let authz = format!("{}/authorize", s.auth_url());
+    let r = http
+        .post(&authz)
+        .form(&[("tx", tx.as_str()), ("username", username.as_str()), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let first = last_message(s)["code"].as_str().unwrap().to_string();
+    // Resend: the first code stops working.
+    std::thread::sleep(Duration::from_millis(5));
+    let r = http.post(&authz).form(&[("tx", tx.as_str()), ("resend", "1")]).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let second = last_message(s)["code"].as_str().unwrap().to_string();
+    if first != second {
+        let r = http.post(&authz).form(&[("tx", tx.as_str()), ("code", first.as_str())]).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 401, "a replaced code is refused");
+    }
+    // 10 minutes later the second has expired too.
+    s.clock.advance(Duration::from_secs(601));
+    let r = http.post(&authz).form(&[("tx", tx.as_str()), ("code", second.as_str())]).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401, "an expired sign-in code is refused");
+}
+
+async fn refresh_after_ten_idle_minutes_is_refused(s: &TestServer) {
+    let (_, username) = activated_patient(s, "1985-01-01").await;
+    let app = public_app(s, "launch/patient patient/*.rs").await;
+    let l = launch(s, &app, &username, &["launch/patient", "patient/*.rs"]).await;
+    let client = oauth_client(s, &app);
+    let http = browser();
+    let token = client
+        .exchange_code(AuthorizationCode::new(l.code))
+        .set_pkce_verifier(l.verifier)
+        .request_async(&http)
+        .await
+        .unwrap();
+    // 9 minutes: still fine, and the refresh restarts the idle timer.
+    s.clock.advance(Duration::from_secs(9 * 60));
+    let t2 = client.exchange_refresh_token(token.refresh_token().unwrap()).request_async(&http).await.unwrap();
+    s.clock.advance(Duration::from_secs(10 * 60 + 1));
+    let (st, b) = raw_exchange(
+        s,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", t2.refresh_token().unwrap().secret()),
+            ("client_id", &app),
+        ],
+    )
+    .await;
+    assert_eq!((st, b["error"].as_str()), (400, Some("invalid_grant")), "{b}");
+    let _ = RefreshToken::new(String::new());
+}
+
+async fn patient_under_14_is_refused(s: &TestServer) {
+    let birth = years_ago(s, 13);
+    let p = s.create(json!({"resourceType": "Patient", "birthDate": birth})).await;
+    let id = p["id"].as_str().unwrap();
+    carnet::auth::accounts::invite(s.state(), &format!("Patient/{id}"), &[], Some("kid@example.org"), Lang::En)
+        .await
+        .unwrap();
+    let code = last_message(s)["code"].as_str().unwrap().to_string();
+    let r = s
+        .anon
+        .post(format!("{}/activate", s.auth_url()))
+        .header("accept-language", "en-CA,en;q=0.9")
+        .form(&[("activation_code", code.as_str()), ("username", "kid13"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert!(r.text().await.unwrap().contains("14 years"));
+}
+
+async fn pages_speak_french_by_default_and_english_on_request(s: &TestServer) {
+    let fr = s.anon.get(format!("{}/activate", s.auth_url())).send().await.unwrap().text().await.unwrap();
+    assert!(fr.contains("Activer votre compte") && fr.contains("name=\"activation_code\""));
+    let en = s
+        .anon
+        .get(format!("{}/activate", s.auth_url()))
+        .header("accept-language", "en")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(en.contains("Activate your account"));
+}
+
+on_both_backends!(
+    standalone_patient_launch,
+    code_exchange_refusals,
+    scope_escalation_is_refused,
+    sixth_failed_password_is_locked,
+    expired_and_replaced_sign_in_codes,
+    refresh_after_ten_idle_minutes_is_refused,
+    patient_under_14_is_refused,
+    pages_speak_french_by_default_and_english_on_request,
+);
