@@ -8,6 +8,7 @@ pub mod history;
 pub mod metadata;
 pub mod negotiate;
 pub mod respond;
+pub mod search;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -21,21 +22,24 @@ use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
     let fhir = Router::new()
-        .route("/", post(bundle::process))
+        .route("/", get(search::system).post(bundle::process))
         .route("/_history", get(history::system))
         .route(
             "/{type}",
-            post(crud::create)
+            get(search::type_get)
+                .post(crud::create)
                 .put(crud::conditional_update)
                 .delete(crud::conditional_delete)
                 .patch(crud::conditional_patch),
         )
         .route("/{type}/_history", get(history::type_level))
+        .route("/{type}/_search", post(search::type_post))
         .route(
             "/{type}/{id}",
             get(crud::read).put(crud::update).delete(crud::delete).patch(crud::patch),
         )
         .route("/{type}/{id}/_history", get(history::instance))
+        .route("/{type}/{id}/{compartment}", get(search::compartment))
         .route("/{type}/{id}/_history/{vid}", get(crud::vread))
         // Every route above needs a valid token whose scopes allow the interaction.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::middleware::require_token))

@@ -1,0 +1,95 @@
+-- Search index: one typed table per parameter type, rows written in the transaction of
+-- the version they describe and removed when the resource is deleted. `grp` ties the
+-- components of one composite value together (NULL for plain values). Text compared
+-- by range (prefix search) uses BINARY collation, i.e. code point order, which is what
+-- the query side's "next string" upper bound assumes.
+
+CREATE TABLE idx_string (
+    pk         INTEGER NOT NULL REFERENCES resources (pk),
+    res_type   TEXT    NOT NULL,
+    param      TEXT    NOT NULL,
+    grp        INTEGER,
+    normalized TEXT    NOT NULL COLLATE BINARY,
+    exact      TEXT    NOT NULL
+);
+CREATE INDEX idx_string_value ON idx_string (res_type, param, normalized COLLATE BINARY, pk);
+CREATE INDEX idx_string_pk ON idx_string (pk);
+
+CREATE TABLE idx_token (
+    pk          INTEGER NOT NULL REFERENCES resources (pk),
+    res_type    TEXT    NOT NULL,
+    param       TEXT    NOT NULL,
+    grp         INTEGER,
+    system      TEXT,
+    code        TEXT,
+    text        TEXT COLLATE BINARY,
+    type_system TEXT,
+    type_code   TEXT
+);
+CREATE INDEX idx_token_value ON idx_token (res_type, param, code, system, pk);
+CREATE INDEX idx_token_pk ON idx_token (pk);
+
+CREATE TABLE idx_reference (
+    pk          INTEGER NOT NULL REFERENCES resources (pk),
+    res_type    TEXT    NOT NULL,
+    param       TEXT    NOT NULL,
+    grp         INTEGER,
+    target_type TEXT,
+    target_id   TEXT,
+    url         TEXT,
+    version     TEXT,
+    id_system   TEXT,
+    id_value    TEXT
+);
+CREATE INDEX idx_reference_value ON idx_reference (res_type, param, target_type, target_id, pk);
+-- Reverse direction: _revinclude, _has and compartments start from the target.
+CREATE INDEX idx_reference_target ON idx_reference (target_type, target_id, param);
+CREATE INDEX idx_reference_pk ON idx_reference (pk);
+
+CREATE TABLE idx_date (
+    pk       INTEGER NOT NULL REFERENCES resources (pk),
+    res_type TEXT    NOT NULL,
+    param    TEXT    NOT NULL,
+    grp      INTEGER,
+    low      INTEGER NOT NULL, -- epoch µs UTC, inclusive
+    high     INTEGER NOT NULL  -- epoch µs UTC, inclusive
+);
+CREATE INDEX idx_date_value ON idx_date (res_type, param, low, high, pk);
+CREATE INDEX idx_date_pk ON idx_date (pk);
+
+CREATE TABLE idx_number (
+    pk       INTEGER NOT NULL REFERENCES resources (pk),
+    res_type TEXT    NOT NULL,
+    param    TEXT    NOT NULL,
+    grp      INTEGER,
+    value    REAL,
+    low      REAL    NOT NULL,
+    high     REAL    NOT NULL
+);
+CREATE INDEX idx_number_value ON idx_number (res_type, param, low, high, pk);
+CREATE INDEX idx_number_pk ON idx_number (pk);
+
+CREATE TABLE idx_quantity (
+    pk       INTEGER NOT NULL REFERENCES resources (pk),
+    res_type TEXT    NOT NULL,
+    param    TEXT    NOT NULL,
+    grp      INTEGER,
+    value    REAL,
+    low      REAL    NOT NULL,
+    high     REAL    NOT NULL,
+    system   TEXT,
+    code     TEXT,
+    unit     TEXT
+);
+CREATE INDEX idx_quantity_value ON idx_quantity (res_type, param, code, low, high, pk);
+CREATE INDEX idx_quantity_pk ON idx_quantity (pk);
+
+CREATE TABLE idx_uri (
+    pk       INTEGER NOT NULL REFERENCES resources (pk),
+    res_type TEXT    NOT NULL,
+    param    TEXT    NOT NULL,
+    grp      INTEGER,
+    uri      TEXT    NOT NULL COLLATE BINARY
+);
+CREATE INDEX idx_uri_value ON idx_uri (res_type, param, uri COLLATE BINARY, pk);
+CREATE INDEX idx_uri_pk ON idx_uri (pk);

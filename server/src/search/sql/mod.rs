@@ -1,0 +1,463 @@
+//! The SQL of searches: one builder turns parsed criteria into conditions over
+//! `resources` aliases, one module per parameter type writes the value tests.
+//!
+//! Every statement is text with generated `$n` placeholders and fixed identifiers;
+//! values, parameter names and resource types are always bound ([`Bind`]). The same
+//! text runs on SQLite and PostgreSQL.
+
+mod composite;
+mod date;
+mod number;
+mod reference;
+pub(crate) mod sort;
+mod string;
+mod token;
+mod uri;
+
+use carnet_search::{ChainStep, Criterion, Modifier, ParamType, Registry, SearchValue};
+use sqlx::Row;
+
+use super::index::{Table, is_resource_column};
+use super::scope::AccessScope;
+use crate::error::{Error, Result};
+use crate::on_conn;
+use crate::store::{StoreError, Tx};
+
+/// A bound value. `None` binds SQL NULL of the column's type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bind {
+    I64(Option<i64>),
+    F64(Option<f64>),
+    Text(Option<String>),
+    Bool(bool),
+}
+
+/// What a result column decodes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    I64,
+    F64,
+    Text,
+    Bytes,
+}
+
+/// A decoded result cell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    I64(Option<i64>),
+    F64(Option<f64>),
+    Text(Option<String>),
+    Bytes(Option<Vec<u8>>),
+}
+
+impl Cell {
+    pub fn i64(&self) -> Option<i64> {
+        match self {
+            Cell::I64(v) => *v,
+            _ => None,
+        }
+    }
+
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Cell::Text(v) => v.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub fn to_bind(&self) -> Bind {
+        match self {
+            Cell::I64(v) => Bind::I64(*v),
+            Cell::F64(v) => Bind::F64(*v),
+            Cell::Text(v) => Bind::Text(v.clone()),
+            Cell::Bytes(_) => Bind::Text(None),
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(
+            self,
+            Cell::I64(None) | Cell::F64(None) | Cell::Text(None) | Cell::Bytes(None)
+        )
+    }
+}
+
+/// SQL text and its bound values, `$1..$n` in `binds` order.
+#[derive(Debug, Clone, Default)]
+pub struct SqlQuery {
+    pub sql: String,
+    pub binds: Vec<Bind>,
+}
+
+impl SqlQuery {
+    /// Binds a value and returns its placeholder.
+    pub fn bind(&mut self, b: Bind) -> String {
+        self.binds.push(b);
+        format!("${}", self.binds.len())
+    }
+
+    pub fn text(&mut self, s: &str) -> String {
+        self.bind(Bind::Text(Some(s.to_string())))
+    }
+
+    pub fn int(&mut self, v: i64) -> String {
+        self.bind(Bind::I64(Some(v)))
+    }
+
+    pub fn float(&mut self, v: f64) -> String {
+        self.bind(Bind::F64(Some(v)))
+    }
+
+    /// `col = $n` or `col IN ($a, $b, …)`.
+    pub fn in_list(&mut self, col: &str, items: &[String]) -> String {
+        match items {
+            [] => "1 = 0".to_string(),
+            [one] => format!("{col} = {}", self.text(one)),
+            many => {
+                let ps: Vec<String> = many.iter().map(|i| self.text(i)).collect();
+                format!("{col} IN ({})", ps.join(", "))
+            }
+        }
+    }
+
+    /// A condition on `col` restricting to `types`; none for `Resource` (any type).
+    pub fn type_filter(&mut self, col: &str, types: &[String]) -> Option<String> {
+        if types.is_empty() || types.iter().any(|t| t == "Resource") {
+            None
+        } else {
+            Some(self.in_list(col, types))
+        }
+    }
+}
+
+macro_rules! bound {
+    ($sql:expr, $binds:expr) => {{
+        let mut q = sqlx::query(sqlx::AssertSqlSafe($sql.to_string()));
+        for b in $binds {
+            q = match b {
+                Bind::I64(v) => q.bind(*v),
+                Bind::F64(v) => q.bind(*v),
+                Bind::Text(v) => q.bind(v.clone()),
+                Bind::Bool(v) => q.bind(*v),
+            };
+        }
+        q
+    }};
+}
+
+pub async fn execute(tx: &mut Tx, sql: &str, binds: &[Bind]) -> Result<(), StoreError> {
+    on_conn!(tx, |c| {
+        bound!(sql, binds).execute(c).await?;
+    });
+    Ok(())
+}
+
+/// Runs a query and decodes each row's columns as `kinds`.
+pub async fn fetch(
+    tx: &mut Tx,
+    q: &SqlQuery,
+    kinds: &[Kind],
+) -> Result<Vec<Vec<Cell>>, StoreError> {
+    let rows = on_conn!(tx, |c| {
+        let rows = bound!(&q.sql, &q.binds).fetch_all(c).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let mut cells = Vec::with_capacity(kinds.len());
+            for (i, k) in kinds.iter().enumerate() {
+                cells.push(match k {
+                    Kind::I64 => Cell::I64(r.try_get(i)?),
+                    Kind::F64 => Cell::F64(r.try_get(i)?),
+                    Kind::Text => Cell::Text(r.try_get(i)?),
+                    Kind::Bytes => Cell::Bytes(r.try_get(i)?),
+                });
+            }
+            out.push(cells);
+        }
+        out
+    });
+    Ok(rows)
+}
+
+/// What conditions need besides the query: the server's base (absolute references to
+/// this server are local), "now" (for `ap`) and the caller's access scope.
+pub struct Ctx<'a> {
+    pub base: &'a str,
+    pub now: i64,
+    pub scope: &'a AccessScope,
+}
+
+/// Builds conditions into one [`SqlQuery`]'s bind list. Aliases are numbered so nested
+/// subqueries (chains, `_has`) never shadow the resource they correlate with.
+pub struct Builder<'a> {
+    pub q: SqlQuery,
+    pub ctx: Ctx<'a>,
+    next_alias: usize,
+}
+
+impl<'a> Builder<'a> {
+    pub fn new(ctx: Ctx<'a>) -> Builder<'a> {
+        Builder {
+            q: SqlQuery::default(),
+            ctx,
+            next_alias: 0,
+        }
+    }
+
+    pub fn alias(&mut self, prefix: &str) -> String {
+        self.next_alias += 1;
+        format!("{prefix}{}", self.next_alias)
+    }
+
+    /// The access-policy condition on resource alias `alias`, if any; every place that
+    /// reaches a resource (main query, chain targets, `_has` sources, includes) calls it.
+    pub fn scope(&mut self, alias: &str) -> Option<String> {
+        self.ctx.scope.condition(&mut self.q, alias)
+    }
+
+    /// A condition on resource alias `alias` (of one of `types`) for criterion `c`.
+    pub fn criterion(&mut self, c: &Criterion, types: &[String], alias: &str) -> Result<String> {
+        self.step(c, 0, types, alias)
+    }
+
+    fn step(&mut self, c: &Criterion, at: usize, types: &[String], alias: &str) -> Result<String> {
+        let Some(step) = c.chain.get(at) else {
+            return self.leaf(c, alias);
+        };
+        let rf = self.alias("ref");
+        let t = self.alias("t");
+        let mut w = Vec::new();
+        match step {
+            ChainStep::Forward {
+                param,
+                target_types,
+                ..
+            } => {
+                w.extend(self.q.type_filter(&format!("{rf}.res_type"), types));
+                w.push(format!("{rf}.param = {}", self.q.text(param)));
+                w.push(self.q.in_list(&format!("{rf}.target_type"), target_types));
+                w.push(format!("{t}.deleted = FALSE"));
+                w.extend(self.scope(&t));
+                w.push(self.step(c, at + 1, target_types, &t)?);
+                Ok(format!(
+                    "{alias}.pk IN (SELECT {rf}.pk FROM idx_reference {rf} JOIN resources {t} \
+                     ON {t}.res_type = {rf}.target_type AND {t}.res_id = {rf}.target_id WHERE {})",
+                    w.join(" AND ")
+                ))
+            }
+            ChainStep::Reverse { source_type, param } => {
+                let s = self.alias("s");
+                w.push(format!("{rf}.res_type = {}", self.q.text(source_type)));
+                w.push(format!("{rf}.param = {}", self.q.text(param)));
+                w.extend(self.q.type_filter(&format!("{t}.res_type"), types));
+                w.push(format!("{s}.deleted = FALSE"));
+                w.extend(self.scope(&s));
+                w.push(self.step(c, at + 1, std::slice::from_ref(source_type), &s)?);
+                Ok(format!(
+                    "{alias}.pk IN (SELECT {t}.pk FROM idx_reference {rf} JOIN resources {t} \
+                     ON {t}.res_type = {rf}.target_type AND {t}.res_id = {rf}.target_id \
+                     JOIN resources {s} ON {s}.pk = {rf}.pk WHERE {})",
+                    w.join(" AND ")
+                ))
+            }
+        }
+    }
+
+    /// The final parameter's test on resource alias `alias`.
+    fn leaf(&mut self, c: &Criterion, alias: &str) -> Result<String> {
+        if is_resource_column(&c.param) {
+            return self.resource_column(c, alias);
+        }
+        if c.param_type == ParamType::Composite {
+            return composite::criterion(self, c, alias);
+        }
+        let table = Table::of(c.param_type).ok_or_else(|| unsupported(c))?;
+        let types = &c.resource_types;
+        if c.modifier == Some(Modifier::Missing) {
+            return Ok(self.missing(c, table, &c.param, alias));
+        }
+        let a = self.alias("i");
+        let targets = reference_targets(c);
+        let mut ors = Vec::new();
+        for v in &c.values {
+            ors.push(self.value(&a, &v.value, c.modifier.as_ref(), &targets, c)?);
+        }
+        let mut w = Vec::new();
+        w.extend(self.q.type_filter(&format!("{a}.res_type"), types));
+        w.push(format!("{a}.param = {}", self.q.text(&c.param)));
+        w.push(format!("({})", ors.join(" OR ")));
+        let sub = format!(
+            "SELECT {a}.pk FROM {} {a} WHERE {}",
+            table.name(),
+            w.join(" AND ")
+        );
+        Ok(if c.modifier == Some(Modifier::Not) {
+            // `:not` also matches resources without any value (R4 search 3.1.1.5.5).
+            format!("{alias}.pk NOT IN ({sub})")
+        } else {
+            format!("{alias}.pk IN ({sub})")
+        })
+    }
+
+    /// `:missing=true` / `false` as (NOT) EXISTS over the resource's rows.
+    pub(crate) fn missing(
+        &mut self,
+        c: &Criterion,
+        table: Table,
+        param: &str,
+        alias: &str,
+    ) -> String {
+        let mut ors = Vec::new();
+        for v in &c.values {
+            let a = self.alias("m");
+            let p = self.q.text(param);
+            let exists = format!(
+                "EXISTS (SELECT 1 FROM {} {a} WHERE {a}.pk = {alias}.pk AND {a}.param = {p})",
+                table.name()
+            );
+            ors.push(match v.value {
+                SearchValue::Missing(true) => format!("NOT {exists}"),
+                _ => exists,
+            });
+        }
+        format!("({})", ors.join(" OR "))
+    }
+
+    /// `_id` and `_lastUpdated` test columns of `resources` directly.
+    fn resource_column(&mut self, c: &Criterion, alias: &str) -> Result<String> {
+        let mut ors = Vec::new();
+        let mut ids = Vec::new();
+        for v in &c.values {
+            match (&v.value, c.param.as_str()) {
+                (SearchValue::Missing(m), _) => {
+                    ors.push(if *m { "1 = 0" } else { "1 = 1" }.to_string())
+                }
+                (SearchValue::Token(t), "_id") => match &t.code {
+                    Some(code) => ids.push(code.clone()),
+                    None => return Err(unsupported(c)),
+                },
+                (SearchValue::Date { prefix, range }, "_lastUpdated") => {
+                    let col = format!("{alias}.last_updated");
+                    ors.push(date::cond(
+                        &mut self.q,
+                        &col,
+                        &col,
+                        *prefix,
+                        *range,
+                        self.ctx.now,
+                    ));
+                }
+                _ => return Err(unsupported(c)),
+            }
+        }
+        if !ids.is_empty() {
+            ors.push(self.q.in_list(&format!("{alias}.res_id"), &ids));
+        }
+        let any = format!("({})", ors.join(" OR "));
+        Ok(if c.modifier == Some(Modifier::Not) {
+            format!("NOT {any}")
+        } else {
+            any
+        })
+    }
+
+    /// One value's test on index alias `a`.
+    pub(crate) fn value(
+        &mut self,
+        a: &str,
+        v: &SearchValue,
+        m: Option<&Modifier>,
+        targets: &[String],
+        c: &Criterion,
+    ) -> Result<String> {
+        let q = &mut self.q;
+        Ok(match v {
+            SearchValue::String { value, normalized } => string::cond(q, a, value, normalized, m),
+            SearchValue::Token(_) | SearchValue::Text(_) | SearchValue::OfType { .. } => {
+                token::cond(q, a, v)
+            }
+            SearchValue::Reference(_) | SearchValue::Identifier(_) => {
+                reference::cond(q, a, v, targets, self.ctx.base)
+            }
+            SearchValue::Date { prefix, range } => date::cond(
+                q,
+                &format!("{a}.low"),
+                &format!("{a}.high"),
+                *prefix,
+                *range,
+                self.ctx.now,
+            ),
+            SearchValue::Number { prefix, number } => number::cond(q, a, *prefix, number),
+            SearchValue::Quantity {
+                prefix,
+                number,
+                system,
+                code,
+            } => number::quantity(q, a, *prefix, number, system.as_deref(), code.as_deref()),
+            SearchValue::Uri(u) => uri::cond(q, a, u, m),
+            SearchValue::Missing(_) | SearchValue::Composite(_) => return Err(unsupported(c)),
+        })
+    }
+}
+
+/// The types a bare reference id may point to, from the parameter's definition.
+fn reference_targets(c: &Criterion) -> Vec<String> {
+    if c.param_type != ParamType::Reference {
+        return Vec::new();
+    }
+    c.resource_types
+        .iter()
+        .find_map(|t| Registry::r4().param(t, &c.param))
+        .map(|p| p.targets.clone())
+        .unwrap_or_default()
+}
+
+fn unsupported(c: &Criterion) -> Error {
+    Error::invalid_at(
+        "not-supported",
+        c.name(),
+        format!(
+            "This use of search parameter '{}' is not supported",
+            c.name()
+        ),
+    )
+}
+
+/// The smallest string greater than every string starting with `s` (code point order),
+/// or `None` when there is none. Prefix search is `col >= s AND col < next(s)`: an
+/// index range on both backends, where LIKE would not be.
+pub(crate) fn next_prefix(s: &str) -> Option<String> {
+    let mut chars: Vec<char> = s.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut n = last as u32 + 1;
+        if (0xD800..=0xDFFF).contains(&n) {
+            n = 0xE000;
+        }
+        if let Some(c) = char::from_u32(n) {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// `col` starts with `s`.
+pub(crate) fn prefix_cond(q: &mut SqlQuery, col: &str, s: &str) -> String {
+    let s = super::index::clip(s);
+    match next_prefix(&s) {
+        Some(n) if !s.is_empty() => format!("({col} >= {} AND {col} < {})", q.text(&s), q.text(&n)),
+        _ => format!("{col} >= {}", q.text(&s)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_prefix;
+
+    #[test]
+    fn next_prefix_bounds_the_prefix() {
+        assert_eq!(next_prefix("abc").as_deref(), Some("abd"));
+        assert_eq!(next_prefix("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(next_prefix("\u{D7FF}").as_deref(), Some("\u{E000}"));
+        assert_eq!(next_prefix(""), None);
+    }
+}
