@@ -25,13 +25,13 @@ impl BundleWriter {
         if let (Some(t), Some(obj)) = (total, head.as_object_mut()) {
             obj.insert("total".into(), json!(t));
         }
-        if !links.is_empty() {
-            if let Some(obj) = head.as_object_mut() {
-                obj.insert(
-                    "link".into(),
-                    Value::Array(links.iter().map(|l| json!({"relation": l.relation, "url": l.url})).collect()),
-                );
-            }
+        if !links.is_empty()
+            && let Some(obj) = head.as_object_mut()
+        {
+            obj.insert(
+                "link".into(),
+                Value::Array(links.iter().map(|l| json!({"relation": l.relation, "url": l.url})).collect()),
+            );
         }
         let mut buf = serde_json::to_vec(&head).unwrap_or_default();
         // Re-open the object to append entries.

@@ -78,10 +78,10 @@ pub fn response_format(accept: Option<&str>, format_param: Option<&str>, pretty:
             "text/*" => Some(Format::Xml),
             other => media_type(other),
         };
-        if let Some(format) = format {
-            if best.is_none_or(|(bq, _)| q > bq) {
-                best = Some((q, format));
-            }
+        if let Some(format) = format
+            && best.is_none_or(|(bq, _)| q > bq)
+        {
+            best = Some((q, format));
         }
     }
     best.map(|(_, format)| Output { format, pretty }).ok_or_else(|| accept.to_string())

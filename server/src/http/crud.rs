@@ -50,10 +50,10 @@ pub async fn read(
     let mut conn = state.store().reader().await?;
     let v = read::read(&mut conn, &res_type, &id).await?;
     drop(conn);
-    if let Some(inm) = &cond.if_none_match {
-        if inm.trim() == "*" || crate::fhir::meta::parse_etag(inm) == Some(v.version) {
-            return Ok(respond::not_modified(v.version, v.last_updated));
-        }
+    if let Some(inm) = &cond.if_none_match
+        && (inm.trim() == "*" || crate::fhir::meta::parse_etag(inm) == Some(v.version))
+    {
+        return Ok(respond::not_modified(v.version, v.last_updated));
     }
     if let Some(since) = cond.if_modified_since {
         // HTTP dates have whole seconds: compare at that precision.

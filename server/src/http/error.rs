@@ -54,10 +54,10 @@ impl Error {
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        if let Error::Store(e) = &self {
-            if !e.is_conflict() {
-                tracing::error!(error = %e, "storage failure");
-            }
+        if let Error::Store(e) = &self
+            && !e.is_conflict()
+        {
+            tracing::error!(error = %e, "storage failure");
         }
         if let Error::Internal(m) = &self {
             tracing::error!(error = %m, "internal failure");

@@ -25,10 +25,9 @@ async fn read_limited(body: Body, limit: usize, headers: &HeaderMap) -> Result<b
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
+        && len > limit
     {
-        if len > limit {
-            return Err(Error::PayloadTooLarge(limit));
-        }
+        return Err(Error::PayloadTooLarge(limit));
     }
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         if e.into_inner().is::<http_body_util::LengthLimitError>() {

@@ -78,10 +78,10 @@ pub async fn history(
         // One more than asked tells whether there is a next page.
         limit: count + 1,
     };
-    if let (Some(t), Some(i)) = (res_type, id) {
-        if resources::current(tx, t, i).await?.is_none() {
-            return Err(Error::NotFound(format!("{t}/{i} not found")));
-        }
+    if let (Some(t), Some(i)) = (res_type, id)
+        && resources::current(tx, t, i).await?.is_none()
+    {
+        return Err(Error::NotFound(format!("{t}/{i} not found")));
     }
     let mut rows = resources::history(tx, &q).await?;
     let has_more = rows.len() as i64 > count;

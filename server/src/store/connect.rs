@@ -36,10 +36,11 @@ impl Store {
             Ok(Store::Postgres(pool))
         } else if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)?;
-            if let Some(parent) = opts.get_filename().parent() {
-                if !parent.as_os_str().is_empty() && !Path::new(parent).exists() {
-                    std::fs::create_dir_all(parent)?;
-                }
+            if let Some(parent) = opts.get_filename().parent()
+                && !parent.as_os_str().is_empty()
+                && !Path::new(parent).exists()
+            {
+                std::fs::create_dir_all(parent)?;
             }
             let opts = opts
                 .create_if_missing(true)
