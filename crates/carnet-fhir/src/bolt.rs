@@ -31,8 +31,7 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, Is
 /// Strictly parses a JSON resource into fhirbolt's model.
 pub fn parse_json(value: &Value) -> Result<Resource, Issue> {
     guarded("invalid resource", || {
-        fhirbolt::json::from_json_value::<Resource>(value.clone(), strict())
-            .map_err(|e| tidy(&e.to_string()))
+        fhirbolt::json::from_json_value::<Resource>(value.clone(), strict()).map_err(|e| tidy(&e.to_string()))
     })
     .map_err(|mut issue| {
         issue.expression = locate(value, &issue.diagnostics);
@@ -73,10 +72,7 @@ fn tidy(msg: &str) -> String {
 /// Best-effort path for a fhirbolt message naming a field in backticks: the first place
 /// (depth-first) where that property appears. fhirbolt reports no paths itself.
 fn locate(value: &Value, msg: &str) -> Option<String> {
-    let root = value
-        .get("resourceType")
-        .and_then(Value::as_str)?
-        .to_owned();
+    let root = value.get("resourceType").and_then(Value::as_str)?.to_owned();
     let field = msg.split('`').nth(1);
     let found = field.and_then(|f| {
         let f = f.rsplit('.').next().unwrap_or(f);
@@ -122,11 +118,7 @@ mod tests {
     fn unknown_field_is_located() {
         let v = json!({"resourceType": "Patient", "name": [{"family": "x", "bogus": 1}]});
         let e = strict_check(&v).unwrap_err();
-        assert_eq!(
-            e.expression.as_deref(),
-            Some("Patient.name[0].bogus"),
-            "{e:?}"
-        );
+        assert_eq!(e.expression.as_deref(), Some("Patient.name[0].bogus"), "{e:?}");
         assert!(e.diagnostics.contains("bogus"), "{e:?}");
     }
 }

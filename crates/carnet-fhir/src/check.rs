@@ -82,11 +82,7 @@ impl Walker<'_> {
                 return;
             }
         };
-        let def = if is_resource_type(rt) {
-            self.table.get(rt)
-        } else {
-            None
-        };
+        let def = if is_resource_type(rt) { self.table.get(rt) } else { None };
         let Some(def) = def else {
             let base = self.path.len();
             self.push_field("resourceType");
@@ -140,10 +136,7 @@ impl Walker<'_> {
             let Some(elem) = def.elems.get(key.as_str()) else {
                 let base = self.path.len();
                 self.push_field(key);
-                self.issue(
-                    "structure",
-                    format!("unknown element '{}' in {}", clip(key), def.name),
-                );
+                self.issue("structure", format!("unknown element '{}' in {}", clip(key), def.name));
                 self.path.truncate(base);
                 continue;
             };
@@ -155,13 +148,7 @@ impl Walker<'_> {
         self.required(def, obj);
     }
 
-    fn note_choice<'k>(
-        &mut self,
-        def: &Struct,
-        seen: &mut [Option<&'k str>; MAX_CHOICES],
-        c: u16,
-        key: &'k str,
-    ) {
+    fn note_choice<'k>(&mut self, def: &Struct, seen: &mut [Option<&'k str>; MAX_CHOICES], c: u16, key: &'k str) {
         let Some(slot) = seen.get_mut(c as usize) else {
             return;
         };
@@ -174,9 +161,7 @@ impl Walker<'_> {
                 self.push_field(key);
                 self.issue(
                     "structure",
-                    format!(
-                        "{name} can only have one value, but both '{first}' and '{key}' are present"
-                    ),
+                    format!("{name} can only have one value, but both '{first}' and '{key}' are present"),
                 );
                 self.path.truncate(base);
             }
@@ -274,10 +259,7 @@ impl Walker<'_> {
                 Value::Object(o) => self.resource(o, false),
                 other => self.issue(
                     "structure",
-                    format!(
-                        "expected a resource (JSON object), not {}",
-                        json_kind(other)
-                    ),
+                    format!("expected a resource (JSON object), not {}", json_kind(other)),
                 ),
             },
         }
@@ -312,7 +294,11 @@ impl Walker<'_> {
                         {
                             self.issue(
                                 "structure",
-                                format!("'_{name}' must have as many entries as '{name}' ({} vs {})", items.len(), m.len()),
+                                format!(
+                                    "'_{name}' must have as many entries as '{name}' ({} vs {})",
+                                    items.len(),
+                                    m.len()
+                                ),
                             );
                         }
                         for (i, item) in items.iter().enumerate() {
@@ -321,15 +307,14 @@ impl Walker<'_> {
                             match item {
                                 Value::Null => {
                                     let has_value = match main {
-                                        Some(Value::Array(m)) => {
-                                            m.get(i).is_some_and(|v| !v.is_null())
-                                        }
+                                        Some(Value::Array(m)) => m.get(i).is_some_and(|v| !v.is_null()),
                                         _ => false,
                                     };
                                     if !has_value {
                                         self.issue(
                                             "structure",
-                                            "a null entry needs a value at the same index of the primitive array".to_owned(),
+                                            "a null entry needs a value at the same index of the primitive array"
+                                                .to_owned(),
                                         );
                                     }
                                 }
@@ -352,15 +337,16 @@ impl Walker<'_> {
                     ),
                     (other, _) => self.issue(
                         "structure",
-                        format!("'_{name}' must be a JSON object (id/extension), not {}", json_kind(other)),
+                        format!(
+                            "'_{name}' must be a JSON object (id/extension), not {}",
+                            json_kind(other)
+                        ),
                     ),
                 }
             }
             Some(_) => self.issue(
                 "structure",
-                format!(
-                    "'_{name}' is only allowed for primitive elements, and '{name}' is not one"
-                ),
+                format!("'_{name}' is only allowed for primitive elements, and '{name}' is not one"),
             ),
             None => self.issue(
                 "structure",

@@ -131,9 +131,7 @@ pub struct Table {
 
 impl Table {
     pub fn get(&self, name: &str) -> Option<&Struct> {
-        self.by_name
-            .get(name)
-            .and_then(|&id| self.structs.get(id as usize))
+        self.by_name.get(name).and_then(|&id| self.structs.get(id as usize))
     }
 
     pub fn by_id(&self, id: StructId) -> Option<&Struct> {
@@ -156,11 +154,7 @@ pub fn data_resource_names() -> Vec<String> {
     let v: Value = serde_json::from_str(DATA).unwrap_or(Value::Null);
     v["resources"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
         .unwrap_or_default()
 }
 
@@ -235,11 +229,7 @@ fn collect_elems<'a>(
     Ok(())
 }
 
-fn build_struct(
-    name: &str,
-    raw: &[RawElem<'_>],
-    by_name: &HashMap<String, StructId>,
-) -> Result<Struct, String> {
+fn build_struct(name: &str, raw: &[RawElem<'_>], by_name: &HashMap<String, StructId>) -> Result<Struct, String> {
     let mut elems = HashMap::with_capacity(raw.len() * 2);
     let mut required = Vec::new();
     let mut choices = Vec::new();

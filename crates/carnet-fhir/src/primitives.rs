@@ -78,10 +78,7 @@ fn check_string(p: Prim, s: &str) -> Result<(), String> {
     let ok = match p {
         Prim::String | Prim::Markdown => {
             // R4: no characters below U+0020 other than tab, CR and LF.
-            if let Some(c) = s
-                .chars()
-                .find(|&c| c < ' ' && !matches!(c, '\t' | '\r' | '\n'))
-            {
+            if let Some(c) = s.chars().find(|&c| c < ' ' && !matches!(c, '\t' | '\r' | '\n')) {
                 return Err(format!(
                     "the {} contains an illegal control character (U+{:04X})",
                     p.name(),
@@ -91,11 +88,7 @@ fn check_string(p: Prim, s: &str) -> Result<(), String> {
             true
         }
         Prim::Code => is_code(s),
-        Prim::Id => {
-            s.len() <= 64
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        }
+        Prim::Id => s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'),
         Prim::Uri | Prim::Url | Prim::Canonical => !s.bytes().any(is_regex_ws),
         Prim::Oid => is_oid(s),
         Prim::Uuid => is_uuid(s),
@@ -105,19 +98,12 @@ fn check_string(p: Prim, s: &str) -> Result<(), String> {
         Prim::Instant => is_date_time(s, true),
         Prim::Time => is_time(s.as_bytes()),
         Prim::Xhtml => is_xhtml_div(s),
-        Prim::Boolean | Prim::Integer | Prim::UnsignedInt | Prim::PositiveInt | Prim::Decimal => {
-            false
-        }
+        Prim::Boolean | Prim::Integer | Prim::UnsignedInt | Prim::PositiveInt | Prim::Decimal => false,
     };
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "'{}' is not a valid {}{}",
-            clip(s),
-            p.name(),
-            hint(p)
-        ))
+        Err(format!("'{}' is not a valid {}{}", clip(s), p.name(), hint(p)))
     }
 }
 
@@ -129,9 +115,7 @@ fn hint(p: Prim) -> &'static str {
         Prim::Oid => " (expected urn:oid:...)",
         Prim::Uuid => " (expected urn:uuid: and a lower-case UUID)",
         Prim::Date => " (expected YYYY, YYYY-MM or YYYY-MM-DD)",
-        Prim::DateTime => {
-            " (expected YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss[.sss] with a timezone)"
-        }
+        Prim::DateTime => " (expected YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss[.sss] with a timezone)",
         Prim::Instant => " (expected YYYY-MM-DDThh:mm:ss[.sss] with a timezone)",
         Prim::Time => " (expected hh:mm:ss[.sss])",
         Prim::Xhtml => " (expected an XHTML <div> element)",
@@ -220,10 +204,7 @@ fn digits(b: &[u8]) -> Option<u32> {
     if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(
-        b.iter()
-            .fold(0u32, |acc, &d| acc * 10 + u32::from(d - b'0')),
-    )
+    Some(b.iter().fold(0u32, |acc, &d| acc * 10 + u32::from(d - b'0')))
 }
 
 /// `([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?`
@@ -257,9 +238,7 @@ fn date_prefix(b: &[u8]) -> Option<usize> {
 
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
-        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
-            29
-        }
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => 29,
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -411,14 +390,8 @@ mod tests {
         assert!(ok(Prim::Oid, json!("urn:oid:1.2.840.113619")));
         assert!(!ok(Prim::Oid, json!("urn:oid:1.02")));
         assert!(!ok(Prim::Oid, json!("1.2.3")));
-        assert!(ok(
-            Prim::Uuid,
-            json!("urn:uuid:a76d9bbf-f293-4fb7-ad4c-2851cac77162")
-        ));
-        assert!(!ok(
-            Prim::Uuid,
-            json!("urn:uuid:A76D9BBF-F293-4FB7-AD4C-2851CAC77162")
-        ));
+        assert!(ok(Prim::Uuid, json!("urn:uuid:a76d9bbf-f293-4fb7-ad4c-2851cac77162")));
+        assert!(!ok(Prim::Uuid, json!("urn:uuid:A76D9BBF-F293-4FB7-AD4C-2851CAC77162")));
         assert!(ok(Prim::Base64Binary, json!("aGVsbG8=")));
         assert!(ok(Prim::Base64Binary, json!("aGVs\nbG8=")));
         assert!(!ok(Prim::Base64Binary, json!("aGVsbG8")));

@@ -32,11 +32,7 @@ pub struct Issue {
 }
 
 impl Issue {
-    pub(crate) fn error(
-        code: &'static str,
-        expression: Option<String>,
-        diagnostics: String,
-    ) -> Self {
+    pub(crate) fn error(code: &'static str, expression: Option<String>, diagnostics: String) -> Self {
         Issue {
             severity: Severity::Error,
             code,

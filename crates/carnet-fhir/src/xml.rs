@@ -37,25 +37,15 @@ pub fn to_xml(value: &Value, pretty: bool) -> Result<String, Vec<Issue>> {
     stash_divs(&mut value, &mut divs, &mut path).map_err(|i| vec![i])?;
     let resource = bolt::parse_json(&value).map_err(|i| vec![i])?;
     let raw = bolt::write_xml(&resource).map_err(|i| vec![i])?;
-    reemit(&raw, &divs, pretty).map_err(|e| {
-        vec![Issue::error(
-            "exception",
-            None,
-            format!("cannot convert to XML: {e}"),
-        )]
-    })
+    reemit(&raw, &divs, pretty)
+        .map_err(|e| vec![Issue::error("exception", None, format!("cannot convert to XML: {e}"))])
 }
 
 /// Converts FHIR XML to a JSON resource (decimals keep their text). The XML is parsed
 /// strictly, but only [`crate::check_resource`] checks values: run it on the result.
 pub fn from_xml(xml: &[u8]) -> Result<Value, Vec<Issue>> {
-    let (patched, divs) = scan_xml(xml).map_err(|e| {
-        vec![Issue::error(
-            "structure",
-            None,
-            format!("invalid FHIR XML: {e}"),
-        )]
-    })?;
+    let (patched, divs) =
+        scan_xml(xml).map_err(|e| vec![Issue::error("structure", None, format!("invalid FHIR XML: {e}"))])?;
     let input = if divs.is_empty() { xml } else { &patched };
     let resource = bolt::parse_xml(input).map_err(|i| vec![i])?;
     let mut value = bolt::write_json(resource).map_err(|i| vec![i])?;
@@ -184,9 +174,8 @@ fn stash_divs(v: &mut Value, divs: &mut Vec<String>, path: &mut String) -> Resul
                 if k == "div"
                     && let Value::String(s) = child
                 {
-                    check_div(s).map_err(|msg| {
-                        Issue::error("value", Some(path.clone()), format!("invalid XHTML: {msg}"))
-                    })?;
+                    check_div(s)
+                        .map_err(|msg| Issue::error("value", Some(path.clone()), format!("invalid XHTML: {msg}")))?;
                     let p = placeholder(divs.len());
                     divs.push(std::mem::replace(s, p));
                 } else {

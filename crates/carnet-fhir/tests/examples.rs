@@ -22,11 +22,7 @@ fn main_type_examples_pass() {
                 (Ok(()), None) => {}
                 (Err(issues), Some((_, expr, code, why))) => {
                     assert_eq!(issues.len(), 1, "{name} ({why}): {issues:#?}");
-                    assert_eq!(
-                        issues[0].expression.as_deref(),
-                        Some(*expr),
-                        "{name}: {issues:#?}"
-                    );
+                    assert_eq!(issues[0].expression.as_deref(), Some(*expr), "{name}: {issues:#?}");
                     assert_eq!(issues[0].code, *code, "{name}: {issues:#?}");
                 }
                 (Ok(()), Some((_, _, _, why))) => {
@@ -45,10 +41,7 @@ fn main_type_examples_pass() {
 
 /// Examples of other types that are invalid per the spec: (file, what is wrong).
 const BROAD_KNOWN_INVALID: &[(&str, &str)] = &[
-    (
-        "ImplementationGuide-fhir.json",
-        "no name, no status (both 1..1)",
-    ),
+    ("ImplementationGuide-fhir.json", "no name, no status (both 1..1)"),
     ("ig-r4.json", "no name, no status (both 1..1)"),
     ("Questionnaire-qs1.json", "items without linkId (1..1)"),
     (
@@ -108,11 +101,7 @@ fn all_examples_broad_pass() {
             failed.push((name.clone(), issues));
         }
     }
-    eprintln!(
-        "{} example files checked, {} failed",
-        files.len(),
-        failed.len()
-    );
+    eprintln!("{} example files checked, {} failed", files.len(), failed.len());
     for (name, issues) in &failed {
         for i in issues.iter().take(3) {
             eprintln!(

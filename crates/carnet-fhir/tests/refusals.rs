@@ -41,10 +41,7 @@ fn patient(extra: Value) -> Value {
 #[test]
 fn valid_minimal_resources_pass() {
     check_resource(&obs(json!({}))).unwrap();
-    check_resource(&patient(
-        json!({"birthDate": "1990-02-28", "_birthDate": {"id": "b"}}),
-    ))
-    .unwrap();
+    check_resource(&patient(json!({"birthDate": "1990-02-28", "_birthDate": {"id": "b"}}))).unwrap();
 }
 
 #[test]
@@ -58,16 +55,8 @@ fn not_an_object() {
 #[test]
 fn no_or_bad_resource_type() {
     refused(json!({"id": "x"}), "resourceType", "required");
-    refused(
-        json!({"resourceType": "Nonsense"}),
-        "resourceType",
-        "not-supported",
-    );
-    refused(
-        json!({"resourceType": "patient"}),
-        "resourceType",
-        "not-supported",
-    );
+    refused(json!({"resourceType": "Nonsense"}), "resourceType", "not-supported");
+    refused(json!({"resourceType": "patient"}), "resourceType", "not-supported");
     refused(json!({"resourceType": 7}), "resourceType", "structure");
     // Abstract types are not resources one can send.
     refused(
@@ -92,11 +81,7 @@ fn unknown_elements() {
     );
     // A choice element needs its type suffix.
     refused(obs(json!({"value": 3})), "Observation.value", "structure");
-    refused(
-        obs(json!({"valueFoo": 3})),
-        "Observation.valueFoo",
-        "structure",
-    );
+    refused(obs(json!({"valueFoo": 3})), "Observation.valueFoo", "structure");
     // resourceType only belongs at the top of a resource.
     refused(
         patient(json!({"name": [{"resourceType": "HumanName"}]})),
@@ -114,11 +99,7 @@ fn unknown_elements() {
 
 #[test]
 fn wrong_json_types() {
-    refused(
-        patient(json!({"active": "true"})),
-        "Patient.active",
-        "structure",
-    );
+    refused(patient(json!({"active": "true"})), "Patient.active", "structure");
     refused(
         obs(json!({"valueInteger": "5"})),
         "Observation.valueInteger",
@@ -129,11 +110,7 @@ fn wrong_json_types() {
         "Patient.gender",
         "structure",
     );
-    refused(
-        patient(json!({"name": ["Smith"]})),
-        "Patient.name[0]",
-        "structure",
-    );
+    refused(patient(json!({"name": ["Smith"]})), "Patient.name[0]", "structure");
     refused(
         patient(json!({"name": [{"given": [1]}]})),
         "Patient.name[0].given[0]",
@@ -151,35 +128,15 @@ fn wrong_json_types() {
         "Observation.component[1].valueQuantity.value",
         "structure",
     );
-    refused(
-        patient(json!({"gender": null})),
-        "Patient.gender",
-        "structure",
-    );
-    refused(
-        patient(json!({"name": [{}]})),
-        "Patient.name[0]",
-        "structure",
-    );
+    refused(patient(json!({"gender": null})), "Patient.gender", "structure");
+    refused(patient(json!({"name": [{}]})), "Patient.name[0]", "structure");
 }
 
 #[test]
 fn array_versus_single() {
-    refused(
-        patient(json!({"gender": ["male"]})),
-        "Patient.gender",
-        "structure",
-    );
-    refused(
-        obs(json!({"code": [{"text": "x"}]})),
-        "Observation.code",
-        "structure",
-    );
-    refused(
-        patient(json!({"name": {"family": "x"}})),
-        "Patient.name",
-        "structure",
-    );
+    refused(patient(json!({"gender": ["male"]})), "Patient.gender", "structure");
+    refused(obs(json!({"code": [{"text": "x"}]})), "Observation.code", "structure");
+    refused(patient(json!({"name": {"family": "x"}})), "Patient.name", "structure");
     refused(
         patient(json!({"name": [{"given": "Peter"}]})),
         "Patient.name[0].given",
@@ -193,27 +150,15 @@ fn bad_primitive_values() {
     let cases: Vec<(Value, &str)> = vec![
         (patient(json!({"id": "bad_id!"})), "Patient.id"),
         (patient(json!({"id": "x".repeat(65)})), "Patient.id"),
-        (
-            patient(json!({"birthDate": "1990-13-01"})),
-            "Patient.birthDate",
-        ),
-        (
-            patient(json!({"birthDate": "1990-02-30"})),
-            "Patient.birthDate",
-        ),
+        (patient(json!({"birthDate": "1990-13-01"})), "Patient.birthDate"),
+        (patient(json!({"birthDate": "1990-02-30"})), "Patient.birthDate"),
         (
             patient(json!({"deceasedDateTime": "2020-01-01T10:00:00"})),
             "Patient.deceasedDateTime",
         ),
         (obs(json!({"issued": "2020-01-01"})), "Observation.issued"),
-        (
-            obs(json!({"valueTime": "25:00:00"})),
-            "Observation.valueTime",
-        ),
-        (
-            obs(json!({"valueInteger": 2147483648i64})),
-            "Observation.valueInteger",
-        ),
+        (obs(json!({"valueTime": "25:00:00"})), "Observation.valueTime"),
+        (obs(json!({"valueInteger": 2147483648i64})), "Observation.valueInteger"),
         (
             json!({"resourceType": "Bundle", "type": "searchset", "total": -1}),
             "Bundle.total",
@@ -225,10 +170,7 @@ fn bad_primitive_values() {
         ),
         (patient(json!({"gender": " male"})), "Patient.gender"),
         (patient(json!({"gender": ""})), "Patient.gender"),
-        (
-            patient(json!({"implicitRules": "http://a b"})),
-            "Patient.implicitRules",
-        ),
+        (patient(json!({"implicitRules": "http://a b"})), "Patient.implicitRules"),
         (
             patient(json!({"photo": [{"url": "http://a b"}]})),
             "Patient.photo[0].url",
@@ -245,18 +187,9 @@ fn bad_primitive_values() {
             patient(json!({"extension": [{"url": "http://e", "valueUuid": "urn:uuid:1234"}]})),
             "Patient.extension[0].valueUuid",
         ),
-        (
-            patient(json!({"photo": [{"data": "@@@@"}]})),
-            "Patient.photo[0].data",
-        ),
-        (
-            patient(json!({"name": [{"family": ""}]})),
-            "Patient.name[0].family",
-        ),
-        (
-            obs(json!({"note": [{"text": ""}]})),
-            "Observation.note[0].text",
-        ),
+        (patient(json!({"photo": [{"data": "@@@@"}]})), "Patient.photo[0].data"),
+        (patient(json!({"name": [{"family": ""}]})), "Patient.name[0].family"),
+        (obs(json!({"note": [{"text": ""}]})), "Observation.note[0].text"),
         (
             patient(json!({"text": {"status": "generated", "div": "no markup"}})),
             "Patient.text.div",
@@ -269,11 +202,7 @@ fn bad_primitive_values() {
 
 #[test]
 fn primitive_extension_companions() {
-    refused(
-        patient(json!({"_birthDate": "x"})),
-        "Patient._birthDate",
-        "structure",
-    );
+    refused(patient(json!({"_birthDate": "x"})), "Patient._birthDate", "structure");
     refused(
         patient(json!({"_birthDate": {"foo": 1}})),
         "Patient._birthDate.foo",
@@ -299,11 +228,7 @@ fn primitive_extension_companions() {
         "Patient.name[0]._given",
         "structure",
     );
-    refused(
-        patient(json!({"_name": {"id": "x"}})),
-        "Patient._name",
-        "structure",
-    );
+    refused(patient(json!({"_name": {"id": "x"}})), "Patient._name", "structure");
     refused(
         patient(json!({"_nonsense": {"id": "x"}})),
         "Patient._nonsense",
@@ -392,9 +317,7 @@ fn nested_resources_are_checked() {
 
 #[test]
 fn all_issues_are_collected() {
-    let i = issues(
-        json!({"resourceType": "Observation", "status": "bad code ", "foo": 1, "valueBoolean": "yes"}),
-    );
+    let i = issues(json!({"resourceType": "Observation", "status": "bad code ", "foo": 1, "valueBoolean": "yes"}));
     let got: Vec<_> = i
         .iter()
         .map(|i| (i.expression.clone().unwrap_or_default(), i.code))

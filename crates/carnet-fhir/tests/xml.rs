@@ -76,11 +76,7 @@ fn decimals_keep_their_text() {
     let back = from_xml(xml.as_bytes()).unwrap();
     assert_eq!(back, v);
     assert_eq!(back["valueQuantity"]["value"].to_string(), "60.50");
-    assert!(
-        serde_json::to_string(&back)
-            .unwrap()
-            .contains("\"value\":60.50")
-    );
+    assert!(serde_json::to_string(&back).unwrap().contains("\"value\":60.50"));
 }
 
 #[test]
@@ -89,7 +85,12 @@ fn compact_and_pretty_output() {
         "text": {"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">\n  <p>Hi  <b>there</b></p>\n</div>"},
         "name": [{"family": "Line\nbreak\ttab \"q\" <&>"}]});
     let compact = to_xml(&v, false).unwrap();
-    assert!(compact.starts_with(r#"<?xml version="1.0" encoding="UTF-8"?><Patient xmlns="http://hl7.org/fhir"><id value="p1"/>"#), "{compact}");
+    assert!(
+        compact.starts_with(
+            r#"<?xml version="1.0" encoding="UTF-8"?><Patient xmlns="http://hl7.org/fhir"><id value="p1"/>"#
+        ),
+        "{compact}"
+    );
     assert!(
         compact.contains("Line&#10;break&#9;tab &quot;q&quot; &lt;&amp;&gt;"),
         "{compact}"
@@ -104,8 +105,7 @@ fn compact_and_pretty_output() {
 
 #[test]
 fn xml_errors_are_issues() {
-    let e = from_xml(b"<Patient xmlns=\"http://hl7.org/fhir\"><bogus value=\"1\"/></Patient>")
-        .unwrap_err();
+    let e = from_xml(b"<Patient xmlns=\"http://hl7.org/fhir\"><bogus value=\"1\"/></Patient>").unwrap_err();
     assert_eq!(e[0].code, "structure");
     assert!(e[0].diagnostics.contains("bogus"), "{e:?}");
     assert!(from_xml(b"not xml at all").is_err());
