@@ -74,18 +74,9 @@ fn data() -> Vec<Value> {
 
 async fn load(s: &TestServer) {
     for r in data() {
-        let path = format!(
-            "{}/{}",
-            r["resourceType"].as_str().unwrap(),
-            r["id"].as_str().unwrap()
-        );
+        let path = format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap());
         let resp = s.send_json(Method::PUT, &path, &r).await;
-        assert_eq!(
-            resp.status().as_u16(),
-            201,
-            "{path}: {}",
-            resp.text().await.unwrap()
-        );
+        assert_eq!(resp.status().as_u16(), 201, "{path}: {}", resp.text().await.unwrap());
     }
 }
 
@@ -138,14 +129,8 @@ const TABLE: &[(&str, &[&str])] = &[
     ("Patient?name:missing=true", &[]),
     // token: code, system|code, system|, |code, :not, :text, :of-type, :missing
     ("Patient?identifier=TREM12345678", &["p1"]),
-    (
-        "Patient?identifier=http://hospital.example/mrn|MRN002",
-        &["p2"],
-    ),
-    (
-        "Patient?identifier=http://hospital.example/mrn|",
-        &["p2", "p3"],
-    ),
+    ("Patient?identifier=http://hospital.example/mrn|MRN002", &["p2"]),
+    ("Patient?identifier=http://hospital.example/mrn|", &["p2", "p3"]),
     ("Patient?identifier=|MRN003", &[]),
     (
         "Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|JHN|TREM12345678",
@@ -158,10 +143,7 @@ const TABLE: &[(&str, &[&str])] = &[
     ("Observation?code=http://loinc.org|8480-6", &["o1", "o3"]),
     ("Observation?code=http://other.org|8480-6", &[]),
     ("Observation?code:text=systolic", &["o1", "o3"]),
-    (
-        "Observation?status=final,preliminary",
-        &["o1", "o2", "o3", "o4", "o5"],
-    ),
+    ("Observation?status=final,preliminary", &["o1", "o2", "o3", "o4", "o5"]),
     // date: precisions and every prefix
     ("Patient?birthdate=1980-02-29", &["p1"]),
     ("Patient?birthdate=1980", &["p1"]),
@@ -198,10 +180,7 @@ const TABLE: &[(&str, &[&str])] = &[
         "Observation?value-quantity=135.5|http://unitsofmeasure.org|mm[Hg]",
         &["o3"],
     ),
-    (
-        "Observation?value-quantity=135.5|http://unitsofmeasure.org|kg",
-        &[],
-    ),
+    ("Observation?value-quantity=135.5|http://unitsofmeasure.org|kg", &[]),
     ("Observation?value-quantity=70.25||kg", &["o4"]),
     ("RiskAssessment?probability=0.02", &["ra1"]),
     ("RiskAssessment?probability=gt0.1", &["ra2"]),
@@ -228,23 +207,11 @@ const TABLE: &[(&str, &[&str])] = &[
     ("Observation?encounter:missing=false", &["o1"]),
     // chains and reverse chains
     ("Observation?subject:Patient.name=tremblay", &["o1", "o2"]),
-    (
-        "Observation?subject:Patient.birthdate=lt1980",
-        &["o3", "o5"],
-    ),
+    ("Observation?subject:Patient.birthdate=lt1980", &["o3", "o5"]),
     ("Observation?encounter.patient.family=tremblay", &["o1"]),
-    (
-        "Observation?encounter.subject:Patient.identifier=TREM12345678",
-        &["o1"],
-    ),
-    (
-        "Patient?_has:Observation:patient:code=8480-6",
-        &["p1", "p2"],
-    ),
-    (
-        "Patient?_has:Observation:subject:status=preliminary",
-        &["p2"],
-    ),
+    ("Observation?encounter.subject:Patient.identifier=TREM12345678", &["o1"]),
+    ("Patient?_has:Observation:patient:code=8480-6", &["p1", "p2"]),
+    ("Patient?_has:Observation:subject:status=preliminary", &["p2"]),
     (
         "Patient?_has:Encounter:patient:_has:Observation:encounter:code=8480-6",
         &["p1"],
@@ -265,10 +232,7 @@ const TABLE: &[(&str, &[&str])] = &[
         "Patient?_profile:above=http://example.org/StructureDefinition/vip-patient/v2",
         &["p4"],
     ),
-    (
-        "Patient?_lastUpdated=gt2000-01-01",
-        &["p1", "p2", "p3", "p4"],
-    ),
+    ("Patient?_lastUpdated=gt2000-01-01", &["p1", "p2", "p3", "p4"]),
     ("Patient?_lastUpdated=lt2000-01-01", &[]),
     // system level and compartments
     ("?_type=Patient,Encounter&_id=p1,e1,o1", &["p1", "e1"]),
@@ -292,18 +256,8 @@ async fn query_table(s: &TestServer) {
 
 async fn sorting(s: &TestServer) {
     load(s).await;
-    expect_order(
-        s,
-        "Observation?_sort=date",
-        &["o3", "o4", "o5", "o2", "o1", "o6"],
-    )
-    .await;
-    expect_order(
-        s,
-        "Observation?_sort=-date",
-        &["o2", "o1", "o5", "o4", "o3", "o6"],
-    )
-    .await;
+    expect_order(s, "Observation?_sort=date", &["o3", "o4", "o5", "o2", "o1", "o6"]).await;
+    expect_order(s, "Observation?_sort=-date", &["o2", "o1", "o5", "o4", "o3", "o6"]).await;
     expect_order(
         s,
         "Observation?_sort=status,-date",
@@ -361,9 +315,7 @@ async fn paging_is_stable_while_writing(s: &TestServer) {
     let mut originals = BTreeSet::new();
     for i in 0..12 {
         let p = s
-            .create(
-                json!({"resourceType": "Patient", "name": [{"family": format!("Pager{i:02}")}]}),
-            )
+            .create(json!({"resourceType": "Patient", "name": [{"family": format!("Pager{i:02}")}]}))
             .await;
         originals.insert(p["id"].as_str().unwrap().to_string());
     }
@@ -387,10 +339,7 @@ async fn paging_is_stable_while_writing(s: &TestServer) {
             };
             assert!(next.contains("_cursor="));
             page = search(s, &next).await;
-            assert!(
-                page.get("total").is_none(),
-                "later pages carry no total by default"
-            );
+            assert!(page.get("total").is_none(), "later pages carry no total by default");
             if pages == 1 && sort != "&_sort=-family" {
                 let back = search(s, &link(&page, "previous").unwrap()).await;
                 assert_eq!(
@@ -402,10 +351,7 @@ async fn paging_is_stable_while_writing(s: &TestServer) {
         }
         let unique: BTreeSet<String> = seen.iter().cloned().collect();
         assert_eq!(unique.len(), seen.len(), "no duplicates ({sort})");
-        assert!(
-            originals.is_subset(&unique),
-            "no gaps among the originals ({sort})"
-        );
+        assert!(originals.is_subset(&unique), "no gaps among the originals ({sort})");
         if sort == "&_sort=-family" {
             let fams: Vec<String> = seen.iter().take(12).cloned().collect();
             assert_eq!(fams.len(), 12);
@@ -413,11 +359,7 @@ async fn paging_is_stable_while_writing(s: &TestServer) {
     }
     let b = search(s, "Patient?name=pager00&_count=1").await;
     assert_eq!(b["link"][0]["relation"], "self");
-    assert!(
-        link(&b, "self")
-            .unwrap()
-            .ends_with("Patient?name=pager00&_count=1")
-    );
+    assert!(link(&b, "self").unwrap().ends_with("Patient?name=pager00&_count=1"));
 }
 
 async fn summary_total_elements(s: &TestServer) {
@@ -507,10 +449,7 @@ async fn conditional_interactions(s: &TestServer) {
     let r = s
         .req(Method::POST, "Patient")
         .header("content-type", "application/fhir+json")
-        .header(
-            "if-none-exist",
-            "identifier=http://hospital.example/mrn|MRN002",
-        )
+        .header("if-none-exist", "identifier=http://hospital.example/mrn|MRN002")
         .body(serde_json::to_vec(&json!({"resourceType": "Patient"})).unwrap())
         .send()
         .await
@@ -545,25 +484,46 @@ async fn conditional_interactions(s: &TestServer) {
     expect(s, "Patient?family:exact=Roy", &[]).await;
     // Conditional delete of the one match; its index rows go with it.
     let r = s
-        .req(
-            Method::DELETE,
-            "Patient?identifier=http://hospital.example/mrn|MRN002",
-        )
+        .req(Method::DELETE, "Patient?identifier=http://hospital.example/mrn|MRN002")
         .send()
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    expect(
-        s,
-        "Patient?identifier=http://hospital.example/mrn|",
-        &["p3"],
-    )
-    .await;
+    expect(s, "Patient?identifier=http://hospital.example/mrn|", &["p3"]).await;
     expect(s, "Observation?subject:Patient.name=gagnon", &[]).await;
     expect(s, "Patient?_id=p2", &[]).await;
 }
 
+async fn capability_lists_search_params(s: &TestServer) {
+    let (status, cs) = s.get_json("metadata").await;
+    assert_eq!(status, 200);
+    let rest = &cs["rest"][0];
+    let patient = rest["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "Patient")
+        .unwrap();
+    let params = patient["searchParam"].as_array().unwrap();
+    assert!(params.iter().any(|p| p["name"] == "birthdate" && p["type"] == "date"));
+    assert!(
+        patient["interaction"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["code"] == "search-type")
+    );
+    assert!(
+        rest["searchParam"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "_lastUpdated")
+    );
+}
+
 on_both_backends!(
+    capability_lists_search_params,
     query_table,
     sorting,
     includes,

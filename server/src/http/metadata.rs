@@ -25,8 +25,9 @@ fn build(state: &AppState) -> Value {
                 "interaction": [
                     {"code": "read"}, {"code": "vread"}, {"code": "update"}, {"code": "patch"},
                     {"code": "delete"}, {"code": "history-instance"}, {"code": "history-type"},
-                    {"code": "create"}
+                    {"code": "create"}, {"code": "search-type"}
                 ],
+                "searchParam": search_params(t, false),
                 "versioning": "versioned-update",
                 "readHistory": true,
                 "updateCreate": true,
@@ -53,10 +54,25 @@ fn build(state: &AppState) -> Value {
             "security": security(state),
             "resource": resources,
             "interaction": [
-                {"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}
-            ]
+                {"code": "transaction"}, {"code": "batch"}, {"code": "history-system"},
+                {"code": "search-system"}
+            ],
+            "searchParam": search_params("Resource", true)
         }]
     })
+}
+
+/// The supported search parameters of `res_type`, from the registry searches use.
+/// Those of every resource (`_id`, `_lastUpdated`, `_tag`, …) are listed once, at
+/// `rest.searchParam` (`common`), not again under each type.
+fn search_params(res_type: &str, common: bool) -> Vec<Value> {
+    let registry = carnet_search::Registry::r4();
+    registry
+        .params_for(res_type)
+        .filter(|p| p.supported)
+        .filter(|p| common || registry.param("Resource", &p.code).is_none())
+        .map(|p| json!({"name": p.code, "definition": p.url, "type": p.param_type.as_str()}))
+        .collect()
 }
 
 /// `rest.security`: SMART on FHIR, with the OAuth endpoints in the SMART extension.
