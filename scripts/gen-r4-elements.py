@@ -142,11 +142,19 @@ def main():
     for name, t in types.items():
         if t["base"] is None and name not in ("Element", "Resource"):
             raise SystemExit(f"no base found for {name}")
+    # Top-level elements marked isSummary, per resource, for `_summary=true`.
+    summary = {
+        n: sorted({e["path"].split(".")[1].removesuffix("[x]")
+                   for e in defs[n]["snapshot"]["element"][1:]
+                   if e["path"].count(".") == 1 and e.get("isSummary")})
+        for n in resources
+    }
     doc = {"resources": resources, "types": dict(sorted(types.items()))}
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w", encoding="utf-8") as f:
         # One struct per line: compact, yet diffs stay readable.
-        f.write('{"resources":' + json.dumps(resources, separators=(",", ":")) + ',\n"types":{\n')
+        f.write('{"resources":' + json.dumps(resources, separators=(",", ":")) + ',\n')
+        f.write('"summary":' + json.dumps(summary, separators=(",", ":")) + ',\n"types":{\n')
         items = list(doc["types"].items())
         for i, (name, t) in enumerate(items):
             sep = "," if i + 1 < len(items) else ""

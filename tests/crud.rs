@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use carnet_tests::{TestServer, expressions, on_both_backends};
+use carnet_tests::{Backend, TestServer, expressions, on_both_backends};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -241,8 +241,11 @@ async fn bad_input_is_refused_with_a_path(s: &TestServer) {
     assert!(hist.get("entry").is_none(), "{hist}");
 }
 
-async fn body_limit_is_413(s: &TestServer) {
-    let big = "x".repeat(17 * 1024 * 1024);
+/// The limit is configurable; a body over it is refused before it is parsed. The test
+/// server gets a small limit so the client has finished sending when the 413 comes.
+async fn body_limit_is_413(backend: Backend) {
+    let s = TestServer::start_with(backend, |c| c.body_limit = 2048).await;
+    let big = "x".repeat(4096);
     let body = format!(r#"{{"resourceType":"Patient","name":[{{"family":"{big}"}}]}}"#);
     let r = s
         .req(Method::POST, "Patient")
@@ -254,6 +257,47 @@ async fn body_limit_is_413(s: &TestServer) {
     assert_eq!(r.status().as_u16(), 413);
     let oo: Value = r.json().await.unwrap();
     assert_eq!(oo["resourceType"], "OperationOutcome");
+    let small = s.send_json(Method::POST, "Patient", &patient()).await;
+    assert_eq!(small.status().as_u16(), 201);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_limit_is_413_sqlite() {
+    body_limit_is_413(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_limit_is_413_postgres() {
+    body_limit_is_413(Backend::Postgres).await;
+}
+
+async fn summary_and_elements_on_read(s: &TestServer) {
+    let mut p = patient();
+    p["text"] = json!({"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">Élise Tremblay</div>"});
+    p["photo"] = json!([{"contentType": "image/png", "data": "iVBORw0KGgo="}]);
+    let created = s.create(p).await;
+    let path = format!("Patient/{}", created["id"].as_str().unwrap());
+    let subsetted = |v: &Value| {
+        v["meta"]["tag"].as_array().is_some_and(|t| t.iter().any(|t| t["code"] == "SUBSETTED"))
+    };
+    let (_, full) = s.get_json(&path).await;
+    assert!(full.get("photo").is_some() && !subsetted(&full));
+    let (_, summary) = s.get_json(&format!("{path}?_summary=true")).await;
+    assert_eq!(summary["birthDate"], "1980-02-29");
+    assert!(summary.get("name").is_some() && summary.get("identifier").is_some());
+    assert!(summary.get("photo").is_none() && summary.get("text").is_none(), "{summary}");
+    assert!(subsetted(&summary));
+    let (_, text) = s.get_json(&format!("{path}?_summary=text")).await;
+    assert!(text.get("text").is_some() && text.get("name").is_none() && text.get("id").is_some());
+    let (_, data) = s.get_json(&format!("{path}?_summary=data")).await;
+    assert!(data.get("text").is_none() && data.get("photo").is_some());
+    let (_, elements) = s.get_json(&format!("{path}?_elements=birthDate")).await;
+    let keys: Vec<&str> = elements.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["resourceType", "id", "meta", "birthDate"]);
+    assert!(subsetted(&elements));
+    let (st, _) = s.get_json(&format!("{path}?_summary=maybe")).await;
+    assert_eq!(st, 400);
 }
 
 async fn history_levels_and_paging(s: &TestServer) {
@@ -338,7 +382,7 @@ on_both_backends!(
     prefer_return,
     json_patch,
     bad_input_is_refused_with_a_path,
-    body_limit_is_413,
+    summary_and_elements_on_read,
     history_levels_and_paging,
     xml_in_and_out,
     metadata_is_a_capability_statement,

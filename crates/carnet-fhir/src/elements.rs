@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-static DATA: &str = include_str!("../data/r4-elements.json");
+pub(crate) static DATA: &str = include_str!("../data/r4-elements.json");
 
 /// The R4 primitive types, which all have the same JSON representation rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

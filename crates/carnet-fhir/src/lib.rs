@@ -13,12 +13,14 @@
 mod bolt;
 mod check;
 mod elements;
+mod flags;
 mod primitives;
 mod resource_types;
 mod types;
 mod xml;
 
 pub use check::check_resource;
+pub use flags::{is_mandatory_element, is_summary_element};
 pub use resource_types::RESOURCE_TYPES;
 pub use types::{Issue, Severity};
 pub use xml::{from_xml, to_xml};

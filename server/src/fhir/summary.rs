@@ -61,16 +61,16 @@ impl Shape {
                 Shape::Data => base != "text",
                 Shape::Text => {
                     matches!(base, "resourceType" | "id" | "meta" | "text")
-                        || elements::is_mandatory(&resource_type, base)
+                        || carnet_fhir::is_mandatory_element(&resource_type, base)
                 }
                 Shape::Summary => {
                     matches!(base, "resourceType" | "id" | "meta")
-                        || elements::is_summary(&resource_type, base)
+                        || carnet_fhir::is_summary_element(&resource_type, base)
                 }
                 Shape::Elements(names) => {
                     matches!(base, "resourceType" | "id" | "meta")
                         || names.iter().any(|n| n == base || choice_matches(n, base))
-                        || elements::is_mandatory(&resource_type, base)
+                        || carnet_fhir::is_mandatory_element(&resource_type, base)
                 }
             }
         };
@@ -113,12 +113,3 @@ fn add_subsetted_tag(resource: &mut Map<String, Value>) {
     }
 }
 
-/// Element flags from the R4 definitions (interim until carnet-fhir exposes them).
-mod elements {
-    pub fn is_mandatory(_resource_type: &str, _name: &str) -> bool {
-        false
-    }
-    pub fn is_summary(_resource_type: &str, _name: &str) -> bool {
-        false
-    }
-}
