@@ -37,7 +37,7 @@ pub struct Running {
     pub addr: SocketAddr,
     pub base_url: String,
     pub state: AppState,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stop: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
@@ -54,13 +54,18 @@ impl Running {
         let task = tokio::spawn(serve(listener, state.clone(), async move {
             let _ = rx.await;
         }));
-        Ok(Running { addr, base_url, state, stop: Some(tx), task })
+        Ok(Running { addr, base_url, state, stop: std::sync::Mutex::new(Some(tx)), task })
+    }
+
+    /// Starts a graceful shutdown: no new connections, in-flight requests finish.
+    pub fn signal_stop(&self) {
+        if let Some(tx) = self.stop.lock().ok().and_then(|mut s| s.take()) {
+            let _ = tx.send(());
+        }
     }
 
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
+        self.signal_stop();
         (&mut self.task).await??;
         Ok(())
     }

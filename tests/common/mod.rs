@@ -122,6 +122,8 @@ impl TestServer {
     pub fn url(&self, path: &str) -> String {
         if path.starts_with("http") {
             path.to_string()
+        } else if path.is_empty() {
+            self.base.clone()
         } else {
             format!("{}/{}", self.base, path.trim_start_matches('/'))
         }
@@ -175,6 +177,23 @@ impl TestServer {
         let r = self.send_json(Method::POST, &ty, &body).await;
         assert_eq!(r.status().as_u16(), 201, "create {ty}");
         r.json().await.unwrap()
+    }
+
+    /// Tells the server to stop gracefully without waiting for it.
+    pub fn begin_shutdown(&self) {
+        if let Some(r) = &self.running {
+            r.signal_stop();
+        }
+    }
+
+    /// Stops the server (waiting for in-flight requests) and starts a new one on the
+    /// same database.
+    pub async fn restart(mut self) -> TestServer {
+        if let Some(r) = self.running.take() {
+            r.stop().await.unwrap();
+        }
+        let (dir, pg_db) = (self._dir.take(), self.pg_db.take());
+        Self::start_on(self.backend, self.database_url.clone(), dir, pg_db, |_| {}).await
     }
 
     pub async fn stop(mut self) {
