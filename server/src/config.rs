@@ -68,6 +68,24 @@ pub struct ServeArgs {
     /// Audience the external provider's tokens must carry (default: the base URL).
     #[arg(long, env = "CARNET_EXTERNAL_AUDIENCE")]
     pub external_audience: Option<String>,
+    /// Policy R3: days after a result is issued before patients see it (default 30).
+    #[arg(long, env = "CARNET_RESULT_DELAY_DAYS")]
+    pub result_delay_days: Option<i64>,
+    /// Policy R6: age from which patients have self-access (default 14).
+    #[arg(long, env = "CARNET_SELF_ACCESS_AGE")]
+    pub self_access_age: Option<i32>,
+    /// Policy R6: parents and guardians have access while the child is under this age (default 14).
+    #[arg(long, env = "CARNET_PARENT_ACCESS_UNTIL_AGE")]
+    pub parent_access_until_age: Option<i32>,
+    /// Policy R2: v3-ActCode sensitivity labels, comma-separated (default HIV,PSY,SUD,ETH,STD,SEX,SDV,GDIS,TBOO).
+    #[arg(long, env = "CARNET_SENSITIVITY_LABELS")]
+    pub sensitivity_labels: Option<String>,
+    /// Policy R2: v3-Confidentiality codes that make a result sensitive (default R,V).
+    #[arg(long, env = "CARNET_CONFIDENTIALITY_LABELS")]
+    pub confidentiality_labels: Option<String>,
+    /// Policy R2: the sensitive-results ValueSet (JSON); default the one in profiles/.
+    #[arg(long, env = "CARNET_SENSITIVE_RESULTS_VALUESET")]
+    pub sensitive_results_valueset: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -87,6 +105,12 @@ struct FileConfig {
     external_issuer: Option<String>,
     external_jwks: Option<String>,
     external_audience: Option<String>,
+    result_delay_days: Option<i64>,
+    self_access_age: Option<i32>,
+    parent_access_until_age: Option<i32>,
+    sensitivity_labels: Option<String>,
+    confidentiality_labels: Option<String>,
+    sensitive_results_valueset: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +131,8 @@ pub struct Config {
     pub external_issuer: Option<String>,
     pub external_jwks: Option<String>,
     pub external_audience: Option<String>,
+    /// The access policy's settings (docs/policy.md).
+    pub policy: crate::policy::settings::PolicySettings,
 }
 
 pub const DEFAULT_DATA_DIR: &str = "carnet-data";
@@ -131,6 +157,25 @@ impl Config {
             .clone()
             .or(file.base_url)
             .unwrap_or_else(|| format!("http://{listen}/fhir"));
+        let mut policy = crate::policy::settings::PolicySettings::default();
+        if let Some(d) = args.result_delay_days.or(file.result_delay_days) {
+            policy.result_delay_days = d.max(0);
+        }
+        if let Some(a) = args.self_access_age.or(file.self_access_age) {
+            policy.self_access_age = a;
+        }
+        if let Some(a) = args.parent_access_until_age.or(file.parent_access_until_age) {
+            policy.parent_access_until_age = a;
+        }
+        if let Some(l) = args.sensitivity_labels.clone().or(file.sensitivity_labels) {
+            policy.sensitivity_labels = crate::policy::settings::split_list(&l);
+        }
+        if let Some(l) = args.confidentiality_labels.clone().or(file.confidentiality_labels) {
+            policy.confidentiality_labels = crate::policy::settings::split_list(&l);
+        }
+        if let Some(p) = args.sensitive_results_valueset.clone().or(file.sensitive_results_valueset) {
+            policy.load_value_set(&p)?;
+        }
         Ok(Config {
             listen,
             base_url: base_url.trim_end_matches('/').to_string(),
@@ -159,6 +204,7 @@ impl Config {
             external_issuer: args.external_issuer.clone().or(file.external_issuer),
             external_jwks: args.external_jwks.clone().or(file.external_jwks),
             external_audience: args.external_audience.clone().or(file.external_audience),
+            policy,
         })
     }
 
@@ -180,6 +226,7 @@ impl Config {
             external_issuer: None,
             external_jwks: None,
             external_audience: None,
+            policy: crate::policy::settings::PolicySettings::default(),
         }
     }
 

@@ -5,6 +5,7 @@
 //! SQLite or PostgreSQL). `fhir` holds format-level helpers shared by all.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod clock;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod fhir;
 pub mod http;
+pub mod policy;
 pub mod search;
 pub mod service;
 pub mod state;

@@ -12,12 +12,14 @@ use crate::auth::principal::Principal;
 use crate::error::{Error, Result};
 use crate::http::extract::{Conditions, FhirBody, Return};
 use crate::http::respond;
+use crate::policy::Access;
 use crate::service::bundle::{self, EntryAccess, Prefer};
 use crate::state::AppState;
 
 pub async fn process(
     State(state): State<AppState>,
     principal: Option<Extension<Arc<Principal>>>,
+    access: Access,
     cond: Conditions,
     FhirBody(body): FhirBody,
 ) -> Result<Response> {
@@ -30,7 +32,7 @@ pub async fn process(
     // Each entry needs what the same request sent alone would need: the edge only
     // checked that the caller may write at all.
     let authorize = |e: &EntryAccess<'_>| allowed(principal.as_deref(), e);
-    let out = bundle::process(&state, body, prefer, &authorize).await?;
+    let out = bundle::process(&state, &access, body, prefer, &authorize).await?;
     Ok(respond::json(StatusCode::OK, out))
 }
 

@@ -9,8 +9,10 @@ use crate::error::{Error, Result};
 use crate::fhir::summary::Shape;
 use crate::http::extract::{Conditions, FhirBody, PatchBody, Query};
 use crate::http::respond;
+use crate::policy::patient_writes::{self, Write};
+use crate::policy::{Access, release, visibility};
 use crate::service::conditional;
-use crate::service::{ids, read, write};
+use crate::service::{ids, write};
 use crate::state::AppState;
 
 fn shape(q: &Query) -> Result<Shape> {
@@ -20,27 +22,31 @@ fn shape(q: &Query) -> Result<Shape> {
 
 pub async fn create(
     State(state): State<AppState>,
+    access: Access,
     Path(res_type): Path<String>,
     cond: Conditions,
     FhirBody(body): FhirBody,
 ) -> Result<Response> {
     ids::check_type(&res_type)?;
     let mut tx = state.store().begin_write().await?;
+    patient_writes::check(&access, &mut tx, Write::Create, &res_type, None, Some(&body)).await?;
     if let Some(criteria) = &cond.if_none_exist
-        && let Some(id) = conditional::at_most_one(&state, &mut tx, &res_type, criteria).await?
+        && let Some(id) = conditional::at_most_one(&state, &access.match_scope(), &mut tx, &res_type, criteria).await?
     {
         // The resource exists already: nothing is created, the match is returned.
-        let v = read::read(&mut tx, &res_type, &id).await?;
+        let v = visibility::read(&access, &mut tx, &res_type, &id).await?;
         let content = v.content.unwrap_or_default();
         return Ok(respond::resource(StatusCode::OK, v.version, v.last_updated, content));
     }
     let w = write::create(&state, &mut tx, &res_type, body).await?;
+    access.note(&w.res_type, &w.id);
     tx.commit().await?;
     Ok(respond::written(state.base_url(), w, cond.prefer_return))
 }
 
 pub async fn read(
     State(state): State<AppState>,
+    access: Access,
     Path((res_type, id)): Path<(String, String)>,
     cond: Conditions,
     q: Query,
@@ -48,7 +54,7 @@ pub async fn read(
     ids::check_type(&res_type)?;
     let shape = shape(&q)?;
     let mut conn = state.store().reader().await?;
-    let v = read::read(&mut conn, &res_type, &id).await?;
+    let v = visibility::read(&access, &mut conn, &res_type, &id).await?;
     drop(conn);
     if let Some(inm) = &cond.if_none_match
         && (inm.trim() == "*" || crate::fhir::meta::parse_etag(inm) == Some(v.version))
@@ -67,25 +73,28 @@ pub async fn read(
 
 pub async fn vread(
     State(state): State<AppState>,
+    access: Access,
     Path((res_type, id, vid)): Path<(String, String, String)>,
     q: Query,
 ) -> Result<Response> {
     ids::check_type(&res_type)?;
     let shape = shape(&q)?;
     let mut conn = state.store().reader().await?;
-    let v = read::vread(&mut conn, &res_type, &id, &vid).await?;
+    let v = visibility::vread(&access, &mut conn, &res_type, &id, &vid).await?;
     let body = respond::shape_bytes(v.content.unwrap_or_default(), &shape)?;
     Ok(respond::resource(StatusCode::OK, v.version, v.last_updated, body))
 }
 
 pub async fn update(
     State(state): State<AppState>,
+    access: Access,
     Path((res_type, id)): Path<(String, String)>,
     cond: Conditions,
     FhirBody(body): FhirBody,
 ) -> Result<Response> {
     ids::check_type(&res_type)?;
     let mut tx = state.store().begin_write().await?;
+    patient_writes::check(&access, &mut tx, Write::Update, &res_type, Some(&id), Some(&body)).await?;
     let w = write::update(&state, &mut tx, &res_type, &id, body, cond.if_match).await?;
     tx.commit().await?;
     Ok(respond::written(state.base_url(), w, cond.prefer_return))
@@ -94,6 +103,7 @@ pub async fn update(
 /// `PUT [type]?criteria`.
 pub async fn conditional_update(
     State(state): State<AppState>,
+    access: Access,
     Path(res_type): Path<String>,
     cond: Conditions,
     q: Query,
@@ -102,7 +112,15 @@ pub async fn conditional_update(
     ids::check_type(&res_type)?;
     let criteria = criteria(&q);
     let mut tx = state.store().begin_write().await?;
-    let w = conditional::update(&state, &mut tx, &res_type, &criteria, body, cond.if_match).await?;
+    let target =
+        conditional::update_target(&state, &access.match_scope(), &mut tx, &res_type, &criteria, &body).await?;
+    let kind = if matches!(target, conditional::UpdateTarget::Match(_)) {
+        Write::Update
+    } else {
+        Write::Create
+    };
+    patient_writes::check(&access, &mut tx, kind, &res_type, Some(target.id()), Some(&body)).await?;
+    let w = conditional::apply_update(&state, &mut tx, &res_type, &target, body, cond.if_match).await?;
     tx.commit().await?;
     Ok(respond::written(state.base_url(), w, cond.prefer_return))
 }
@@ -119,12 +137,14 @@ fn criteria(q: &Query) -> String {
 
 pub async fn patch(
     State(state): State<AppState>,
+    access: Access,
     Path((res_type, id)): Path<(String, String)>,
     cond: Conditions,
     PatchBody::JsonPatch(doc): PatchBody,
 ) -> Result<Response> {
     ids::check_type(&res_type)?;
     let mut tx = state.store().begin_write().await?;
+    patient_writes::check(&access, &mut tx, Write::Patch, &res_type, Some(&id), None).await?;
     let w = write::patch(&state, &mut tx, &res_type, &id, doc, cond.if_match).await?;
     tx.commit().await?;
     Ok(respond::written(state.base_url(), w, cond.prefer_return))
@@ -132,6 +152,7 @@ pub async fn patch(
 
 pub async fn conditional_patch(
     State(state): State<AppState>,
+    access: Access,
     Path(res_type): Path<String>,
     cond: Conditions,
     q: Query,
@@ -140,7 +161,8 @@ pub async fn conditional_patch(
     ids::check_type(&res_type)?;
     let criteria = criteria(&q);
     let mut tx = state.store().begin_write().await?;
-    let id = conditional::exactly_one(&state, &mut tx, &res_type, &criteria).await?;
+    let id = conditional::exactly_one(&state, &access.match_scope(), &mut tx, &res_type, &criteria).await?;
+    patient_writes::check(&access, &mut tx, Write::Patch, &res_type, Some(&id), None).await?;
     let w = write::patch(&state, &mut tx, &res_type, &id, doc, cond.if_match).await?;
     tx.commit().await?;
     Ok(respond::written(state.base_url(), w, cond.prefer_return))
@@ -148,11 +170,13 @@ pub async fn conditional_patch(
 
 pub async fn delete(
     State(state): State<AppState>,
+    access: Access,
     Path((res_type, id)): Path<(String, String)>,
     cond: Conditions,
 ) -> Result<Response> {
     ids::check_type(&res_type)?;
     let mut tx = state.store().begin_write().await?;
+    patient_writes::check(&access, &mut tx, Write::Delete, &res_type, Some(&id), None).await?;
     let d = write::delete(&state, &mut tx, &res_type, &id, cond.if_match).await?;
     tx.commit().await?;
     let msg = match d.version {
@@ -165,6 +189,7 @@ pub async fn delete(
 /// `DELETE [type]?criteria`: deletes the one match; several matches are refused (412).
 pub async fn conditional_delete(
     State(state): State<AppState>,
+    access: Access,
     Path(res_type): Path<String>,
     cond: Conditions,
     q: Query,
@@ -172,12 +197,43 @@ pub async fn conditional_delete(
     ids::check_type(&res_type)?;
     let criteria = criteria(&q);
     let mut tx = state.store().begin_write().await?;
-    match conditional::at_most_one(&state, &mut tx, &res_type, &criteria).await? {
-        None => Ok(respond::deleted(None, cond.prefer_return, format!("No {res_type} matches '{criteria}'"))),
+    if res_type == "AuditEvent" {
+        patient_writes::check(&access, &mut tx, Write::Delete, &res_type, None, None).await?;
+    }
+    match conditional::at_most_one(&state, &access.match_scope(), &mut tx, &res_type, &criteria).await? {
+        None => Ok(respond::deleted(
+            None,
+            cond.prefer_return,
+            format!("No {res_type} matches '{criteria}'"),
+        )),
         Some(id) => {
+            patient_writes::check(&access, &mut tx, Write::Delete, &res_type, Some(&id), None).await?;
             let d = write::delete(&state, &mut tx, &res_type, &id, cond.if_match).await?;
             tx.commit().await?;
-            Ok(respond::deleted(d.version, cond.prefer_return, format!("{res_type}/{id} deleted")))
+            Ok(respond::deleted(
+                d.version,
+                cond.prefer_return,
+                format!("{res_type}/{id} deleted"),
+            ))
         }
     }
+}
+
+/// `POST [type]/[id]/$release` (Observation, DiagnosticReport): see `policy::release`.
+pub async fn release(
+    State(state): State<AppState>,
+    access: Access,
+    Path((res_type, id, op)): Path<(String, String, String)>,
+) -> Result<Response> {
+    ids::check_type(&res_type)?;
+    if op != "$release" {
+        return Err(Error::NotFound(format!(
+            "Unknown operation '{}'",
+            ids::truncate(&op, 40)
+        )));
+    }
+    let mut tx = state.store().begin_write().await?;
+    let (_, content, version, last_updated) = release::release(&state, &access, &mut tx, &res_type, &id).await?;
+    tx.commit().await?;
+    Ok(respond::resource(StatusCode::OK, version, last_updated, content))
 }

@@ -39,8 +39,10 @@ pub fn router(state: AppState) -> Router {
             get(crud::read).put(crud::update).delete(crud::delete).patch(crud::patch),
         )
         .route("/{type}/{id}/_history", get(history::instance))
-        .route("/{type}/{id}/{compartment}", get(search::compartment))
+        .route("/{type}/{id}/{compartment}", get(search::compartment).post(crud::release))
         .route("/{type}/{id}/_history/{vid}", get(crud::vread))
+        // Inside the token check: every authenticated interaction leaves an AuditEvent.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::audit::layer))
         // Every route above needs a valid token whose scopes allow the interaction.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::middleware::require_token))
         // Public: the CapabilityStatement and SMART discovery.

@@ -8,17 +8,19 @@ use axum::response::Response;
 use crate::error::{Error, Result};
 use crate::http::extract::{Conditions, Query};
 use crate::http::respond;
-use crate::search::{self, AccessScope, SearchRequest};
+use crate::policy::Access;
+use crate::search::{self, SearchRequest};
 use crate::service::ids;
 use crate::state::AppState;
 
-async fn run(state: &AppState, req: SearchRequest) -> Result<Response> {
-    let body = search::search(state, &AccessScope::unrestricted(), req).await?;
+async fn run(state: &AppState, access: &Access, req: SearchRequest) -> Result<Response> {
+    let body = search::search_as(state, access, req).await?;
     Ok(respond::json(StatusCode::OK, body))
 }
 
 pub async fn type_get(
     State(state): State<AppState>,
+    access: Access,
     Path(res_type): Path<String>,
     cond: Conditions,
     q: Query,
@@ -27,6 +29,7 @@ pub async fn type_get(
     let path = res_type.clone();
     run(
         &state,
+        &access,
         SearchRequest {
             res_type: Some(res_type),
             pairs: q.0,
@@ -41,6 +44,7 @@ pub async fn type_get(
 /// `POST [type]/_search`: form body parameters, after those of the URL.
 pub async fn type_post(
     State(state): State<AppState>,
+    access: Access,
     Path(res_type): Path<String>,
     cond: Conditions,
     q: Query,
@@ -53,10 +57,7 @@ pub async fn type_post(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    if !ct
-        .to_ascii_lowercase()
-        .starts_with("application/x-www-form-urlencoded")
-    {
+    if !ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
         return Err(Error::UnsupportedMediaType(format!(
             "_search takes application/x-www-form-urlencoded, not '{ct}'"
         )));
@@ -70,6 +71,7 @@ pub async fn type_post(
     let path = res_type.clone();
     run(
         &state,
+        &access,
         SearchRequest {
             res_type: Some(res_type),
             pairs,
@@ -81,9 +83,10 @@ pub async fn type_post(
     .await
 }
 
-pub async fn system(State(state): State<AppState>, cond: Conditions, q: Query) -> Result<Response> {
+pub async fn system(State(state): State<AppState>, access: Access, cond: Conditions, q: Query) -> Result<Response> {
     run(
         &state,
+        &access,
         SearchRequest {
             res_type: None,
             pairs: q.0,
@@ -98,6 +101,7 @@ pub async fn system(State(state): State<AppState>, cond: Conditions, q: Query) -
 /// `GET Patient/[id]/[type]`: resources of `type` in that patient's compartment.
 pub async fn compartment(
     State(state): State<AppState>,
+    access: Access,
     Path((owner, id, res_type)): Path<(String, String, String)>,
     cond: Conditions,
     q: Query,
@@ -110,13 +114,12 @@ pub async fn compartment(
     ids::check_id(&id)?;
     ids::check_type(&res_type)?;
     if search::compartment_params(&res_type).is_none() {
-        return Err(Error::NotFound(format!(
-            "{res_type} is not in the Patient compartment"
-        )));
+        return Err(Error::NotFound(format!("{res_type} is not in the Patient compartment")));
     }
     let path = format!("Patient/{id}/{res_type}");
     run(
         &state,
+        &access,
         SearchRequest {
             res_type: Some(res_type),
             pairs: q.0,

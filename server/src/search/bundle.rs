@@ -25,7 +25,7 @@ pub async fn searchset(
     cursor: Option<&str>,
     compartment: Option<&str>,
     path: &str,
-) -> Result<Vec<u8>> {
+) -> Result<(Vec<u8>, Vec<(String, String)>)> {
     let cfg = state.config();
     let r = &parsed.result;
     let ctx = Ctx {
@@ -34,15 +34,9 @@ pub async fn searchset(
         scope,
     };
     let plan = execute::plan(ctx, parsed, compartment)?;
-    let cursor = cursor
-        .map(|c| Cursor::decode(c, &plan.kinds()))
-        .transpose()?;
+    let cursor = cursor.map(|c| Cursor::decode(c, &plan.kinds())).transpose()?;
     let count_only = r.summary == Some(Summary::Count);
-    let page_size = r
-        .count
-        .map_or(cfg.default_page, i64::from)
-        .min(cfg.max_page)
-        .max(0);
+    let page_size = r.count.map_or(cfg.default_page, i64::from).min(cfg.max_page).max(0);
 
     let (hits, has_more) = if count_only {
         (Vec::new(), false)
@@ -86,18 +80,8 @@ pub async fn searchset(
         .map(|(pk, t, id, c)| (pk, (t, id, c)))
         .collect();
 
-    let links = links(
-        state.base_url(),
-        path,
-        parsed,
-        cursor.as_ref(),
-        &hits,
-        has_more,
-    );
-    let link_refs: Vec<Link<'_>> = links
-        .iter()
-        .map(|(rel, url)| Link { relation: rel, url })
-        .collect();
+    let links = links(state.base_url(), path, parsed, cursor.as_ref(), &hits, has_more);
+    let link_refs: Vec<Link<'_>> = links.iter().map(|(rel, url)| Link { relation: rel, url }).collect();
     let mut w = BundleWriter::new("searchset", state.now(), total, &link_refs);
     let shape = shape(parsed)?;
     let base = state.base_url();
@@ -115,23 +99,21 @@ pub async fn searchset(
             .collect();
         let oo = serde_json::to_vec(&outcome(&issues)).unwrap_or_default();
         let url = format!("urn:uuid:{}", uuid::Uuid::new_v4());
-        w.entry(
-            Some(&url),
-            Some(&oo),
-            &json!({"search": {"mode": "outcome"}}),
-        );
+        w.entry(Some(&url), Some(&oo), &json!({"search": {"mode": "outcome"}}));
     }
+    let mut listed = Vec::new();
     for (pks, mode) in [(&match_pks, "match"), (&included, "include")] {
         for pk in pks {
             let Some((t, id, content)) = contents.remove(pk) else {
                 continue;
             };
+            listed.push((t.clone(), id.clone()));
             let body = shaped(content, &shape)?;
             let url = format!("{base}/{t}/{id}");
             w.entry(Some(&url), Some(&body), &json!({"search": {"mode": mode}}));
         }
     }
-    Ok(w.finish())
+    Ok((w.finish(), listed))
 }
 
 fn shape(parsed: &ParsedQuery) -> Result<Shape> {
@@ -151,8 +133,7 @@ fn shaped(content: Vec<u8>, shape: &Shape) -> Result<Vec<u8>> {
     if shape.is_full() {
         return Ok(content);
     }
-    let v: serde_json::Value =
-        serde_json::from_slice(&content).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let v: serde_json::Value = serde_json::from_slice(&content).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(serde_json::to_vec(&shape.apply(v)).map_err(|e| StoreError::Corrupt(e.to_string()))?)
 }
 
@@ -178,11 +159,7 @@ fn links(
         } else {
             format!("{base}/{path}")
         };
-        if qs.is_empty() {
-            root
-        } else {
-            format!("{root}?{qs}")
-        }
+        if qs.is_empty() { root } else { format!("{root}?{qs}") }
     };
     let mut out = vec![("self", url(cursor)), ("first", url(None))];
     let backward = cursor.is_some_and(|c| c.backward);

@@ -49,9 +49,31 @@ pub struct SearchRequest {
 
 /// Runs a search and returns the searchset Bundle.
 pub async fn search(state: &AppState, scope: &AccessScope, req: SearchRequest) -> Result<Vec<u8>> {
+    Ok(search_listed(state, scope, req).await?.0)
+}
+
+/// Like [`search`], under the caller's policy; what the Bundle holds is noted for the
+/// request's AuditEvent.
+pub async fn search_as(state: &AppState, access: &crate::policy::Access, req: SearchRequest) -> Result<Vec<u8>> {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&req.pairs)
+        .finish();
+    access.note_query(&format!("{}?{query}", req.path));
+    let (body, listed) = search_listed(state, &access.scope(), req).await?;
+    for (t, id) in &listed {
+        access.note(t, id);
+    }
+    Ok(body)
+}
+
+/// The searchset Bundle and the `(type, id)` of every resource in it.
+pub async fn search_listed(
+    state: &AppState,
+    scope: &AccessScope,
+    req: SearchRequest,
+) -> Result<(Vec<u8>, Vec<(String, String)>)> {
     let (pairs, cursor) = split_cursor(req.pairs);
-    let mut parsed = parse_query(Registry::r4(), req.res_type.as_deref(), &pairs, req.lenient)
-        .map_err(invalid)?;
+    let mut parsed = parse_query(Registry::r4(), req.res_type.as_deref(), &pairs, req.lenient).map_err(invalid)?;
     refuse_unsupported(&mut parsed, req.lenient)?;
     let mut tx = state.store().begin_read().await?;
     let out = bundle::searchset(
@@ -73,23 +95,21 @@ pub async fn search(state: &AppState, scope: &AccessScope, req: SearchRequest) -
 /// parameters (`_count`, `_sort`, …) are ignored.
 pub async fn find_ids(
     state: &AppState,
+    scope: &AccessScope,
     tx: &mut Tx,
     res_type: &str,
     pairs: &[(String, String)],
     limit: usize,
 ) -> Result<Vec<String>> {
     let parsed = parse_query(Registry::r4(), Some(res_type), pairs, false).map_err(invalid)?;
-    let scope = AccessScope::unrestricted();
     let ctx = sql::Ctx {
         base: state.base_url(),
         now: state.now(),
-        scope: &scope,
+        scope,
     };
     let mut plan = execute::plan(ctx, &parsed, None)?;
     plan.sort.clear();
-    let hits = plan
-        .page(tx, None, i64::try_from(limit).unwrap_or(i64::MAX))
-        .await?;
+    let hits = plan.page(tx, None, i64::try_from(limit).unwrap_or(i64::MAX)).await?;
     Ok(hits.into_iter().map(|h| h.res_id).collect())
 }
 
@@ -114,25 +134,16 @@ fn refuse_unsupported(parsed: &mut ParsedQuery, lenient: bool) -> Result<()> {
     let r = &mut parsed.result;
     let mut errors = Vec::new();
     if r.offset.take().is_some() {
-        errors.push((
-            "_offset",
-            "_offset is not supported: follow the Bundle's next link",
-        ));
+        errors.push(("_offset", "_offset is not supported: follow the Bundle's next link"));
     }
     if r.since.take().is_some() {
         errors.push(("_since", "_since applies to history, not search"));
     }
     if r.contained.take().is_some_and(|c| c != "false") {
-        errors.push((
-            "_contained",
-            "searching contained resources is not supported",
-        ));
+        errors.push(("_contained", "searching contained resources is not supported"));
     }
     if r.contained_type.take().is_some() {
-        errors.push((
-            "_containedType",
-            "searching contained resources is not supported",
-        ));
+        errors.push(("_containedType", "searching contained resources is not supported"));
     }
     let errors: Vec<QueryError> = errors
         .into_iter()
@@ -162,11 +173,7 @@ fn invalid(errors: Vec<QueryError>) -> Error {
                 } else {
                     "value"
                 };
-                Issue::error(
-                    code,
-                    format!("Search parameter '{}': {}", e.param, e.message),
-                )
-                .at(e.param)
+                Issue::error(code, format!("Search parameter '{}': {}", e.param, e.message)).at(e.param)
             })
             .collect(),
     )

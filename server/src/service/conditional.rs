@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::write::{self, Written};
 use super::{ids, validate};
 use crate::error::{Error, Result};
-use crate::search;
+use crate::search::{self, AccessScope};
 use crate::state::AppState;
 use crate::store::Tx;
 
@@ -20,7 +20,13 @@ pub enum Matches {
 
 /// Resolves `criteria` (a query string such as `identifier=http://x|123`) against
 /// `res_type`. Empty criteria are refused: they would match everything.
-pub async fn resolve(state: &AppState, tx: &mut Tx, res_type: &str, criteria: &str) -> Result<Matches> {
+pub async fn resolve(
+    state: &AppState,
+    scope: &AccessScope,
+    tx: &mut Tx,
+    res_type: &str,
+    criteria: &str,
+) -> Result<Matches> {
     let pairs: Vec<(String, String)> = form_urlencoded::parse(criteria.trim_start_matches('?').as_bytes())
         .into_owned()
         .filter(|(k, _)| !matches!(k.as_str(), "_format" | "_pretty"))
@@ -30,7 +36,7 @@ pub async fn resolve(state: &AppState, tx: &mut Tx, res_type: &str, criteria: &s
             "A conditional interaction needs search criteria".to_string(),
         ));
     }
-    let ids = search::find_ids(state, tx, res_type, &pairs, 2).await?;
+    let ids = search::find_ids(state, scope, tx, res_type, &pairs, 2).await?;
     Ok(match ids.len() {
         0 => Matches::None,
         1 => ids.into_iter().next().map_or(Matches::None, Matches::One),
@@ -40,8 +46,14 @@ pub async fn resolve(state: &AppState, tx: &mut Tx, res_type: &str, criteria: &s
 
 /// The id the criteria matched, if any; several matches are refused (412). What a
 /// conditional create (`If-None-Exist`) and a conditional delete need.
-pub async fn at_most_one(state: &AppState, tx: &mut Tx, res_type: &str, criteria: &str) -> Result<Option<String>> {
-    match resolve(state, tx, res_type, criteria).await? {
+pub async fn at_most_one(
+    state: &AppState,
+    scope: &AccessScope,
+    tx: &mut Tx,
+    res_type: &str,
+    criteria: &str,
+) -> Result<Option<String>> {
+    match resolve(state, scope, tx, res_type, criteria).await? {
         Matches::None => Ok(None),
         Matches::One(id) => Ok(Some(id)),
         Matches::Many => Err(many(res_type, criteria)),
@@ -49,8 +61,14 @@ pub async fn at_most_one(state: &AppState, tx: &mut Tx, res_type: &str, criteria
 }
 
 /// The one id the criteria matched: a conditional patch needs exactly one.
-pub async fn exactly_one(state: &AppState, tx: &mut Tx, res_type: &str, criteria: &str) -> Result<String> {
-    at_most_one(state, tx, res_type, criteria)
+pub async fn exactly_one(
+    state: &AppState,
+    scope: &AccessScope,
+    tx: &mut Tx,
+    res_type: &str,
+    criteria: &str,
+) -> Result<String> {
+    at_most_one(state, scope, tx, res_type, criteria)
         .await?
         .ok_or_else(|| Error::NotFound(format!("No {res_type} matches '{criteria}'")))
 }
@@ -81,12 +99,13 @@ impl UpdateTarget {
 
 pub async fn update_target(
     state: &AppState,
+    scope: &AccessScope,
     tx: &mut Tx,
     res_type: &str,
     criteria: &str,
     body: &Value,
 ) -> Result<UpdateTarget> {
-    Ok(match at_most_one(state, tx, res_type, criteria).await? {
+    Ok(match at_most_one(state, scope, tx, res_type, criteria).await? {
         Some(id) => UpdateTarget::Match(id),
         None => match body.get("id").and_then(Value::as_str) {
             Some(id) => UpdateTarget::BodyId(id.to_string()),
@@ -117,13 +136,14 @@ pub async fn apply_update(
 /// `PUT [type]?criteria`.
 pub async fn update(
     state: &AppState,
+    scope: &AccessScope,
     tx: &mut Tx,
     res_type: &str,
     criteria: &str,
     body: Value,
     if_match: Option<i64>,
 ) -> Result<Written> {
-    let target = update_target(state, tx, res_type, criteria, &body).await?;
+    let target = update_target(state, scope, tx, res_type, criteria, &body).await?;
     apply_update(state, tx, res_type, &target, body, if_match).await
 }
 

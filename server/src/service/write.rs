@@ -48,7 +48,7 @@ pub async fn create_checked(
     let pk = resources::insert_head(tx, res_type, &id, now)
         .await?
         .ok_or_else(|| Error::Conflict(format!("{res_type}/{id} already exists")))?;
-    store_version(tx, pk, res_type, &id, 1, now, "POST", resource, true).await
+    store_version(state, tx, pk, res_type, &id, 1, now, "POST", resource, true).await
 }
 
 /// `PUT [type]/[id]`: a new version, or the first one when the id is new (update as
@@ -87,7 +87,7 @@ pub async fn update_checked(
                     )));
                 }
                 if let Some(pk) = resources::insert_head(tx, res_type, id, now).await? {
-                    return store_version(tx, pk, res_type, id, 1, now, method, resource, true).await;
+                    return store_version(state, tx, pk, res_type, id, 1, now, method, resource, true).await;
                 }
             }
             Some(cur) => {
@@ -95,12 +95,25 @@ pub async fn update_checked(
                 let now = now.max(cur.last_updated);
                 let version = cur.version + 1;
                 resources::update_head(tx, cur.pk, version, now, false).await?;
-                return store_version(tx, cur.pk, res_type, id, version, now, method, resource, cur.deleted)
-                    .await;
+                return store_version(
+                    state,
+                    tx,
+                    cur.pk,
+                    res_type,
+                    id,
+                    version,
+                    now,
+                    method,
+                    resource,
+                    cur.deleted,
+                )
+                .await;
             }
         }
     }
-    Err(Error::Conflict(format!("{res_type}/{id} was changed concurrently; retry")))
+    Err(Error::Conflict(format!(
+        "{res_type}/{id} was changed concurrently; retry"
+    )))
 }
 
 /// `PATCH [type]/[id]` with a JSON Patch document.
@@ -126,20 +139,18 @@ pub async fn patch(
         .ok_or_else(|| Error::NotFound(format!("{res_type}/{id} not found")))?;
     let mut doc: Value = serde_json::from_slice(&stored)
         .map_err(|e| crate::store::StoreError::Corrupt(format!("{res_type}/{id}: {e}")))?;
-    json_patch::patch(&mut doc, &patch)
-        .map_err(|e| Error::Unprocessable(vec![crate::fhir::outcome::Issue::error("processing", format!("The patch cannot be applied: {e}"))]))?;
+    json_patch::patch(&mut doc, &patch).map_err(|e| {
+        Error::Unprocessable(vec![crate::fhir::outcome::Issue::error(
+            "processing",
+            format!("The patch cannot be applied: {e}"),
+        )])
+    })?;
     // meta.versionId/lastUpdated are the server's: whatever the patch did to them is redone.
     let resource = validate::resource(res_type, doc, Some(id))?;
     update_checked(state, tx, res_type, id, resource, Some(cur.version), "PATCH").await
 }
 
-pub async fn delete(
-    state: &AppState,
-    tx: &mut Tx,
-    res_type: &str,
-    id: &str,
-    if_match: Option<i64>,
-) -> Result<Deleted> {
+pub async fn delete(state: &AppState, tx: &mut Tx, res_type: &str, id: &str, if_match: Option<i64>) -> Result<Deleted> {
     ids::check_id(id)?;
     let Some(cur) = resources::current_for_update(tx, res_type, id).await? else {
         return Err(Error::NotFound(format!("{res_type}/{id} not found")));
@@ -153,6 +164,7 @@ pub async fn delete(
     resources::update_head(tx, cur.pk, version, now, true).await?;
     resources::insert_version(tx, cur.pk, res_type, version, now, "DELETE", None).await?;
     search::index::clear(tx, cur.pk).await?;
+    crate::policy::maintain::on_delete(tx, cur.pk, res_type).await?;
     Ok(Deleted { version: Some(version) })
 }
 
@@ -167,6 +179,7 @@ fn check_if_match(res_type: &str, id: &str, if_match: Option<i64>, current: i64)
 
 #[allow(clippy::too_many_arguments)]
 async fn store_version(
+    state: &AppState,
     tx: &mut Tx,
     pk: i64,
     res_type: &str,
@@ -182,6 +195,7 @@ async fn store_version(
         .map_err(|e| Error::invalid("structure", format!("The resource cannot be serialised: {e}")))?;
     resources::insert_version(tx, pk, res_type, version, now, method, Some(&content)).await?;
     search::index::replace(tx, pk, res_type, &stamped).await?;
+    crate::policy::maintain::on_write(tx, &state.config().policy, pk, res_type, id, &stamped, now).await?;
     Ok(Written {
         res_type: res_type.to_string(),
         id: id.to_string(),

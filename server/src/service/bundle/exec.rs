@@ -9,8 +9,10 @@ use super::envelope::{Action, Entry, Plan};
 use super::get;
 use super::refs::Rewrites;
 use crate::error::{Error, Result};
+use crate::policy::patient_writes::{self, Write};
+use crate::policy::{Access, visibility};
 use crate::service::conditional;
-use crate::service::{ids, read, validate, write};
+use crate::service::{ids, validate, write};
 use crate::state::AppState;
 use crate::store::Tx;
 
@@ -25,8 +27,7 @@ impl Claims {
     pub fn upfront(entries: &[Entry]) -> Result<Claims> {
         let mut claims = Claims::default();
         for e in entries {
-            if let Action::Update(t, id) | Action::Patch(t, id) | Action::Delete(t, id) = &e.action
-            {
+            if let Action::Update(t, id) | Action::Patch(t, id) | Action::Delete(t, id) = &e.action {
                 claims.claim(t, id, e.index).map_err(|err| e.locate(err))?;
             }
         }
@@ -51,6 +52,7 @@ impl Claims {
 /// and records what the entry's fullUrl stands for.
 pub async fn plan(
     state: &AppState,
+    access: &Access,
     tx: &mut Tx,
     entry: &mut Entry,
     rewrites: &mut Rewrites,
@@ -58,7 +60,7 @@ pub async fn plan(
     let (t, id) = match &entry.action {
         Action::Create(t) => {
             let existing = match &entry.if_none_exist {
-                Some(criteria) => conditional::at_most_one(state, tx, t, criteria).await?,
+                Some(criteria) => conditional::at_most_one(state, &access.match_scope(), tx, t, criteria).await?,
                 None => None,
             };
             let (id, plan) = match existing {
@@ -74,7 +76,7 @@ pub async fn plan(
         Action::Update(t, id) => (t, id.clone()),
         Action::CondUpdate(t, criteria) => {
             let body = entry.body.as_ref().ok_or_else(no_body)?;
-            let target = conditional::update_target(state, tx, t, criteria, body).await?;
+            let target = conditional::update_target(state, &access.match_scope(), tx, t, criteria, body).await?;
             let id = target.id().to_string();
             entry.plan = Plan::Update(target);
             (t, id)
@@ -94,73 +96,80 @@ fn no_body() -> Error {
 /// Everything an entry needs besides its transaction.
 pub struct Ctx<'a> {
     pub state: &'a AppState,
+    pub access: &'a Access,
     pub prefer: Prefer,
     pub claims: Claims,
 }
 
 pub async fn run(ctx: &mut Ctx<'_>, tx: &mut Tx, entry: &mut Entry) -> Result<Answer> {
     let (state, base, index) = (ctx.state, ctx.state.base_url(), entry.index);
+    let access = ctx.access;
+    let scope = access.match_scope();
     let body = entry.body.take();
     let if_match = entry.if_match;
     let written = match &entry.action {
-        Action::Get(req) => return get::run(state, tx, req).await,
+        Action::Get(req) => return get::run(state, access, tx, req).await,
         Action::Delete(t, id) => {
             ctx.claims.claim(t, id, index)?;
+            patient_writes::check(access, tx, Write::Delete, t, Some(id), None).await?;
             return delete(ctx, tx, t, id, if_match).await;
         }
-        Action::CondDelete(t, criteria) => {
-            match conditional::at_most_one(state, tx, t, criteria).await? {
-                None => {
-                    return Ok(Answer::deleted(
-                        None,
-                        ctx.prefer,
-                        format!("No {t} matches '{criteria}'"),
-                    ));
-                }
-                Some(id) => {
-                    ctx.claims.claim(t, &id, index)?;
-                    return delete(ctx, tx, t, &id, if_match).await;
-                }
+        Action::CondDelete(t, criteria) => match conditional::at_most_one(state, &scope, tx, t, criteria).await? {
+            None => {
+                return Ok(Answer::deleted(
+                    None,
+                    ctx.prefer,
+                    format!("No {t} matches '{criteria}'"),
+                ));
             }
-        }
+            Some(id) => {
+                ctx.claims.claim(t, &id, index)?;
+                patient_writes::check(access, tx, Write::Delete, t, Some(&id), None).await?;
+                return delete(ctx, tx, t, &id, if_match).await;
+            }
+        },
         Action::Create(t) => return create(ctx, tx, entry, t, body.ok_or_else(no_body)?).await,
         Action::Update(t, id) => {
             ctx.claims.claim(t, id, index)?;
-            write::update(state, tx, t, id, body.ok_or_else(no_body)?, if_match).await?
+            let body = body.ok_or_else(no_body)?;
+            patient_writes::check(access, tx, Write::Update, t, Some(id), Some(&body)).await?;
+            write::update(state, tx, t, id, body, if_match).await?
         }
         Action::CondUpdate(t, criteria) => {
             let body = body.ok_or_else(no_body)?;
             let target = match std::mem::take(&mut entry.plan) {
                 Plan::Update(target) => target,
-                _ => conditional::update_target(state, tx, t, criteria, &body).await?,
+                _ => conditional::update_target(state, &scope, tx, t, criteria, &body).await?,
             };
             ctx.claims.claim(t, target.id(), index)?;
+            let kind = if matches!(target, conditional::UpdateTarget::Match(_)) {
+                Write::Update
+            } else {
+                Write::Create
+            };
+            patient_writes::check(access, tx, kind, t, Some(target.id()), Some(&body)).await?;
             conditional::apply_update(state, tx, t, &target, body, if_match).await?
         }
         Action::Patch(t, id) => {
             ctx.claims.claim(t, id, index)?;
+            patient_writes::check(access, tx, Write::Patch, t, Some(id), None).await?;
             write::patch(state, tx, t, id, body.ok_or_else(no_body)?, if_match).await?
         }
         Action::CondPatch(t, criteria) => {
-            let id = conditional::exactly_one(state, tx, t, criteria).await?;
+            let id = conditional::exactly_one(state, &scope, tx, t, criteria).await?;
             ctx.claims.claim(t, &id, index)?;
+            patient_writes::check(access, tx, Write::Patch, t, Some(&id), None).await?;
             write::patch(state, tx, t, &id, body.ok_or_else(no_body)?, if_match).await?
         }
     };
     Ok(Answer::written(base, written, ctx.prefer))
 }
 
-async fn create(
-    ctx: &mut Ctx<'_>,
-    tx: &mut Tx,
-    entry: &Entry,
-    t: &str,
-    body: serde_json::Value,
-) -> Result<Answer> {
+async fn create(ctx: &mut Ctx<'_>, tx: &mut Tx, entry: &Entry, t: &str, body: serde_json::Value) -> Result<Answer> {
     let (state, base) = (ctx.state, ctx.state.base_url());
     let id = match &entry.plan {
         Plan::Existing(id) => {
-            let v = read::read(tx, t, id).await?;
+            let v = visibility::read(ctx.access, tx, t, id).await?;
             let content = v.content.unwrap_or_default();
             return Ok(Answer::existing(
                 base,
@@ -176,18 +185,14 @@ async fn create(
         _ => ids::new_id(),
     };
     ctx.claims.claim(t, &id, entry.index)?;
+    patient_writes::check(ctx.access, tx, Write::Create, t, None, Some(&body)).await?;
     let resource = validate::resource(t, body, None)?;
     let w = write::create_checked(state, tx, t, resource, Some(id)).await?;
+    ctx.access.note(&w.res_type, &w.id);
     Ok(Answer::written(base, w, ctx.prefer))
 }
 
-async fn delete(
-    ctx: &Ctx<'_>,
-    tx: &mut Tx,
-    t: &str,
-    id: &str,
-    if_match: Option<i64>,
-) -> Result<Answer> {
+async fn delete(ctx: &Ctx<'_>, tx: &mut Tx, t: &str, id: &str, if_match: Option<i64>) -> Result<Answer> {
     let d = write::delete(ctx.state, tx, t, id, if_match).await?;
     let message = match d.version {
         Some(_) => format!("{t}/{id} deleted"),

@@ -8,9 +8,9 @@ use super::envelope::{logical_id, resource_type};
 use crate::error::{Error, Result};
 use crate::fhir::bundle::{BundleWriter, Link};
 use crate::fhir::summary::Shape;
+use crate::policy::{Access, visibility};
 use crate::search;
 use crate::service::history::{HistoryParams, history};
-use crate::service::read;
 use crate::state::AppState;
 use crate::store::{StoredVersion, Tx};
 
@@ -31,10 +31,7 @@ pub struct GetRequest {
 
 impl GetRequest {
     fn get(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// The path below the base, as history and search links need it.
@@ -60,38 +57,28 @@ pub fn parse(segments: &[&str], query: &str, head: bool) -> Result<GetRequest, S
         [t, "_history"] => Target::History(Some(resource_type(t)?), None),
         [t, id] => Target::Read(resource_type(t)?, logical_id(id)?),
         [t, id, "_history"] => Target::History(Some(resource_type(t)?), Some(logical_id(id)?)),
-        [t, id, "_history", v] => {
-            Target::VRead(resource_type(t)?, logical_id(id)?, (*v).to_string())
-        }
+        [t, id, "_history", v] => Target::VRead(resource_type(t)?, logical_id(id)?, (*v).to_string()),
         _ => return Err("This URL is not a read, vread, history or search".to_string()),
     };
-    let query = form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect();
-    Ok(GetRequest {
-        target,
-        query,
-        head,
-    })
+    let query = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    Ok(GetRequest { target, query, head })
 }
 
-pub async fn run(state: &AppState, tx: &mut Tx, req: &GetRequest) -> Result<Answer> {
+pub async fn run(state: &AppState, access: &Access, tx: &mut Tx, req: &GetRequest) -> Result<Answer> {
     let mut answer = match &req.target {
         Target::Read(t, id) => {
-            let v = read::read(tx, t, id).await?;
+            let v = visibility::read(access, tx, t, id).await?;
             found(state, req, t, id, v)?
         }
         Target::VRead(t, id, vid) => {
-            let v = read::vread(tx, t, id, vid).await?;
+            let v = visibility::vread(access, tx, t, id, vid).await?;
             found(state, req, t, id, v)?
         }
         Target::History(t, id) => {
             let params = HistoryParams::from_pairs(&req.query)?;
-            Answer::bundle(
-                history(state, tx, t.as_deref(), id.as_deref(), &params, &req.path()).await?,
-            )
+            Answer::bundle(history(state, access, tx, t.as_deref(), id.as_deref(), &params, &req.path()).await?)
         }
-        Target::Search(t) => Answer::bundle(search(state, tx, t.as_deref(), req).await?),
+        Target::Search(t) => Answer::bundle(search(state, access, tx, t.as_deref(), req).await?),
     };
     if req.head {
         answer.resource = None;
@@ -99,13 +86,7 @@ pub async fn run(state: &AppState, tx: &mut Tx, req: &GetRequest) -> Result<Answ
     Ok(answer)
 }
 
-fn found(
-    state: &AppState,
-    req: &GetRequest,
-    t: &str,
-    id: &str,
-    v: StoredVersion,
-) -> Result<Answer> {
+fn found(state: &AppState, req: &GetRequest, t: &str, id: &str, v: StoredVersion) -> Result<Answer> {
     let shape = Shape::from_params(req.get("_summary"), req.get("_elements"))
         .map_err(|v| Error::invalid_at("value", "_summary", format!("Unsupported {v}")))?;
     let mut content = v.content.unwrap_or_default();
@@ -129,6 +110,7 @@ fn found(
 /// receives the type, the query pairs and the transaction, and returns a searchset.
 async fn search(
     state: &AppState,
+    access: &Access,
     tx: &mut Tx,
     res_type: Option<&str>,
     req: &GetRequest,
@@ -145,7 +127,7 @@ async fn search(
         .cloned()
         .collect();
     let limit = usize::try_from(state.config().max_page).unwrap_or(1000);
-    let ids = search::find_ids(state, tx, t, &pairs, limit).await?;
+    let ids = search::find_ids(state, &access.scope(), tx, t, &pairs, limit).await?;
     let base = state.base_url();
     let self_url = format!("{base}/{}", req.path());
     let links = [Link {
@@ -156,12 +138,8 @@ async fn search(
     let mut w = BundleWriter::new("searchset", state.now(), Some(total), &links);
     let rest = json!({"search": {"mode": "match"}});
     for id in ids {
-        let v = read::read(tx, t, &id).await?;
-        w.entry(
-            Some(&format!("{base}/{t}/{id}")),
-            v.content.as_deref(),
-            &rest,
-        );
+        let v = visibility::read(access, tx, t, &id).await?;
+        w.entry(Some(&format!("{base}/{t}/{id}")), v.content.as_deref(), &rest);
     }
     Ok(w.finish())
 }

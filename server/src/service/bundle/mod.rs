@@ -21,6 +21,7 @@ use self::envelope::{Entry, Kind, Method};
 use self::exec::{Claims, Ctx};
 use self::refs::Rewrites;
 use crate::error::{Error, Result};
+use crate::policy::Access;
 use crate::state::AppState;
 
 /// `Prefer: return=`, applied to every write entry.
@@ -48,6 +49,7 @@ pub type Authorize<'a> = &'a (dyn Fn(&EntryAccess<'_>) -> Result<()> + Send + Sy
 /// Processes a batch or transaction Bundle and returns the response Bundle as JSON.
 pub async fn process(
     state: &AppState,
+    access: &Access,
     bundle: Value,
     prefer: Prefer,
     authorize: Authorize<'_>,
@@ -59,9 +61,9 @@ pub async fn process(
             for e in &entries {
                 check(e, authorize)?;
             }
-            transaction(state, entries, prefer).await
+            transaction(state, access, entries, prefer).await
         }
-        Kind::Batch => batch(state, entries, prefer, authorize).await,
+        Kind::Batch => batch(state, access, entries, prefer, authorize).await,
     }
 }
 
@@ -82,14 +84,14 @@ fn order(entries: &[Entry]) -> Vec<usize> {
     order
 }
 
-async fn transaction(state: &AppState, mut entries: Vec<Entry>, prefer: Prefer) -> Result<Vec<u8>> {
+async fn transaction(state: &AppState, access: &Access, mut entries: Vec<Entry>, prefer: Prefer) -> Result<Vec<u8>> {
     let order = order(&entries);
-    let (deletes, rest): (Vec<usize>, Vec<usize>) = order
-        .into_iter()
-        .partition(|&i| entries[i].method == Method::Delete);
+    let (deletes, rest): (Vec<usize>, Vec<usize>) =
+        order.into_iter().partition(|&i| entries[i].method == Method::Delete);
     let mut answers: Vec<Option<Answer>> = entries.iter().map(|_| None).collect();
     let mut ctx = Ctx {
         state,
+        access,
         prefer,
         claims: Claims::upfront(&entries)?,
     };
@@ -106,11 +108,11 @@ async fn transaction(state: &AppState, mut entries: Vec<Entry>, prefer: Prefer) 
     // match) and before any resource is written, so every body can be rewritten.
     let mut rewrites = Rewrites::new();
     for &i in &rest {
-        exec::plan(state, &mut tx, &mut entries[i], &mut rewrites)
+        exec::plan(state, access, &mut tx, &mut entries[i], &mut rewrites)
             .await
             .map_err(|e| entries[i].locate(e))?;
     }
-    refs::resolve_conditional(state, &mut tx, &entries, &mut rewrites).await?;
+    refs::resolve_conditional(state, access, &mut tx, &entries, &mut rewrites).await?;
     for &i in &rest {
         refs::rewrite(&mut entries[i], &rewrites);
         answers[i] = Some(
@@ -129,6 +131,7 @@ async fn transaction(state: &AppState, mut entries: Vec<Entry>, prefer: Prefer) 
 
 async fn batch(
     state: &AppState,
+    access: &Access,
     mut entries: Vec<Entry>,
     prefer: Prefer,
     authorize: Authorize<'_>,
@@ -141,7 +144,7 @@ async fn batch(
     for i in order(&entries) {
         let entry = &mut entries[i];
         let result = match check(entry, authorize) {
-            Ok(()) => batch_entry(state, entry, prefer, &full_urls)
+            Ok(()) => batch_entry(state, access, entry, prefer, &full_urls)
                 .await
                 .map_err(|e| entry.locate(e)),
             Err(e) => Err(e),
@@ -159,6 +162,7 @@ async fn batch(
 /// One batch entry in its own store transaction: its failure touches no other entry.
 async fn batch_entry(
     state: &AppState,
+    access: &Access,
     entry: &mut Entry,
     prefer: Prefer,
     full_urls: &HashMap<String, usize>,
@@ -174,6 +178,7 @@ async fn batch_entry(
     }
     let mut ctx = Ctx {
         state,
+        access,
         prefer,
         claims: Claims::default(),
     };
@@ -183,10 +188,10 @@ async fn batch_entry(
     }
     let mut tx = state.store().begin_write().await?;
     let mut rewrites = Rewrites::new();
-    exec::plan(state, &mut tx, entry, &mut rewrites).await?;
+    exec::plan(state, access, &mut tx, entry, &mut rewrites).await?;
     // The entry's own fullUrl is not another entry: only conditional references apply.
     rewrites.clear();
-    refs::resolve_conditional(state, &mut tx, std::slice::from_ref(entry), &mut rewrites).await?;
+    refs::resolve_conditional(state, access, &mut tx, std::slice::from_ref(entry), &mut rewrites).await?;
     refs::rewrite(entry, &rewrites);
     let answer = exec::run(&mut ctx, &mut tx, entry).await?;
     tx.commit().await?;

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::envelope::Entry;
 use crate::error::{Error, Result};
+use crate::policy::Access;
 use crate::service::conditional::{self, Matches};
 use crate::state::AppState;
 use crate::store::Tx;
@@ -57,6 +58,7 @@ fn conditional_ref(s: &str) -> Option<(&str, &str)> {
 /// resource (http.html#trules), else the entry that holds it fails.
 pub async fn resolve_conditional(
     state: &AppState,
+    access: &Access,
     tx: &mut Tx,
     entries: &[Entry],
     rewrites: &mut Rewrites,
@@ -66,10 +68,7 @@ pub async fn resolve_conditional(
     for e in entries {
         let Some(body) = &e.body else { continue };
         visit(body, &mut |s| {
-            if conditional_ref(s).is_some()
-                && !rewrites.contains_key(s)
-                && seen.insert(s.to_string())
-            {
+            if conditional_ref(s).is_some() && !rewrites.contains_key(s) && seen.insert(s.to_string()) {
                 wanted.push((s.to_string(), e.index));
             }
         });
@@ -78,7 +77,7 @@ pub async fn resolve_conditional(
         let Some((t, criteria)) = conditional_ref(&reference) else {
             continue;
         };
-        let id = resolve_one(state, tx, t, criteria, &reference)
+        let id = resolve_one(state, access, tx, t, criteria, &reference)
             .await
             .map_err(|e| locate(entries, index, e))?;
         let target = format!("{t}/{id}");
@@ -89,12 +88,13 @@ pub async fn resolve_conditional(
 
 async fn resolve_one(
     state: &AppState,
+    access: &Access,
     tx: &mut Tx,
     t: &str,
     criteria: &str,
     reference: &str,
 ) -> Result<String> {
-    match conditional::resolve(state, tx, t, criteria).await? {
+    match conditional::resolve(state, &access.match_scope(), tx, t, criteria).await? {
         Matches::One(id) => Ok(id),
         Matches::None => Err(Error::NotFound(format!(
             "The conditional reference '{reference}' matches no {t}"
