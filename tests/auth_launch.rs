@@ -481,6 +481,73 @@ async fn pages_speak_french_by_default_and_english_on_request(s: &TestServer) {
     assert!(en.contains("Activate your account"));
 }
 
+async fn representative_picks_a_patient(s: &TestServer) {
+    // A mother of two children under 14, and a mandate that has ended: the picker offers
+    // exactly the two children, and the token names the chosen child and the
+    // RelatedPerson that represents them.
+    let kid1 = s
+        .create(json!({"resourceType": "Patient", "name": [{"given": ["Alice"]}], "birthDate": years_ago(s, 8)}))
+        .await;
+    let kid2 =
+        s.create(json!({"resourceType": "Patient", "name": [{"given": ["Bob"]}], "birthDate": years_ago(s, 12)})).await;
+    let teen = s
+        .create(json!({"resourceType": "Patient", "name": [{"given": ["Chloé"]}], "birthDate": years_ago(s, 15)}))
+        .await;
+    let rp = |p: &Value, code: &str| {
+        json!({"resourceType": "RelatedPerson", "patient": {"reference": format!("Patient/{}", p["id"].as_str().unwrap())},
+               "relationship": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": code}]}]})
+    };
+    let r1 = s.create(rp(&kid1, "MTH")).await;
+    let r2 = s.create(rp(&kid2, "MTH")).await;
+    let r3 = s.create(rp(&teen, "MTH")).await;
+    let rid = |r: &Value| format!("RelatedPerson/{}", r["id"].as_str().unwrap());
+    carnet::auth::accounts::invite(s.state(), &rid(&r1), &[rid(&r2), rid(&r3)], Some("mom@example.org"), Lang::Fr)
+        .await
+        .unwrap();
+    let code = last_message(s)["code"].as_str().unwrap().to_string();
+    let r = s
+        .anon
+        .post(format!("{}/activate", s.auth_url()))
+        .form(&[("activation_code", code.as_str()), ("username", "maman"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let app = public_app(s, "launch/patient patient/*.rs").await;
+    let client = oauth_client(s, &app);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, _) = client
+        .authorize_url(CsrfToken::new_random)
+        .add_extra_param("aud", s.base.clone())
+        .set_pkce_challenge(challenge)
+        .add_scope(Scope::new("launch/patient".into()))
+        .add_scope(Scope::new("patient/*.rs".into()))
+        .url();
+    let http = browser();
+    let tx = hidden_tx(&http.get(url.as_str()).send().await.unwrap().text().await.unwrap());
+    let authz = format!("{}/authorize", s.auth_url());
+    http.post(&authz).form(&[("tx", tx.as_str()), ("username", "maman"), ("password", PASSWORD)]).send().await.unwrap();
+    let six = last_message(s)["code"].as_str().unwrap().to_string();
+    let picker = http.post(&authz).form(&[("tx", tx.as_str()), ("code", six.as_str())]).send().await.unwrap();
+    assert_eq!(picker.status().as_u16(), 200);
+    let html = picker.text().await.unwrap();
+    let id2 = kid2["id"].as_str().unwrap();
+    assert!(html.contains("name=\"patient\"") && html.contains(kid1["id"].as_str().unwrap()) && html.contains(id2));
+    assert!(!html.contains(teen["id"].as_str().unwrap()), "a parent has no access once the child is 14");
+    let r = http.post(&authz).form(&[("tx", tx.as_str()), ("patient", id2)]).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let pairs = redirect_pairs(&r);
+    let token = client
+        .exchange_code(AuthorizationCode::new(pair(&pairs, "code").unwrap().to_string()))
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .unwrap();
+    let c = claims(token.access_token().secret());
+    assert_eq!(c["patient"], id2);
+    assert_eq!(c["fhirUser"], rid(&r2).as_str());
+}
+
 on_both_backends!(
     standalone_patient_launch,
     code_exchange_refusals,
@@ -490,4 +557,55 @@ on_both_backends!(
     refresh_after_ten_idle_minutes_is_refused,
     patient_under_14_is_refused,
     pages_speak_french_by_default_and_english_on_request,
+    representative_picks_a_patient,
 );
+
+/// Tokens of a trusted external OpenID Connect provider are accepted in place of ours.
+async fn external_issuer_tokens_are_accepted(backend: carnet_tests::Backend) {
+    let key = carnet_tests::auth::ClientKey::es384();
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("idp-jwks.json");
+    std::fs::write(&jwks, key.jwks.to_string()).unwrap();
+    let jwks_path = jwks.display().to_string();
+    let s = TestServer::start_with(backend, move |c| {
+        c.external_issuer = Some("https://idp.example".into());
+        c.external_jwks = Some(jwks_path);
+    })
+    .await;
+    let p = s.create(json!({"resourceType": "Patient", "birthDate": "1970-01-01"})).await;
+    let id = p["id"].as_str().unwrap();
+    let now = s.state().now() / 1_000_000;
+    let token = |aud: &str, iss: &str| {
+        key.sign(
+            &json!({"iss": iss, "aud": aud, "sub": "idp-user-1", "exp": now + 300, "scope": "patient/*.rs user/*.*",
+                         "fhirUser": format!("https://ehr.example/fhir/Patient/{id}"), "patient": id}),
+        )
+    };
+    let good = token(&s.base, "https://idp.example");
+    let r = s.req_as(Some(&good), Method::GET, &format!("Patient/{id}")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // user/ scopes are not for a patient, even from the IdP.
+    let r = s
+        .req_as(Some(&good), Method::POST, "Patient")
+        .header("content-type", "application/fhir+json")
+        .body(r#"{"resourceType":"Patient"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    for bad in [token("https://other.example/fhir", "https://idp.example"), token(&s.base, "https://evil.example")] {
+        let r = s.req_as(Some(&bad), Method::GET, &format!("Patient/{id}")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 401);
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_issuer_sqlite() {
+    external_issuer_tokens_are_accepted(carnet_tests::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_issuer_postgres() {
+    external_issuer_tokens_are_accepted(carnet_tests::Backend::Postgres).await;
+}
