@@ -32,9 +32,17 @@ pub async fn check(
         access.note(res_type, id);
     }
     if res_type == "AuditEvent" && kind != Write::Create && access.actor().is_some() {
-        return Err(Error::MethodNotAllowed(
-            super::text(access.lang, "audit-immutable").to_string(),
-        ));
+        // An update of an id that does not exist yet creates (other systems send their
+        // own AuditEvents that way); one that exists may never change.
+        let exists = match id {
+            Some(i) => crate::store::resources::current(tx, res_type, i).await?.is_some(),
+            None => true,
+        };
+        if exists || kind != Write::Update {
+            return Err(Error::MethodNotAllowed(
+                super::text(access.lang, "audit-immutable").to_string(),
+            ));
+        }
     }
     if !access.is_patient_facing() {
         return Ok(());
