@@ -370,6 +370,28 @@ async fn metadata_is_a_capability_statement(s: &TestServer) {
     assert_eq!(cs["resourceType"], "CapabilityStatement");
     assert_eq!(cs["fhirVersion"], "4.0.1");
     assert!(cs["rest"][0]["resource"].as_array().unwrap().len() >= 140);
+    // Valid R4, by the same strict checker the server applies to what it stores.
+    if let Err(issues) = carnet_fhir::check_resource(&cs) {
+        panic!("the CapabilityStatement is not valid R4: {issues:#?}");
+    }
+}
+
+async fn unappliable_patch_is_422_and_stores_nothing(s: &TestServer) {
+    let created = s.create(patient()).await;
+    let path = format!("Patient/{}", created["id"].as_str().unwrap());
+    let patch = json!([{"op": "remove", "path": "/deceasedBoolean"}]);
+    let r = s
+        .req(Method::PATCH, &path)
+        .header("content-type", "application/json-patch+json")
+        .body(serde_json::to_vec(&patch).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let oo: Value = r.json().await.unwrap();
+    assert_eq!(oo["resourceType"], "OperationOutcome");
+    let (_, now) = s.get_json(&path).await;
+    assert_eq!(now["meta"]["versionId"], "1");
 }
 
 on_both_backends!(
@@ -386,4 +408,5 @@ on_both_backends!(
     history_levels_and_paging,
     xml_in_and_out,
     metadata_is_a_capability_statement,
+    unappliable_patch_is_422_and_stores_nothing,
 );

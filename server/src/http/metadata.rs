@@ -18,25 +18,7 @@ pub async fn capability_statement(State(state): State<AppState>) -> Response {
 fn build(state: &AppState) -> Value {
     let resources: Vec<Value> = carnet_fhir::RESOURCE_TYPES
         .iter()
-        .map(|t| {
-            json!({
-                "type": t,
-                "profile": format!("http://hl7.org/fhir/StructureDefinition/{t}"),
-                "interaction": [
-                    {"code": "read"}, {"code": "vread"}, {"code": "update"}, {"code": "patch"},
-                    {"code": "delete"}, {"code": "history-instance"}, {"code": "history-type"},
-                    {"code": "create"}, {"code": "search-type"}
-                ],
-                "searchParam": search_params(t, false),
-                "versioning": "versioned-update",
-                "readHistory": true,
-                "updateCreate": true,
-                "conditionalCreate": true,
-                "conditionalRead": "not-supported",
-                "conditionalUpdate": true,
-                "conditionalDelete": "single",
-            })
-        })
+        .map(|t| resource_entry(t))
         .collect();
     json!({
         "resourceType": "CapabilityStatement",
@@ -60,6 +42,37 @@ fn build(state: &AppState) -> Value {
             "searchParam": search_params("Resource", true)
         }]
     })
+}
+
+/// One `rest.resource`: what the server does with this type. AuditEvents are never
+/// changed through the API (policy R5), so they advertise no update, patch or delete.
+fn resource_entry(t: &str) -> Value {
+    let codes: &[&str] = if t == "AuditEvent" {
+        &["read", "vread", "history-instance", "history-type", "create", "search-type"]
+    } else {
+        &[
+            "read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create",
+            "search-type",
+        ]
+    };
+    let mut entry = json!({
+        "type": t,
+        "profile": format!("http://hl7.org/fhir/StructureDefinition/{t}"),
+        "interaction": codes.iter().map(|c| json!({"code": c})).collect::<Vec<_>>(),
+        "versioning": "versioned-update",
+        "readHistory": true,
+        "updateCreate": true,
+        "conditionalCreate": true,
+        "conditionalRead": "not-supported",
+        "conditionalUpdate": true,
+        "conditionalDelete": "single",
+    });
+    // FHIR arrays are never empty: a type without search parameters has none listed.
+    let params = search_params(t, false);
+    if let (false, Some(obj)) = (params.is_empty(), entry.as_object_mut()) {
+        obj.insert("searchParam".into(), Value::Array(params));
+    }
+    entry
 }
 
 /// The supported search parameters of `res_type`, from the registry searches use.
