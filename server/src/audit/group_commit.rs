@@ -34,20 +34,32 @@ pub struct Auditor {
 impl Auditor {
     /// Returns once the record is committed.
     pub async fn submit(&self, state: &AppState, record: Record) -> Result<()> {
+        self.submit_all(state, vec![record]).await
+    }
+
+    /// Returns once all the records are committed (they may span batches).
+    pub async fn submit_all(&self, state: &AppState, records: Vec<Record>) -> Result<()> {
         let queue = self.queue.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
             tokio::spawn(writer(state.clone(), rx));
             tx
         });
-        let (done, wait) = oneshot::channel();
-        queue
-            .send(Job { record, done })
-            .map_err(|_| Error::Internal("audit writer stopped".into()))?;
-        match wait.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(Error::Internal(e)),
-            Err(_) => Err(Error::Internal("audit writer stopped".into())),
+        let mut waits = Vec::with_capacity(records.len());
+        for record in records {
+            let (done, wait) = oneshot::channel();
+            queue
+                .send(Job { record, done })
+                .map_err(|_| Error::Internal("audit writer stopped".into()))?;
+            waits.push(wait);
         }
+        for wait in waits {
+            match wait.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(Error::Internal(e)),
+                Err(_) => return Err(Error::Internal("audit writer stopped".into())),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -76,7 +88,7 @@ pub async fn write_batch(state: &AppState, records: &[&Record]) -> Result<()> {
     for r in records {
         let patients = patients_of(&mut tx, r).await?;
         let display = match &r.actor {
-            Actor::Practitioner { id, .. } => {
+            Some(Actor::Practitioner { id, .. }) => {
                 if !names.contains_key(id) {
                     let n = practitioner_name(&mut tx, id).await?;
                     names.insert(id.clone(), n);
@@ -88,7 +100,7 @@ pub async fn write_batch(state: &AppState, records: &[&Record]) -> Result<()> {
         let ev = r.to_fhir(state.base_url(), &patients, display.as_deref());
         let Value::Object(map) = ev else { continue };
         write::create_checked(state, &mut tx, "AuditEvent", map, None).await?;
-        if let Actor::Practitioner { id, .. } = &r.actor
+        if let Some(Actor::Practitioner { id, .. }) = &r.actor
             && r.succeeded()
             && r.action == "R"
         {
@@ -114,7 +126,7 @@ pub async fn write_batch(state: &AppState, records: &[&Record]) -> Result<()> {
 /// The patients whose compartments hold what the request touched.
 async fn patients_of(tx: &mut Tx, r: &Record) -> Result<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
-    if let Some(p) = r.actor.context_patient() {
+    if let Some(p) = r.actor.as_ref().and_then(Actor::context_patient) {
         out.push(p.to_string());
     }
     let res: Vec<&(String, String)> = r.notes.resources.iter().filter(|(t, _)| t != "AuditEvent").collect();

@@ -11,7 +11,10 @@ pub mod record;
 
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, OriginalUri, Request, State};
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -35,6 +38,20 @@ pub struct Notes {
 pub struct NotesInner {
     pub resources: Vec<(String, String)>,
     pub query: Option<String>,
+    /// The entries of a batch or transaction Bundle, each audited on its own.
+    pub entries: Vec<EntryNote>,
+    /// The verified caller, set inside the token check ([`identify`]).
+    pub principal: Option<Arc<Principal>>,
+}
+
+/// One Bundle entry as its AuditEvent needs it.
+#[derive(Debug, Clone)]
+pub struct EntryNote {
+    pub method: String,
+    /// Below the base, without the query (`Observation/1`).
+    pub path: String,
+    pub status: u16,
+    pub notes: NotesInner,
 }
 
 impl Notes {
@@ -53,6 +70,18 @@ impl Notes {
         }
     }
 
+    pub fn entry(&self, entry: EntryNote) {
+        if let Ok(mut n) = self.inner.lock() {
+            n.entries.push(entry);
+        }
+    }
+
+    pub fn principal(&self, p: Arc<Principal>) {
+        if let Ok(mut n) = self.inner.lock() {
+            n.principal = Some(p);
+        }
+    }
+
     pub fn take(&self) -> NotesInner {
         self.inner
             .lock()
@@ -61,24 +90,73 @@ impl Notes {
     }
 }
 
-/// Axum middleware inside the token check: the handler runs, then its AuditEvent is
-/// made durable, then the response goes out. A request whose record cannot be written
+/// Axum middleware around the token check: the request runs, then its AuditEvents are
+/// made durable, then the response goes out. A request whose records cannot be written
 /// gets a 500 instead of its answer.
+///
+/// What is recorded: one AuditEvent per request, or one per entry of a batch or of a
+/// committed transaction (a transaction that fails is one record with its status).
+/// Refusals at the edge are recorded too: a 403 of the scope check with the caller the
+/// token names, a 401 with the token's caller when it still verifies (never: 401 means
+/// it does not) else as an anonymous agent with the network address only.
 pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let Some(principal) = req.extensions().get::<Arc<Principal>>().cloned() else {
-        return next.run(req).await;
-    };
     let notes = Arc::new(Notes::default());
     req.extensions_mut().insert(notes.clone());
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    // The path as the client sent it (a nested router sees it without `/fhir`).
+    let path = req
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or_else(|| req.uri().path().to_string(), |u| u.0.path().to_string());
+    let remote = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let token = crate::auth::middleware::bearer(req.headers()).map(str::to_string);
     let resp = next.run(req).await;
-    let rec = Record::new(&state, &principal, &method, &path, resp.status(), notes.take());
-    match state.auditor().submit(&state, rec).await {
+    let mut inner = notes.take();
+    let principal = match inner.principal.take() {
+        Some(p) => Some(p),
+        // Refused before the handler: find out who asked, if the token says so.
+        None => match &token {
+            Some(t) => crate::auth::middleware::verify(&state, t).await.ok().map(|p| {
+                let mut p = (*p).clone();
+                p.remote_addr = remote;
+                Arc::new(p)
+            }),
+            None => None,
+        },
+    };
+    let status = resp.status();
+    let records: Vec<Record> = match &principal {
+        None => vec![Record::anonymous(&state, remote, &method, &path, status)],
+        Some(p) if inner.entries.is_empty() => vec![Record::new(&state, p, &method, &path, status, inner)],
+        Some(p) => {
+            let base = path.trim_end_matches('/');
+            std::mem::take(&mut inner.entries)
+                .into_iter()
+                .map(|e| {
+                    let m = Method::from_bytes(e.method.as_bytes()).unwrap_or(Method::GET);
+                    let at = format!("{base}/{}", e.path.trim_start_matches('/'));
+                    let code = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                    Record::new(&state, p, &m, &at, code, e.notes)
+                })
+                .collect()
+        }
+    };
+    match state.auditor().submit_all(&state, records).await {
         Ok(()) => resp,
         Err(e) => {
             tracing::error!(error = %e, "audit record not written: response withheld");
             Error::Internal(format!("audit: {e}")).into_response()
         }
     }
+}
+
+/// Axum middleware inside the token check: hands the verified caller to [`layer`].
+pub async fn identify(req: Request, next: Next) -> Response {
+    if let (Some(p), Some(n)) = (
+        req.extensions().get::<Arc<Principal>>(),
+        req.extensions().get::<Arc<Notes>>(),
+    ) {
+        n.principal(p.clone());
+    }
+    next.run(req).await
 }

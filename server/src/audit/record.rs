@@ -19,7 +19,8 @@ pub struct Record {
     /// C R U D E
     pub action: &'static str,
     pub status: u16,
-    pub actor: Actor,
+    /// `None`: the request carried no token that verifies (a 401).
+    pub actor: Option<Actor>,
     pub client_id: String,
     pub fhir_user: Option<String>,
     pub remote_addr: Option<IpAddr>,
@@ -36,34 +37,42 @@ impl Record {
         status: StatusCode,
         notes: NotesInner,
     ) -> Record {
-        let interaction = classify(method, path, false)
-            .into_iter()
-            .next()
-            .map(|(i, _)| i.name().to_string())
-            .unwrap_or_else(|| "operation".to_string());
-        let at_base = path.trim_matches('/').is_empty() || path.trim_end_matches('/').ends_with("/fhir");
-        let interaction = match (method.as_str(), at_base) {
-            ("POST", true) => "transaction".to_string(),
-            _ => interaction,
-        };
-        let action = match interaction.as_str() {
-            "create" | "transaction" => "C",
-            "update" | "patch" => "U",
-            "delete" => "D",
-            i if i.starts_with('$') => "E",
-            _ => "R",
-        };
+        let (interaction, action) = interaction_of(method, path);
         Record {
             recorded: state.now(),
             interaction,
             action,
             status: status.as_u16(),
-            actor: p.actor.clone(),
+            actor: Some(p.actor.clone()),
             client_id: p.client_id.clone(),
             fhir_user: p.fhir_user.clone(),
             remote_addr: p.remote_addr,
             path: path.to_string(),
             notes,
+        }
+    }
+
+    /// A request refused before anyone was identified (401): the network address is
+    /// all that is known of the caller.
+    pub fn anonymous(
+        state: &AppState,
+        remote_addr: Option<IpAddr>,
+        method: &Method,
+        path: &str,
+        status: StatusCode,
+    ) -> Record {
+        let (interaction, action) = interaction_of(method, path);
+        Record {
+            recorded: state.now(),
+            interaction,
+            action,
+            status: status.as_u16(),
+            actor: None,
+            client_id: String::new(),
+            fhir_user: None,
+            remote_addr,
+            path: path.to_string(),
+            notes: NotesInner::default(),
         }
     }
 
@@ -108,10 +117,20 @@ impl Record {
         if let Some(n) = network {
             client["network"] = n;
         }
-        let agents = if matches!(self.actor, Actor::System) {
-            vec![client]
-        } else {
-            vec![user, client]
+        let agents = match &self.actor {
+            Some(Actor::System) => vec![client],
+            Some(_) => vec![user, client],
+            None => {
+                let mut anon = json!({
+                    "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/extra-security-role-type", "code": "humanuser", "display": "human user"}]},
+                    "who": {"display": "unauthenticated"},
+                    "requestor": true,
+                });
+                if let Some(n) = self.remote_addr.map(|a| json!({"address": a.to_string(), "type": "2"})) {
+                    anon["network"] = n;
+                }
+                vec![anon]
+            }
         };
         let mut entities: Vec<Value> = patients
             .iter()
@@ -157,4 +176,26 @@ impl Record {
         }
         ev
     }
+}
+
+/// `AuditEvent.subtype` and `action` of a request.
+fn interaction_of(method: &Method, path: &str) -> (String, &'static str) {
+    let interaction = classify(method, path, false)
+        .into_iter()
+        .next()
+        .map(|(i, _)| i.name().to_string())
+        .unwrap_or_else(|| "operation".to_string());
+    let at_base = path.trim_matches('/').is_empty() || path.trim_end_matches('/').ends_with("/fhir");
+    let interaction = match (method.as_str(), at_base) {
+        ("POST", true) => "transaction".to_string(),
+        _ => interaction,
+    };
+    let action = match interaction.as_str() {
+        "create" | "transaction" => "C",
+        "update" | "patch" => "U",
+        "delete" => "D",
+        i if i.starts_with('$') => "E",
+        _ => "R",
+    };
+    (interaction, action)
 }

@@ -36,18 +36,32 @@ pub fn router(state: AppState) -> Router {
         .route("/{type}/_search", post(search::type_post))
         .route(
             "/{type}/{id}",
-            get(crud::read).put(crud::update).delete(crud::delete).patch(crud::patch),
+            get(crud::read)
+                .put(crud::update)
+                .delete(crud::delete)
+                .patch(crud::patch),
         )
         .route("/{type}/{id}/_history", get(history::instance))
-        .route("/{type}/{id}/{compartment}", get(search::compartment).post(crud::release))
+        .route(
+            "/{type}/{id}/{compartment}",
+            get(search::compartment).post(crud::release),
+        )
         .route("/{type}/{id}/_history/{vid}", get(crud::vread))
-        // Inside the token check: every authenticated interaction leaves an AuditEvent.
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::audit::layer))
+        // Inside the token check: the verified caller, for the AuditEvent.
+        .route_layer(axum::middleware::from_fn(crate::audit::identify))
         // Every route above needs a valid token whose scopes allow the interaction.
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::middleware::require_token))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::middleware::require_token,
+        ))
+        // Around the token check: every interaction leaves an AuditEvent, refusals too.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::audit::layer))
         // Public: the CapabilityStatement and SMART discovery.
         .route("/metadata", get(metadata::capability_statement))
-        .route("/.well-known/smart-configuration", get(crate::auth::endpoints::discovery::smart_configuration))
+        .route(
+            "/.well-known/smart-configuration",
+            get(crate::auth::endpoints::discovery::smart_configuration),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(axum::middleware::from_fn(negotiate::negotiate));

@@ -6,7 +6,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use super::representation;
-use crate::audit::Notes;
+use crate::audit::{EntryNote, Notes};
 use crate::auth::i18n::Lang;
 use crate::auth::principal::{Actor, Principal};
 use crate::error::Error;
@@ -94,7 +94,7 @@ impl Access {
                 ..AccessScope::default()
             };
         }
-        match actor {
+        let mut scope = match actor {
             Actor::Patient { id: patient } | Actor::Representative { patient, .. } => AccessScope {
                 compartment: Some(patient.clone()),
                 publication: Some(Publication {
@@ -114,7 +114,13 @@ impl Access {
                 refusals: Some(Refusals::default()),
                 ..AccessScope::default()
             },
-        }
+        };
+        // SMART v2 scope restrictions: part of what is visible (docs/auth.md).
+        scope.restrictions = self
+            .principal
+            .as_deref()
+            .and_then(|p| super::restrictions::of(p, self.now));
+        scope
     }
 
     /// The scope a conditional write matches with: what hiding removes stays absent,
@@ -137,6 +143,27 @@ impl Access {
     pub fn note_query(&self, query: &str) {
         if let Some(n) = &self.notes {
             n.query(query);
+        }
+    }
+
+    /// The same caller for one Bundle entry: what the entry touches is noted apart,
+    /// so that the entry gets its own AuditEvent ([`Access::entry_done`]).
+    pub fn for_entry(&self) -> Access {
+        Access {
+            notes: self.notes.as_ref().map(|_| Arc::new(Notes::default())),
+            ..self.clone()
+        }
+    }
+
+    /// Records a finished Bundle entry (run with `entry`, from [`Access::for_entry`]).
+    pub fn entry_done(&self, method: &str, path: &str, status: u16, entry: &Access) {
+        if let (Some(n), Some(e)) = (&self.notes, &entry.notes) {
+            n.entry(EntryNote {
+                method: method.to_string(),
+                path: path.to_string(),
+                status,
+                notes: e.take(),
+            });
         }
     }
 

@@ -89,6 +89,8 @@ async fn transaction(state: &AppState, access: &Access, mut entries: Vec<Entry>,
     let (deletes, rest): (Vec<usize>, Vec<usize>) =
         order.into_iter().partition(|&i| entries[i].method == Method::Delete);
     let mut answers: Vec<Option<Answer>> = entries.iter().map(|_| None).collect();
+    // Each entry notes what it touches apart: one AuditEvent per entry.
+    let accesses: Vec<Access> = entries.iter().map(|_| access.for_entry()).collect();
     let mut ctx = Ctx {
         state,
         access,
@@ -98,6 +100,7 @@ async fn transaction(state: &AppState, access: &Access, mut entries: Vec<Entry>,
     // Dropping `tx` on any error below rolls the whole Bundle back.
     let mut tx = state.store().begin_write().await?;
     for &i in &deletes {
+        ctx.access = &accesses[i];
         answers[i] = Some(
             exec::run(&mut ctx, &mut tx, &mut entries[i])
                 .await
@@ -115,6 +118,7 @@ async fn transaction(state: &AppState, access: &Access, mut entries: Vec<Entry>,
     refs::resolve_conditional(state, access, &mut tx, &entries, &mut rewrites).await?;
     for &i in &rest {
         refs::rewrite(&mut entries[i], &rewrites);
+        ctx.access = &accesses[i];
         answers[i] = Some(
             exec::run(&mut ctx, &mut tx, &mut entries[i])
                 .await
@@ -122,6 +126,16 @@ async fn transaction(state: &AppState, access: &Access, mut entries: Vec<Entry>,
         );
     }
     tx.commit().await?;
+    for (i, a) in answers.iter().enumerate() {
+        if let Some(a) = a {
+            access.entry_done(
+                entries[i].method.as_str(),
+                &entries[i].path,
+                a.status.as_u16(),
+                &accesses[i],
+            );
+        }
+    }
     Ok(render(
         "transaction-response",
         state.now(),
@@ -143,13 +157,20 @@ async fn batch(
     let mut answers: Vec<Option<Answer>> = entries.iter().map(|_| None).collect();
     for i in order(&entries) {
         let entry = &mut entries[i];
+        let entry_access = access.for_entry();
         let result = match check(entry, authorize) {
-            Ok(()) => batch_entry(state, access, entry, prefer, &full_urls)
+            Ok(()) => batch_entry(state, &entry_access, entry, prefer, &full_urls)
                 .await
                 .map_err(|e| entry.locate(e)),
             Err(e) => Err(e),
         };
         let answer = result.unwrap_or_else(|e| Answer::failed(&e));
+        access.entry_done(
+            entry.method.as_str(),
+            &entry.path,
+            answer.status.as_u16(),
+            &entry_access,
+        );
         answers[i] = Some(answer);
     }
     Ok(render(
