@@ -558,6 +558,8 @@ on_both_backends!(
     patient_under_14_is_refused,
     pages_speak_french_by_default_and_english_on_request,
     representative_picks_a_patient,
+    ehr_launch_gives_the_practitioner_a_patient_context,
+    v2_restrictions_narrow_every_read,
 );
 
 /// Tokens of a trusted external OpenID Connect provider are accepted in place of ours.
@@ -608,4 +610,299 @@ async fn external_issuer_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn external_issuer_postgres() {
     external_issuer_tokens_are_accepted(carnet_tests::Backend::Postgres).await;
+}
+
+const LAB: &str = "http://terminology.hl7.org/CodeSystem/observation-category|laboratory";
+
+/// A final Observation of `patient` in `category`, issued long ago (published, R3).
+async fn observation(s: &TestServer, patient: &str, category: &str) -> String {
+    let o = s
+        .create(json!({
+            "resourceType": "Observation", "status": "final",
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": category}]}],
+            "code": {"text": category}, "subject": {"reference": format!("Patient/{patient}")},
+            "issued": "2020-01-01T00:00:00Z",
+        }))
+        .await;
+    o["id"].as_str().unwrap().to_string()
+}
+
+async fn activated_practitioner(s: &TestServer) -> (String, String) {
+    let p = s
+        .create(json!({"resourceType": "Practitioner", "name": [{"family": "Roy"}]}))
+        .await;
+    let id = p["id"].as_str().unwrap().to_string();
+    carnet::auth::accounts::invite(
+        s.state(),
+        &format!("Practitioner/{id}"),
+        &[],
+        Some("roy@example.org"),
+        Lang::Fr,
+    )
+    .await
+    .unwrap();
+    let code = last_message(s)["code"].as_str().unwrap().to_string();
+    let username = format!("roy-{}", &id[..8]);
+    let r = s
+        .anon
+        .post(format!("{}/activate", s.auth_url()))
+        .form(&[
+            ("activation_code", code.as_str()),
+            ("username", &username),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    (id, username)
+}
+
+fn bundle_ids(b: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = b["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            format!(
+                "{}/{}",
+                e["resource"]["resourceType"].as_str().unwrap(),
+                e["resource"]["id"].as_str().unwrap()
+            )
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+async fn get_as(s: &TestServer, token: &str, path: &str) -> (u16, Value) {
+    let r = s.req_as(Some(token), Method::GET, path).send().await.unwrap();
+    let st = r.status().as_u16();
+    (st, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn ehr_launch_gives_the_practitioner_a_patient_context(s: &TestServer) {
+    let (practitioner, username) = activated_practitioner(s).await;
+    let a = s
+        .create(json!({"resourceType": "Patient", "birthDate": "1970-01-01"}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = s
+        .create(json!({"resourceType": "Patient", "birthDate": "1971-01-01"}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let oa = observation(s, &a, "laboratory").await;
+    let _ob = observation(s, &b, "laboratory").await;
+    let app = public_app(s, "launch openid fhirUser patient/*.rs user/Patient.rs").await;
+    // Without a token, or with a patient's token, no launch can be registered.
+    let r = s
+        .anon
+        .post(format!("{}/launch", s.auth_url()))
+        .form(&[("patient", format!("Patient/{a}"))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    // The EHR (its backend token) registers the launch of this practitioner on patient A.
+    let r = s
+        .client
+        .post(format!("{}/launch", s.auth_url()))
+        .form(&[
+            ("patient", format!("Patient/{a}")),
+            ("practitioner", format!("Practitioner/{practitioner}")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let launch_id = r.json::<Value>().await.unwrap()["launch"].as_str().unwrap().to_string();
+    let client = oauth_client(s, &app);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut req = client
+        .authorize_url(CsrfToken::new_random)
+        .add_extra_param("aud", s.base.clone())
+        .add_extra_param("launch", launch_id.clone())
+        .set_pkce_challenge(challenge);
+    for sc in [
+        "launch",
+        "openid",
+        "fhirUser",
+        "patient/Observation.rs",
+        "user/Patient.rs",
+    ] {
+        req = req.add_scope(Scope::new(sc.to_string()));
+    }
+    let (url, _) = req.url();
+    let pairs = sign_in(s, url.as_str(), &username, PASSWORD).await;
+    let code = pair(&pairs, "code").expect("code").to_string();
+    let http = browser();
+    let token = client
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .unwrap();
+    let access = token.access_token().secret().clone();
+    let granted: Vec<String> = token.scopes().unwrap().iter().map(|s| s.to_string()).collect();
+    assert!(granted.contains(&"patient/Observation.rs".to_string()), "{granted:?}");
+    let c = claims(&access);
+    assert_eq!(c["patient"], a.as_str());
+    assert_eq!(c["fhirUser"], format!("Practitioner/{practitioner}"));
+    let principal = carnet::auth::middleware::verify_uncached(s.state(), &access)
+        .await
+        .ok()
+        .unwrap();
+    assert_eq!(
+        principal.actor,
+        carnet::auth::Actor::Practitioner {
+            id: practitioner.clone(),
+            patient: Some(a.clone())
+        }
+    );
+    // The token response carries the patient context (read through introspection of the same grant).
+    let (st, search) = get_as(s, &access, "Observation").await;
+    assert_eq!(st, 200, "{search}");
+    assert_eq!(bundle_ids(&search), vec![format!("Observation/{oa}")]);
+    // A launch id works once.
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    let (url, _) = client
+        .authorize_url(CsrfToken::new_random)
+        .add_extra_param("aud", s.base.clone())
+        .add_extra_param("launch", launch_id)
+        .set_pkce_challenge(challenge)
+        .add_scope(Scope::new("launch".into()))
+        .url();
+    let r = browser().get(url.as_str()).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(pair(&redirect_pairs(&r), "error"), Some("invalid_request"));
+    // The raw token response names the patient.
+    let r = s
+        .client
+        .post(format!("{}/launch", s.auth_url()))
+        .form(&[("patient", format!("Patient/{b}"))])
+        .send()
+        .await
+        .unwrap();
+    let launch_b = r.json::<Value>().await.unwrap()["launch"].as_str().unwrap().to_string();
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, _) = client
+        .authorize_url(CsrfToken::new_random)
+        .add_extra_param("aud", s.base.clone())
+        .add_extra_param("launch", launch_b)
+        .set_pkce_challenge(challenge)
+        .add_scope(Scope::new("launch".into()))
+        .add_scope(Scope::new("patient/Observation.rs".into()))
+        .url();
+    let pairs = sign_in(s, url.as_str(), &username, PASSWORD).await;
+    let (st, tok) = raw_exchange(
+        s,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", pair(&pairs, "code").unwrap()),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &app),
+            ("code_verifier", verifier.secret()),
+        ],
+    )
+    .await;
+    assert_eq!(st, 200, "{tok}");
+    assert_eq!(tok["patient"], b.as_str());
+    // A patient's token cannot register launches.
+    let (_, patient_user) = activated_patient(s, "1980-01-01").await;
+    let papp = public_app(s, "launch/patient patient/*.rs").await;
+    let l = launch(s, &papp, &patient_user, &["launch/patient", "patient/*.rs"]).await;
+    let (_, ptok) = raw_exchange(
+        s,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &l.code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &papp),
+            ("code_verifier", l.verifier.secret()),
+        ],
+    )
+    .await;
+    let r = s
+        .anon
+        .post(format!("{}/launch", s.auth_url()))
+        .bearer_auth(ptok["access_token"].as_str().unwrap())
+        .form(&[("patient", format!("Patient/{a}"))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+}
+
+async fn v2_restrictions_narrow_every_read(s: &TestServer) {
+    let (patient, username) = activated_patient(s, "1990-05-17").await;
+    let lab = observation(s, &patient, "laboratory").await;
+    let vital = observation(s, &patient, "vital-signs").await;
+    let restricted = format!("patient/Observation.rs?category={LAB}");
+    let app = public_app(s, "launch/patient patient/*.rs").await;
+    let l = launch(
+        s,
+        &app,
+        &username,
+        &["launch/patient", "patient/Patient.rs", &restricted],
+    )
+    .await;
+    let (st, tok) = raw_exchange(
+        s,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &l.code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &app),
+            ("code_verifier", l.verifier.secret()),
+        ],
+    )
+    .await;
+    assert_eq!(st, 200, "{tok}");
+    assert!(tok["scope"].as_str().unwrap().contains("category="), "{tok}");
+    let t = tok["access_token"].as_str().unwrap();
+    // read, vread, history
+    assert_eq!(get_as(s, t, &format!("Observation/{lab}")).await.0, 200);
+    assert_eq!(get_as(s, t, &format!("Observation/{vital}")).await.0, 404);
+    assert_eq!(get_as(s, t, &format!("Observation/{vital}/_history/1")).await.0, 404);
+    assert_eq!(get_as(s, t, &format!("Observation/{vital}/_history")).await.0, 404);
+    assert_eq!(get_as(s, t, &format!("Observation/{lab}/_history")).await.0, 200);
+    // search, count, include, revinclude
+    let (st, b) = get_as(s, t, "Observation").await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(bundle_ids(&b), vec![format!("Observation/{lab}")]);
+    let (_, b) = get_as(s, t, "Observation?_summary=count").await;
+    assert_eq!(b["total"], 1, "{b}");
+    let (_, b) = get_as(s, t, &format!("Observation?_id={vital}")).await;
+    assert_eq!(b["total"], 0, "{b}");
+    let (_, b) = get_as(s, t, "Observation?_include=Observation:subject").await;
+    assert_eq!(
+        bundle_ids(&b),
+        vec![format!("Observation/{lab}"), format!("Patient/{patient}")]
+    );
+    let (_, b) = get_as(s, t, &format!("Patient?_id={patient}&_revinclude=Observation:subject")).await;
+    assert_eq!(
+        bundle_ids(&b),
+        vec![format!("Observation/{lab}"), format!("Patient/{patient}")]
+    );
+    // The same patient with an unrestricted v1 scope sees both.
+    let l = launch(s, &app, &username, &["launch/patient", "patient/Observation.read"]).await;
+    let (_, tok) = raw_exchange(
+        s,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &l.code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &app),
+            ("code_verifier", l.verifier.secret()),
+        ],
+    )
+    .await;
+    let t = tok["access_token"].as_str().unwrap();
+    let (_, b) = get_as(s, t, "Observation?_summary=count").await;
+    assert_eq!(b["total"], 2, "{b}");
+    assert_eq!(get_as(s, t, &format!("Observation/{vital}")).await.0, 200);
 }

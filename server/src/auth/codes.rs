@@ -15,6 +15,8 @@ pub enum Kind {
     SignIn,
     Reset,
     Authorization,
+    /// EHR launch contexts (`endpoints::launch`), found by the opaque id alone.
+    Launch,
 }
 
 impl Kind {
@@ -24,6 +26,7 @@ impl Kind {
             Kind::SignIn => "signin",
             Kind::Reset => "reset",
             Kind::Authorization => "authz",
+            Kind::Launch => "launch",
         }
     }
 }
@@ -90,7 +93,7 @@ pub async fn issue(
 fn hash(kind: Kind, code: &str, subject: &str) -> String {
     match kind {
         Kind::SignIn | Kind::Reset => super::hash_secret(&format!("{subject}\u{0}{code}")),
-        Kind::Activation | Kind::Authorization => super::hash_secret(code),
+        Kind::Activation | Kind::Authorization | Kind::Launch => super::hash_secret(code),
     }
 }
 

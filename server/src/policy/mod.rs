@@ -9,6 +9,7 @@ pub mod maintain;
 pub mod patient_writes;
 pub mod release;
 pub mod representation;
+pub mod restrictions;
 pub mod settings;
 pub mod visibility;
 

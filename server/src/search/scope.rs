@@ -22,6 +22,8 @@ pub struct AccessScope {
     pub publication: Option<Publication>,
     /// R4: records of patients who refused sharing are hidden.
     pub refusals: Option<Refusals>,
+    /// SMART v2 scope restrictions (`policy::restrictions`), part of what is visible.
+    pub restrictions: Option<std::sync::Arc<crate::policy::restrictions::Restrictions>>,
 }
 
 /// R2/R3 for a patient-facing caller.
@@ -48,7 +50,11 @@ impl AccessScope {
     }
 
     pub fn is_unrestricted(&self) -> bool {
-        !self.nothing && self.compartment.is_none() && self.publication.is_none() && self.refusals.is_none()
+        !self.nothing
+            && self.compartment.is_none()
+            && self.publication.is_none()
+            && self.refusals.is_none()
+            && self.restrictions.is_none()
     }
 
     /// A condition on the `resources` row aliased `alias` (columns `pk`, `res_type`,
@@ -87,6 +93,9 @@ impl AccessScope {
                  EXISTS (SELECT 1 FROM patient_result_preference pol_pp WHERE pol_pp.patient_id = {patient} \
                  AND pol_pp.immediate = TRUE))))))"
             ));
+        }
+        if let Some(r) = &self.restrictions {
+            w.push(r.condition(q, alias));
         }
         (!w.is_empty()).then(|| w.join(" AND "))
     }

@@ -37,6 +37,15 @@ struct AuthRequest {
     code_challenge: String,
     nonce: Option<String>,
     launch: Option<String>,
+    /// The EHR launch context `launch` resolved to (`endpoints::launch`).
+    #[serde(default)]
+    launch_context: Option<LaunchContext>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LaunchContext {
+    patient: String,
+    practitioner: Option<String>,
 }
 
 fn redirect_with(uri: &str, pairs: &[(&str, &str)]) -> Response {
@@ -87,6 +96,7 @@ pub async fn start(
         code_challenge: get("code_challenge").unwrap_or_default(),
         nonce: get("nonce"),
         launch: get("launch"),
+        launch_context: None,
     };
     if get("response_type").as_deref() != Some("code") {
         return redirect_error(&req, "unsupported_response_type", "response_type must be code");
@@ -96,6 +106,19 @@ pub async fn start(
     }
     if get("aud").as_deref().map(|a| a.trim_end_matches('/')) != Some(state.base_url()) {
         return redirect_error(&req, "invalid_request", "aud must be this server's FHIR base URL");
+    }
+    let mut req = req;
+    if let Some(launch) = &req.launch {
+        match super::launch::resolve(&state, launch).await {
+            Ok(Some(c)) => {
+                req.launch_context = Some(LaunchContext {
+                    patient: c.patient,
+                    practitioner: c.practitioner,
+                })
+            }
+            Ok(None) => return redirect_error(&req, "invalid_request", "unknown, used or expired launch"),
+            Err(e) => return internal(e),
+        }
     }
     let now = state.now();
     let id = match crate::auth::random_token() {
@@ -374,10 +397,20 @@ async fn complete(
             return Ok(redirect_error(req, "access_denied", "no record can be accessed"));
         }
         _ => {
-            // EHR launch contexts are not issued yet: without one, a practitioner gets
-            // no patient/ scopes (policy: only when launched on one patient).
-            granted.resources.retain(|r| r.context != Context::Patient);
-            (account.fhir_user.clone(), None)
+            // patient/ scopes only with an EHR launch on one patient (policy: "when an
+            // app is launched on one patient"), for the practitioner it names if any.
+            let practitioner_id = account.fhir_user.rsplit('/').next().unwrap_or("");
+            let context = req
+                .launch_context
+                .as_ref()
+                .filter(|c| granted.has("launch") && c.practitioner.as_deref().is_none_or(|p| p == practitioner_id));
+            match context {
+                Some(c) => (account.fhir_user.clone(), Some(c.patient.clone())),
+                None => {
+                    granted.resources.retain(|r| r.context != Context::Patient);
+                    (account.fhir_user.clone(), None)
+                }
+            }
         }
     };
     if granted.resources.is_empty() {

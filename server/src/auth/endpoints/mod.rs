@@ -4,6 +4,7 @@
 pub mod account;
 pub mod authorize;
 pub mod discovery;
+pub mod launch;
 pub mod oauth;
 pub mod token;
 
@@ -17,6 +18,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/authorize", get(authorize::start).post(authorize::step))
         .route("/token", post(token::token))
+        .route("/launch", post(launch::create))
         .route("/introspect", post(oauth::introspect))
         .route("/revoke", post(oauth::revoke))
         .route("/signout", post(oauth::sign_out))
