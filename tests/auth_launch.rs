@@ -560,6 +560,7 @@ on_both_backends!(
     representative_picks_a_patient,
     ehr_launch_gives_the_practitioner_a_patient_context,
     v2_restrictions_narrow_every_read,
+    password_reset_and_self_deactivation,
 );
 
 /// Tokens of a trusted external OpenID Connect provider are accepted in place of ours.
@@ -905,4 +906,107 @@ async fn v2_restrictions_narrow_every_read(s: &TestServer) {
     let (_, b) = get_as(s, t, "Observation?_summary=count").await;
     assert_eq!(b["total"], 2, "{b}");
     assert_eq!(get_as(s, t, &format!("Observation/{vital}")).await.0, 200);
+}
+
+async fn password_reset_and_self_deactivation(s: &TestServer) {
+    let (_, username) = activated_patient(s, "1990-05-17").await;
+    let app = public_app(s, "launch/patient patient/*.rs").await;
+    let scopes = ["launch/patient", "patient/*.rs"];
+    let l = launch(s, &app, &username, &scopes).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", l.code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("client_id", app.as_str()),
+        ("code_verifier", l.verifier.secret().as_str()),
+    ];
+    let (st, before) = raw_exchange(s, &form).await;
+    assert_eq!(st, 200);
+    let old_token = before["access_token"].as_str().unwrap().to_string();
+    // Reset: ask for a code, a wrong code is refused, the right one sets the password.
+    let reset = format!("{}/reset", s.auth_url());
+    let r = s.anon.post(&reset).form(&[("username", username.as_str())]).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let code = last_message(s)["code"].as_str().unwrap().to_string();
+    assert_eq!(code.len(), 6);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let new_password = "un autre mot de passe";
+    let r = s
+        .anon
+        .post(&reset)
+        .form(&[("username", username.as_str()), ("code", wrong), ("password", new_password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let r = s
+        .anon
+        .post(&reset)
+        .form(&[("username", username.as_str()), ("code", code.as_str()), ("password", new_password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    // The reset ended the sessions the old password opened; the old password no longer works.
+    assert_eq!(s.req_as(Some(&old_token), Method::GET, "Patient").send().await.unwrap().status().as_u16(), 401);
+    let http = browser();
+    let html = http
+        .get(format!(
+            "{}/authorize?response_type=code&client_id={app}&redirect_uri={REDIRECT}&code_challenge=abc&code_challenge_method=S256&aud={}",
+            s.auth_url(),
+            s.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let tx = hidden_tx(&html);
+    let r = http
+        .post(format!("{}/authorize", s.auth_url()))
+        .form(&[("tx", tx.as_str()), ("username", username.as_str()), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    // Signing in with the new password works.
+    let client = oauth_client(s, &app);
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    let (url, _) = client
+        .authorize_url(CsrfToken::new_random)
+        .add_extra_param("aud", s.base.clone())
+        .set_pkce_challenge(challenge)
+        .add_scope(Scope::new("patient/*.rs".into()))
+        .url();
+    let pairs = sign_in(s, url.as_str(), &username, new_password).await;
+    assert!(pair(&pairs, "code").is_some(), "{pairs:?}");
+    // Self-deactivation: a wrong password is refused, the right one deactivates.
+    let deactivate = format!("{}/deactivate", s.auth_url());
+    let r = s
+        .anon
+        .post(&deactivate)
+        .form(&[("username", username.as_str()), ("password", "pas le bon mot de passe")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = s
+        .anon
+        .post(&deactivate)
+        .form(&[("username", username.as_str()), ("password", new_password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    // Then sign-in is refused.
+    let html = http.get(url.as_str()).send().await.unwrap().text().await.unwrap();
+    let tx = hidden_tx(&html);
+    let r = http
+        .post(format!("{}/authorize", s.auth_url()))
+        .form(&[("tx", tx.as_str()), ("username", username.as_str()), ("password", new_password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
 }
