@@ -1,6 +1,8 @@
 //! Shared set-up for the benches: a store on a fresh SQLite file (or the PostgreSQL
 //! named by `CARNET_BENCH_POSTGRES_URL`) and realistic resources.
 
+pub mod searches;
+
 use std::sync::Arc;
 
 use carnet::clock::SystemClock;

@@ -5,8 +5,8 @@
 //! DiagnosticReports (laboratory panels and imaging) and Appointments, referencing a
 //! shared pool of Practitioners and Organizations.
 //!
-//! About 100 resources per patient, so `Generator::for_resources(seed, 1_000_000)`
-//! makes ~10 k patients. Patient `i`'s resources depend only on the seed and `i`, so
+//! About 113 resources per patient, so `Generator::for_resources(seed, 1_000_000)`
+//! makes ~8 850 patients. Patient `i`'s resources depend only on the seed and `i`, so
 //! any slice of patients can be generated on its own, in any order. Every resource has
 //! its id (`pat-000042`, `obs-000042-0007`, …) and references use `Type/id`, so the data
 //! loads with PUTs, in transaction Bundles or through the library.
@@ -33,8 +33,9 @@ pub const OBSERVATION_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/ob
 /// The generator's "today": 2025-06-01.
 pub const TODAY: (i64, i64, i64) = (2025, 6, 1);
 
-/// Resources per patient, on average (the patient included).
-pub const RESOURCES_PER_PATIENT: usize = 100;
+/// Resources per patient, on average (the patient included): 1 M resources is
+/// about 8 850 patients.
+pub const RESOURCES_PER_PATIENT: usize = 113;
 
 #[derive(Debug, Clone)]
 pub struct Generator {
@@ -44,7 +45,10 @@ pub struct Generator {
 
 impl Generator {
     pub fn new(seed: u64, patients: usize) -> Generator {
-        Generator { seed, patients: patients.max(1) }
+        Generator {
+            seed,
+            patients: patients.max(1),
+        }
     }
 
     /// About `resources` resources in all.
@@ -101,7 +105,9 @@ impl Generator {
 
     /// Every resource: [`Generator::shared`], then each patient's.
     pub fn resources(&self) -> impl Iterator<Item = Value> + '_ {
-        self.shared().into_iter().chain((0..self.patients).flat_map(|i| self.patient(i)))
+        self.shared()
+            .into_iter()
+            .chain((0..self.patients).flat_map(|i| self.patient(i)))
     }
 
     fn organization(&self, i: usize) -> Value {
@@ -128,7 +134,11 @@ impl Generator {
     fn practitioner(&self, i: usize) -> Value {
         let mut rng = Rng::stream(self.seed, 0x0_9EAC_0000 + i as u64);
         let female = rng.chance(0.55);
-        let given = *rng.pick(if female { tables::GIVEN_FEMALE } else { tables::GIVEN_MALE });
+        let given = *rng.pick(if female {
+            tables::GIVEN_FEMALE
+        } else {
+            tables::GIVEN_MALE
+        });
         let family = *rng.pick(tables::FAMILY);
         json!({
             "resourceType": "Practitioner",
@@ -260,11 +270,23 @@ impl<'a> PatientGen<'a> {
     fn run(mut self) -> Vec<Value> {
         let today = time::days_from_civil(TODAY.0, TODAY.1, TODAY.2);
         // Ages 0 to 99, weighted towards adults, as a clinic's patients are.
-        let age_years = if self.rng.chance(0.12) { self.rng.range(0, 17) } else { self.rng.range(18, 99) };
+        let age_years = if self.rng.chance(0.12) {
+            self.rng.range(0, 17)
+        } else {
+            self.rng.range(18, 99)
+        };
         let birth = today - age_years * 365 - self.rng.range(0, 364);
         let female = self.rng.chance(0.52);
-        let given = *self.rng.pick(if female { tables::GIVEN_FEMALE } else { tables::GIVEN_MALE });
-        let second = *self.rng.pick(if female { tables::GIVEN_FEMALE } else { tables::GIVEN_MALE });
+        let given = *self.rng.pick(if female {
+            tables::GIVEN_FEMALE
+        } else {
+            tables::GIVEN_MALE
+        });
+        let second = *self.rng.pick(if female {
+            tables::GIVEN_FEMALE
+        } else {
+            tables::GIVEN_MALE
+        });
         let family = *self.rng.pick(tables::FAMILY);
         let (city, district, area) = *self.rng.pick(tables::CITIES);
         let gp = self.rng.below(self.g.practitioners() as u64) as usize;
@@ -351,7 +373,11 @@ impl<'a> PatientGen<'a> {
 
     fn encounter(&mut self, v: &Visit) {
         let (code, display, class) = *self.rng.pick(tables::ENCOUNTER_TYPES);
-        let length = if class == "EMER" { self.rng.range(120, 480) } else { self.rng.range(15, 45) };
+        let length = if class == "EMER" {
+            self.rng.range(120, 480)
+        } else {
+            self.rng.range(15, 45)
+        };
         let enc = json!({
             "resourceType": "Encounter",
             "id": v.id,
@@ -366,7 +392,14 @@ impl<'a> PatientGen<'a> {
         self.out.push(enc);
     }
 
-    fn observation_base(&mut self, v: &Visit, category: &str, code: &str, display: &str, delay: i64) -> Map<String, Value> {
+    fn observation_base(
+        &mut self,
+        v: &Visit,
+        category: &str,
+        code: &str,
+        display: &str,
+        delay: i64,
+    ) -> Map<String, Value> {
         let status = if self.rng.chance(0.96) {
             "final"
         } else if self.rng.chance(0.5) {
@@ -374,7 +407,11 @@ impl<'a> PatientGen<'a> {
         } else {
             "preliminary"
         };
-        let cat_display = if category == "laboratory" { "Laboratory" } else { "Vital Signs" };
+        let cat_display = if category == "laboratory" {
+            "Laboratory"
+        } else {
+            "Vital Signs"
+        };
         let mut m = Map::new();
         m.insert("resourceType".into(), "Observation".into());
         m.insert("id".into(), self.next_id("obs").into());
@@ -394,7 +431,13 @@ impl<'a> PatientGen<'a> {
 
     fn vitals(&mut self, v: &Visit, adult: bool) {
         // Blood pressure (a panel with components) and heart rate at every visit.
-        let mut bp = self.observation_base(v, "vital-signs", "85354-9", "Blood pressure panel with all children optional", 0);
+        let mut bp = self.observation_base(
+            v,
+            "vital-signs",
+            "85354-9",
+            "Blood pressure panel with all children optional",
+            0,
+        );
         let sys = round(self.rng.normal(if adult { 126.0 } else { 105.0 }, 15.0).max(80.0), 0);
         let dia = round(self.rng.normal(if adult { 80.0 } else { 65.0 }, 9.0).max(45.0), 0);
         bp.insert(
@@ -452,24 +495,24 @@ impl<'a> PatientGen<'a> {
             let lab = LABS[from + self.rng.below((to - from) as u64) as usize];
             self.lab(v, &lab, delay);
         }
-        if let Some((p, _)) = panel {
-            if self.rng.chance(0.9) {
-                let (code, display) = tables::PANELS[p];
-                let dr = json!({
-                    "resourceType": "DiagnosticReport",
-                    "id": self.next_id("dr"),
-                    "status": "final",
-                    "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074", "code": "LAB", "display": "Laboratory"}]}],
-                    "code": coding(LOINC, code, display),
-                    "subject": self.subject(),
-                    "encounter": reference("Encounter", &v.id),
-                    "effectiveDateTime": time::date_time(v.day, v.minute),
-                    "issued": time::instant(v.day, v.minute + delay, 0),
-                    "performer": [reference("Organization", &v.org)],
-                    "result": results.iter().map(|id| reference("Observation", id)).collect::<Vec<_>>(),
-                });
-                self.out.push(dr);
-            }
+        if let Some((p, _)) = panel
+            && self.rng.chance(0.9)
+        {
+            let (code, display) = tables::PANELS[p];
+            let dr = json!({
+                "resourceType": "DiagnosticReport",
+                "id": self.next_id("dr"),
+                "status": "final",
+                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074", "code": "LAB", "display": "Laboratory"}]}],
+                "code": coding(LOINC, code, display),
+                "subject": self.subject(),
+                "encounter": reference("Encounter", &v.id),
+                "effectiveDateTime": time::date_time(v.day, v.minute),
+                "issued": time::instant(v.day, v.minute + delay, 0),
+                "performer": [reference("Organization", &v.org)],
+                "result": results.iter().map(|id| reference("Observation", id)).collect::<Vec<_>>(),
+            });
+            self.out.push(dr);
         }
     }
 

@@ -72,7 +72,13 @@ mod tests {
                 assert_eq!(days_from_civil(y, m, d), z);
             }
         }
-        assert_eq!(date_time(days_from_civil(2025, 1, 2), 8 * 60 + 5), "2025-01-02T08:05:00-05:00");
-        assert_eq!(instant(days_from_civil(2025, 6, 2), 23 * 60 + 30 + 45, 7), "2025-06-03T00:15:07.000-04:00");
+        assert_eq!(
+            date_time(days_from_civil(2025, 1, 2), 8 * 60 + 5),
+            "2025-01-02T08:05:00-05:00"
+        );
+        assert_eq!(
+            instant(days_from_civil(2025, 6, 2), 23 * 60 + 30 + 45, 7),
+            "2025-06-03T00:15:07.000-04:00"
+        );
     }
 }
