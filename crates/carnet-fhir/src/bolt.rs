@@ -18,7 +18,7 @@ fn strict() -> Option<DeserializationConfig> {
 fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, Issue> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(msg)) => Err(Issue::error("structure", None, format!("{what}: {msg}"))),
+        Ok(Err(msg)) => Err(Issue::found("structure", None, format!("{what}: {msg}"))),
         Err(_) => Err(Issue {
             severity: Severity::Fatal,
             code: "exception",

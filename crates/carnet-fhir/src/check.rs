@@ -34,7 +34,7 @@ pub fn check_resource(value: &Value) -> Result<(), Vec<Issue>> {
         path: String::with_capacity(128),
     };
     let Some(obj) = value.as_object() else {
-        return Err(vec![Issue::error(
+        return Err(vec![Issue::found(
             "structure",
             None,
             format!("a resource must be a JSON object, not {}", json_kind(value)),
@@ -60,7 +60,7 @@ struct Walker<'t> {
 impl Walker<'_> {
     fn issue(&mut self, code: &'static str, diagnostics: String) {
         self.issues
-            .push(Issue::error(code, Some(self.path.clone()), diagnostics));
+            .push(Issue::found(code, Some(self.path.clone()), diagnostics));
     }
 
     /// Checks a resource; `self.path` is where it sits (empty at the root).

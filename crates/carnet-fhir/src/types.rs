@@ -32,12 +32,40 @@ pub struct Issue {
 }
 
 impl Issue {
-    pub(crate) fn error(code: &'static str, expression: Option<String>, diagnostics: String) -> Self {
+    pub(crate) fn found(code: &'static str, expression: Option<String>, diagnostics: String) -> Self {
         Issue {
             severity: Severity::Error,
             code,
             expression,
             diagnostics,
         }
+    }
+
+    /// An error issue without a location; add one with [`Issue::at`].
+    pub fn error(code: &'static str, diagnostics: impl Into<String>) -> Self {
+        Self::with(Severity::Error, code, diagnostics)
+    }
+
+    pub fn warning(code: &'static str, diagnostics: impl Into<String>) -> Self {
+        Self::with(Severity::Warning, code, diagnostics)
+    }
+
+    pub fn information(code: &'static str, diagnostics: impl Into<String>) -> Self {
+        Self::with(Severity::Information, code, diagnostics)
+    }
+
+    fn with(severity: Severity, code: &'static str, diagnostics: impl Into<String>) -> Self {
+        Issue {
+            severity,
+            code,
+            expression: None,
+            diagnostics: diagnostics.into(),
+        }
+    }
+
+    /// The same issue, located at `expression` (a FHIRPath or a search parameter name).
+    pub fn at(mut self, expression: impl Into<String>) -> Self {
+        self.expression = Some(expression.into());
+        self
     }
 }

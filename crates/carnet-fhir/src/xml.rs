@@ -20,7 +20,7 @@ const XHTML_NS: &str = "http://www.w3.org/1999/xhtml";
 /// [`crate::check_resource`] checks values; call it first for untrusted input.
 pub fn to_xml(value: &Value, pretty: bool) -> Result<String, Vec<Issue>> {
     if !value.is_object() {
-        return Err(vec![Issue::error(
+        return Err(vec![Issue::found(
             "structure",
             None,
             format!("a resource must be a JSON object, not {}", json_kind(value)),
@@ -38,14 +38,14 @@ pub fn to_xml(value: &Value, pretty: bool) -> Result<String, Vec<Issue>> {
     let resource = bolt::parse_json(&value).map_err(|i| vec![i])?;
     let raw = bolt::write_xml(&resource).map_err(|i| vec![i])?;
     reemit(&raw, &divs, pretty)
-        .map_err(|e| vec![Issue::error("exception", None, format!("cannot convert to XML: {e}"))])
+        .map_err(|e| vec![Issue::found("exception", None, format!("cannot convert to XML: {e}"))])
 }
 
 /// Converts FHIR XML to a JSON resource (decimals keep their text). The XML is parsed
 /// strictly, but only [`crate::check_resource`] checks values: run it on the result.
 pub fn from_xml(xml: &[u8]) -> Result<Value, Vec<Issue>> {
     let (patched, divs) =
-        scan_xml(xml).map_err(|e| vec![Issue::error("structure", None, format!("invalid FHIR XML: {e}"))])?;
+        scan_xml(xml).map_err(|e| vec![Issue::found("structure", None, format!("invalid FHIR XML: {e}"))])?;
     let input = if divs.is_empty() { xml } else { &patched };
     let resource = bolt::parse_xml(input).map_err(|i| vec![i])?;
     let mut value = bolt::write_json(resource).map_err(|i| vec![i])?;
@@ -175,7 +175,7 @@ fn stash_divs(v: &mut Value, divs: &mut Vec<String>, path: &mut String) -> Resul
                     && let Value::String(s) = child
                 {
                     check_div(s)
-                        .map_err(|msg| Issue::error("value", Some(path.clone()), format!("invalid XHTML: {msg}")))?;
+                        .map_err(|msg| Issue::found("value", Some(path.clone()), format!("invalid XHTML: {msg}")))?;
                     let p = placeholder(divs.len());
                     divs.push(std::mem::replace(s, p));
                 } else {

@@ -47,12 +47,10 @@ pub fn parse_resource(bytes: &[u8], format: Format) -> Result<Value, Error> {
         return Err(Error::invalid("required", "The request has no body"));
     }
     match format {
-        Format::Json => serde_json::from_slice(bytes).map_err(|e| {
-            Error::invalid("structure", format!("The body is not valid JSON: {e}"))
-        }),
-        Format::Xml => carnet_fhir::from_xml(bytes).map_err(|issues| {
-            Error::Invalid(issues.into_iter().map(crate::fhir::outcome::Issue::from).collect())
-        }),
+        Format::Json => serde_json::from_slice(bytes)
+            .map_err(|e| Error::invalid("structure", format!("The body is not valid JSON: {e}"))),
+        Format::Xml => carnet_fhir::from_xml(bytes)
+            .map_err(Error::Invalid),
     }
 }
 

@@ -68,7 +68,7 @@ fn convert(json: &[u8], output: Output) -> Result<Vec<u8>, Error> {
         Format::Xml => carnet_fhir::to_xml(&value, output.pretty)
             .map(String::into_bytes)
             .map_err(|issues| {
-                Error::Unprocessable(issues.into_iter().map(crate::fhir::outcome::Issue::from).collect())
+                Error::Unprocessable(issues)
             }),
     }
 }

@@ -3,7 +3,6 @@
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::fhir::outcome::Issue;
 
 /// Checks the body is a `res_type` resource that the R4 model accepts and returns its
 /// members. `expected_id` is the URL id of an update: the body must carry the same one.
@@ -43,7 +42,7 @@ pub fn resource(res_type: &str, body: Value, expected_id: Option<&str>) -> Resul
     }
     let value = Value::Object(map);
     if let Err(issues) = carnet_fhir::check_resource(&value) {
-        return Err(Error::Invalid(issues.into_iter().map(Issue::from).collect()));
+        return Err(Error::Invalid(issues));
     }
     match value {
         Value::Object(map) => Ok(map),
