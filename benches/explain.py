@@ -98,8 +98,7 @@ def capture(args):
             http(base + "/fhir/" + path, token=token)  # warm
             psql(args.url, f"SELECT 'carnet-search:{name}'")
             http(base + "/fhir/" + path, token=token)
-        psql(args.url, "SELECT 'carnet-search:end'")
-        time.sleep(1)
+            psql(args.url, "SELECT 'carnet-search:end'")
     finally:
         server.terminate()
         server.wait()
@@ -117,8 +116,11 @@ def capture(args):
         if kind == "LOG":
             m = re.match(r"duration: ([\d.]+) ms\s+execute [^:]*:\s*(.*)$", text, re.S)
             last = None
-            if m and m.group(2).lstrip().upper().startswith(("SELECT", "WITH")):
-                last = {"ms": float(m.group(1)), "sql": m.group(2).strip(), "params": {}}
+            sql = m.group(2).strip() if m else ""
+            # Reads only (the audit trail's writes land in the same window), once each.
+            reads = sql.upper().startswith("SELECT") and not re.search(r"\b(INSERT|DELETE|UPDATE)\b", sql.upper())
+            if reads and all(q["sql"] != sql for q in queries[current]):
+                last = {"ms": float(m.group(1)), "sql": sql, "params": {}}
                 queries[current].append(last)
         elif kind == "DETAIL" and last is not None and text.startswith("parameters:"):
             last["params"] = {str(k): v for k, v in parse_params(text).items()}
