@@ -1,0 +1,316 @@
+//! `kill -9` under load (issue 5, point 9): a real `carnet` process answers audited
+//! reads and transactions from 8 concurrent clients, is killed with SIGKILL, and is
+//! started again on the same database. Every request that received an answer has its
+//! AuditEvent (R5: durable before the response), and no transaction is half-visible.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "policy_support.rs"]
+mod support;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use carnet_tests::{TestServer, on_both_backends};
+use reqwest::Method;
+use serde_json::{Value, json};
+use support::*;
+
+/// `cargo build -p carnet` into the same target directory, then the binary's path
+/// (`$CARGO_TARGET_DIR/debug/carnet`, else `target/debug/carnet`).
+///
+/// Cargo keeps the target directory locked while it runs tests (rust-lang/rust#35816),
+/// so under `cargo test` the nested build can wait forever on its own parent: when it
+/// reports waiting for the lock and our parent is cargo, it is stopped and the binary
+/// already built is used, provided it is newer than every source file of the server.
+fn carnet_binary() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest.parent().unwrap();
+    let mut build = Command::new(cargo)
+        .args(["build", "-p", "carnet", "--bin", "carnet"])
+        .current_dir(root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run cargo build");
+    let blocked = Arc::new(AtomicBool::new(false));
+    let stderr = build.stderr.take().unwrap();
+    let flag = blocked.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("Blocking waiting for file lock") {
+                flag.store(true, Ordering::SeqCst);
+            }
+        }
+    });
+    let parent_is_cargo = std::fs::read_to_string(format!("/proc/{}/comm", std::os::unix::process::parent_id()))
+        .is_ok_and(|c| c.trim() == "cargo");
+    let start = Instant::now();
+    let built = loop {
+        if let Some(status) = build.try_wait().unwrap() {
+            assert!(status.success(), "cargo build -p carnet failed");
+            break true;
+        }
+        if (blocked.load(Ordering::SeqCst) && parent_is_cargo && start.elapsed() > Duration::from_secs(3))
+            || start.elapsed() > Duration::from_secs(600)
+        {
+            let _ = build.kill();
+            let _ = build.wait();
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
+    let bin = [target.join("debug/carnet"), root.join("target/debug/carnet")]
+        .into_iter()
+        .find(|b| b.exists())
+        .expect("no carnet binary: run `cargo build -p carnet` first");
+    if !built {
+        let made = std::fs::metadata(&bin).unwrap().modified().unwrap();
+        let newest = ["server/src", "migrations", "crates"]
+            .iter()
+            .map(|d| newest(&root.join(d)))
+            .max()
+            .unwrap();
+        assert!(
+            made >= newest,
+            "{} is older than the sources: run `cargo build -p carnet` first",
+            bin.display()
+        );
+    }
+    bin
+}
+
+fn newest(dir: &Path) -> SystemTime {
+    let mut t = SystemTime::UNIX_EPOCH;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        let m = if p.is_dir() {
+            if p.ends_with("target") {
+                continue;
+            }
+            newest(&p)
+        } else {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(SystemTime::UNIX_EPOCH)
+        };
+        t = t.max(m);
+    }
+    t
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Process {
+    child: Child,
+    base: String,
+}
+
+async fn spawn(bin: &Path, database_url: &str, outbox: &Path) -> Process {
+    let port = free_port();
+    let child = Command::new(bin)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            database_url,
+        ])
+        .arg("--outbox-dir")
+        .arg(outbox)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start carnet");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = http.get(format!("{base}/fhir/metadata")).send().await
+            && r.status().is_success()
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "carnet did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Process { child, base }
+}
+
+async fn token(s: &TestServer, p: &Process, client_id: &str, key: &carnet_tests::auth::ClientKey) -> String {
+    let now = carnet::clock::system_now_micros() / 1_000_000;
+    let url = format!("{}/auth/token", p.base);
+    let (st, body) = carnet_tests::auth::client_credentials(&s.anon, &url, client_id, key, "system/*.*", now).await;
+    assert_eq!(st, 200, "{body}");
+    body["access_token"].as_str().unwrap().to_string()
+}
+
+async fn kill_nine(s: &TestServer) {
+    let bin = tokio::task::spawn_blocking(carnet_binary).await.unwrap();
+    // The data and a backend client, written into the database the process will use.
+    let patient = s
+        .create(json!({"resourceType": "Patient", "name": [{"family": "Kill"}]}))
+        .await;
+    let pid = patient["id"].as_str().unwrap().to_string();
+    let mut reads = Vec::new();
+    for _ in 0..4 {
+        let o = s
+            .create(
+                json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                "subject": {"reference": format!("Patient/{pid}")}}),
+            )
+            .await;
+        reads.push(format!("Observation/{}", o["id"].as_str().unwrap()));
+    }
+    let key = carnet_tests::auth::ClientKey::es384();
+    let client_id = format!("kill-{}", uuid::Uuid::new_v4().simple());
+    carnet_tests::auth::register_jwks_client(s.state(), &client_id, "system/*.*", &key).await;
+    let outbox = tempfile::tempdir().unwrap();
+
+    let mut p = spawn(&bin, &s.database_url, outbox.path()).await;
+    let tok = Arc::new(token(s, &p, &client_id, &key).await);
+    let log = Arc::new(Log::default());
+    let answered_tags = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let base = Arc::new(format!("{}/fhir", p.base));
+    let http = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let (tok, log, base, reads, tags) = (
+            tok.clone(),
+            log.clone(),
+            base.clone(),
+            reads.clone(),
+            answered_tags.clone(),
+        );
+        let (pid, http) = (pid.clone(), http.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0usize;
+            loop {
+                n += 1;
+                let sent = if n.is_multiple_of(5) {
+                    // A transaction of two Observations sharing one identifier.
+                    let tag = format!("w{worker}-{n}");
+                    let o = json!({"resourceType": "Observation", "status": "final", "code": {"text": "kill"},
+                        "identifier": [{"system": "urn:kill", "value": tag}],
+                        "subject": {"reference": format!("Patient/{pid}")}});
+                    let b = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+                        {"request": {"method": "POST", "url": "Observation"}, "resource": o},
+                        {"request": {"method": "POST", "url": "Observation"}, "resource": o}]});
+                    let r = try_send(&http, &log, &tok, Method::POST, &base, Some(&b)).await;
+                    if r == Some(200) {
+                        tags.lock().unwrap().push(tag);
+                    }
+                    r
+                } else {
+                    let path = format!("{base}/{}", reads[n % reads.len()]);
+                    try_send(&http, &log, &tok, Method::GET, &path, None).await
+                };
+                if sent.is_none() {
+                    break;
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    p.child.kill().unwrap(); // SIGKILL
+    p.child.wait().unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let seen = log.seen.lock().unwrap().clone();
+    assert!(seen.len() > 50, "load: only {} answers", seen.len());
+
+    // Started again on the same database: every answer has its AuditEvent.
+    let mut p = spawn(&bin, &s.database_url, outbox.path()).await;
+    let events = audit_events(s.backend, &s.database_url).await;
+    assert_audited(&events, &seen);
+    // No transaction is half-visible; every answered one is whole.
+    let tok = token(s, &p, &client_id, &key).await;
+    let mut by_tag: HashMap<String, usize> = HashMap::new();
+    let mut url = Some(format!("{}/fhir/Observation?code:text=kill&_count=500", p.base));
+    while let Some(u) = url {
+        let r = s.req_as(Some(&tok), Method::GET, &u).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let b: Value = r.json().await.unwrap();
+        for e in b["entry"].as_array().into_iter().flatten() {
+            let tag = e["resource"]["identifier"][0]["value"].as_str().unwrap().to_string();
+            *by_tag.entry(tag).or_default() += 1;
+        }
+        url = next_link(&b);
+    }
+    for (tag, n) in &by_tag {
+        assert_eq!(*n, 2, "transaction {tag} is half-visible");
+    }
+    for tag in answered_tags.lock().unwrap().iter() {
+        assert_eq!(by_tag.get(tag), Some(&2), "answered transaction {tag} is lost");
+    }
+    eprintln!(
+        "kill -9 on {:?}: {} answers before the kill, {} AuditEvents, {} transactions whole",
+        s.backend,
+        seen.len(),
+        events.len(),
+        by_tag.len()
+    );
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+}
+
+/// One request; `None` once the server is gone (no answer).
+async fn try_send(
+    http: &reqwest::Client,
+    log: &Log,
+    tok: &str,
+    method: Method,
+    url: &str,
+    body: Option<&Value>,
+) -> Option<u16> {
+    let mut r = http
+        .request(method.clone(), url)
+        .bearer_auth(tok)
+        .timeout(Duration::from_secs(10));
+    if let Some(b) = body {
+        r = r
+            .header("content-type", "application/fhir+json")
+            .body(serde_json::to_vec(b).unwrap());
+    }
+    let r = r.send().await.ok()?;
+    let st = r.status().as_u16();
+    let path = r.url().path().to_string();
+    let text = r.text().await.ok()?;
+    let mut seen = log.seen.lock().unwrap();
+    if method == Method::POST && st == 200 {
+        let resp: Value = serde_json::from_str(&text).ok()?;
+        for a in resp["entry"].as_array()? {
+            let status: u16 = a["response"]["status"].as_str()?.split(' ').next()?.parse().ok()?;
+            seen.push(Seen {
+                method: "POST".into(),
+                path: format!("{}/Observation", path.trim_end_matches('/')),
+                status,
+            });
+        }
+    } else {
+        seen.push(Seen {
+            method: method.to_string(),
+            path,
+            status: st,
+        });
+    }
+    Some(st)
+}
+
+on_both_backends!(kill_nine);
