@@ -18,6 +18,13 @@ fn bench(c: &mut Criterion) {
         b.iter(|| carnet_fhir::check_resource(&value).unwrap())
     });
 
+    // Replaces the former ignored timing test of carnet-search: the index values a
+    // create extracts (every search parameter of the type).
+    let registry = carnet_search::Registry::r4();
+    c.bench_function("extract search index of Observation (carnet-search)", |b| {
+        b.iter(|| registry.extract("Observation", std::hint::black_box(&value)).len())
+    });
+
     let bench = rt.block_on(sqlite_state()).unwrap();
     let state = bench.state.clone();
     c.bench_function("create Observation (parse+check+store, SQLite)", |b| {

@@ -244,23 +244,3 @@ fn registry_lookup() {
         assert!(reg.param(t, "_id").is_some(), "{t}");
     }
 }
-
-/// Per-resource extraction cost; run with
-/// `cargo test --release -p carnet-search --test extract -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn timing() {
-    let reg = Registry::r4();
-    for name in ["Observation-example", "Observation-blood-pressure", "Patient-example", "ChargeItem-example"] {
-        let res = fixture(name);
-        let rt = res["resourceType"].as_str().unwrap();
-        let n = 20_000;
-        let start = std::time::Instant::now();
-        let mut entries = 0;
-        for _ in 0..n {
-            entries += reg.extract(rt, std::hint::black_box(&res)).len();
-        }
-        let per = start.elapsed().as_secs_f64() * 1e6 / n as f64;
-        println!("{name}: {per:.2} µs per extract, {} entries", entries / n);
-    }
-}
