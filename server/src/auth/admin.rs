@@ -38,6 +38,19 @@ async fn open(args: &ServeArgs) -> anyhow::Result<AppState> {
     crate::app::build_state(config, None).await
 }
 
+/// An error for the person at the terminal: the issues' own words rather than the
+/// generic "invalid request".
+fn explain(e: crate::error::Error) -> anyhow::Error {
+    use crate::error::Error;
+    match &e {
+        Error::Invalid(issues) | Error::Unprocessable(issues) if !issues.is_empty() => {
+            let words: Vec<&str> = issues.iter().map(|i| i.diagnostics.as_str()).collect();
+            anyhow::anyhow!("{}", words.join("; "))
+        }
+        _ => anyhow::anyhow!("{e}"),
+    }
+}
+
 pub async fn client(cmd: ClientCmd) -> anyhow::Result<()> {
     match cmd {
         ClientCmd::Register { client_id, name, redirect_uris, scope, public, secret, jwks_file, args } => {
@@ -60,7 +73,7 @@ pub async fn client(cmd: ClientCmd) -> anyhow::Result<()> {
             };
             let done = clients::register(state.store(), &reg, state.now())
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}: {:?}", e.issues()))?;
+                .map_err(explain)?;
             if !done.created {
                 anyhow::bail!("a client with id {client_id} already exists");
             }
@@ -88,7 +101,7 @@ pub async fn account(cmd: AccountCmd) -> anyhow::Result<()> {
             let state = open(&args).await?;
             let inv = super::accounts::invite(&state, &fhir_user, &also, to.as_deref(), Lang::parse(&lang))
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(explain)?;
             println!("account {} for {fhir_user}", inv.account_id);
             println!("activation code: {} (valid 7 days, single use), sent to {}", inv.activation_code, inv.contact);
             println!("activation page: {}/activate", state.config().auth_url());
