@@ -154,6 +154,85 @@ async fn backend_services_token_with_es384_assertion(s: &TestServer) {
     assert_eq!(body["error"], "invalid_scope");
 }
 
+/// An RSA key of a backend client: its JWKS and a signer of RS384 (or other) assertions.
+fn rsa_client_key() -> (String, Value, jsonwebtoken::EncodingKey) {
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::signature::KeyPair;
+    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let public = pair.public_key();
+    let kid = uuid::Uuid::new_v4().simple().to_string();
+    let jwks = json!({"keys": [{
+        "kty": "RSA", "kid": kid, "alg": "RS384", "use": "sig",
+        "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+        "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+    }]});
+    let pkcs8 = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref());
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    let pem = format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", lines.join("\n"));
+    (kid, jwks, jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap())
+}
+
+async fn backend_services_token_with_rs384_assertion(s: &TestServer) {
+    let id = patient_id(s).await;
+    let (kid, jwks, signer) = rsa_client_key();
+    let client_id = format!("rsa-{}", uuid::Uuid::new_v4().simple());
+    let reg = carnet::auth::clients::Registration {
+        client_id: client_id.clone(),
+        name: "RSA backend".into(),
+        redirect_uris: vec![],
+        scopes: "system/Patient.rs".into(),
+        credential: carnet::auth::clients::Credential::Jwks(jwks.to_string()),
+    };
+    carnet::auth::clients::register(s.state().store(), &reg, s.state().now()).await.unwrap();
+    let token_url = format!("{}/token", s.auth_url());
+    let sign = |alg: jsonwebtoken::Algorithm, key: &jsonwebtoken::EncodingKey| {
+        let mut header = jsonwebtoken::Header::new(alg);
+        header.kid = Some(kid.clone());
+        let claims = json!({
+            "iss": client_id, "sub": client_id, "aud": token_url,
+            "exp": now_secs(s) + 240, "jti": uuid::Uuid::new_v4().to_string(),
+        });
+        jsonwebtoken::encode(&header, &claims, key).unwrap()
+    };
+    let post = |assertion: String| {
+        let http = s.anon.clone();
+        let url = token_url.clone();
+        async move {
+            let r = http
+                .post(&url)
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("scope", "system/Patient.rs"),
+                    ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                    ("client_assertion", assertion.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let st = r.status().as_u16();
+            (st, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let assertion = sign(jsonwebtoken::Algorithm::RS384, &signer);
+    let (st, body) = post(assertion.clone()).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["scope"], "system/Patient.rs");
+    let token = body["access_token"].as_str().unwrap();
+    let r = s.req_as(Some(token), Method::GET, &format!("Patient/{id}")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // The same assertion again (jti replay).
+    let (st, body) = post(assertion).await;
+    assert_eq!((st, body["error"].as_str()), (401, Some("invalid_client")));
+    // Same key, another algorithm: SMART allows only RS384 and ES384.
+    let (st, body) = post(sign(jsonwebtoken::Algorithm::RS256, &signer)).await;
+    assert_eq!((st, body["error"].as_str()), (401, Some("invalid_client")), "{body}");
+    // Another RSA key claiming the registered kid.
+    let (_, _, other) = rsa_client_key();
+    let (st, body) = post(sign(jsonwebtoken::Algorithm::RS384, &other)).await;
+    assert_eq!((st, body["error"].as_str()), (401, Some("invalid_client")), "{body}");
+}
+
 async fn assertion_refusals(s: &TestServer) {
     let (client_id, key) = backend(s, "system/*.*").await;
     let token_url = format!("{}/token", s.auth_url());
@@ -292,6 +371,7 @@ on_both_backends!(
     alg_none_and_hs256_are_refused,
     other_audience_is_refused,
     backend_services_token_with_es384_assertion,
+    backend_services_token_with_rs384_assertion,
     assertion_refusals,
     expired_token_is_refused,
     revoked_token_is_refused_and_introspection,

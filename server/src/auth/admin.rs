@@ -71,9 +71,7 @@ pub async fn client(cmd: ClientCmd) -> anyhow::Result<()> {
                 scopes: scope,
                 credential,
             };
-            let done = clients::register(state.store(), &reg, state.now())
-                .await
-                .map_err(explain)?;
+            let done = clients::register(state.store(), &reg, state.now()).await.map_err(explain)?;
             if !done.created {
                 anyhow::bail!("a client with id {client_id} already exists");
             }
