@@ -21,7 +21,10 @@ pub async fn sqlite_state() -> anyhow_free::Result<BenchStore> {
     let url = format!("sqlite://{}/bench.db", dir.path().display());
     let config = Config::for_database(&url);
     let store = Store::connect(&url, 8).await?;
-    Ok(BenchStore { state: AppState::new(config, store, Arc::new(SystemClock)), _dir: dir })
+    Ok(BenchStore {
+        state: AppState::new(config, store, Arc::new(SystemClock)),
+        _dir: dir,
+    })
 }
 
 /// Error plumbing without pulling anyhow into the benches.

@@ -12,7 +12,9 @@ fn bench(c: &mut Criterion) {
     let state = bench.state.clone();
     let id = rt.block_on(async {
         let mut tx = state.store().begin_write().await.unwrap();
-        let w = carnet::service::write::create(&state, &mut tx, "Patient", patient()).await.unwrap();
+        let w = carnet::service::write::create(&state, &mut tx, "Patient", patient())
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
         w.id
     });

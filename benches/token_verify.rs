@@ -22,11 +22,22 @@ fn bench(c: &mut Criterion) {
     let state = bench.state.clone();
     let (id, token) = rt.block_on(async {
         let mut tx = state.store().begin_write().await.unwrap();
-        let w = carnet::service::write::create(&state, &mut tx, "Patient", patient()).await.unwrap();
+        let w = carnet::service::write::create(&state, &mut tx, "Patient", patient())
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
-        let grant = Grant { scope: "system/*.rs".into(), fhir_user: None, patient: None, subject: "bench".into() };
-        let sid = sessions::create(state.store(), None, "bench", &grant, state.now()).await.unwrap();
-        let (token, _) = carnet::auth::endpoints::token::mint_access(&state, &sid, "bench", &grant).await.unwrap();
+        let grant = Grant {
+            scope: "system/*.rs".into(),
+            fhir_user: None,
+            patient: None,
+            subject: "bench".into(),
+        };
+        let sid = sessions::create(state.store(), None, "bench", &grant, state.now())
+            .await
+            .unwrap();
+        let (token, _) = carnet::auth::endpoints::token::mint_access(&state, &sid, "bench", &grant)
+            .await
+            .unwrap();
         (w.id, token)
     });
     c.bench_function("read Patient (SQLite)", |b| {
@@ -42,7 +53,8 @@ fn bench(c: &mut Criterion) {
         })
     });
     c.bench_function("verify (signature)", |b| {
-        b.to_async(&rt).iter(|| async { carnet::auth::middleware::verify_uncached(&state, &token).await.unwrap() })
+        b.to_async(&rt)
+            .iter(|| async { carnet::auth::middleware::verify_uncached(&state, &token).await.unwrap() })
     });
     c.bench_function("verify (signature + revocation query)", |b| {
         b.to_async(&rt).iter(|| async {

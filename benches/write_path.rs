@@ -31,7 +31,9 @@ fn bench(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async {
             let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
             let mut tx = state.store().begin_write().await.unwrap();
-            carnet::service::write::create(&state, &mut tx, "Observation", v).await.unwrap();
+            carnet::service::write::create(&state, &mut tx, "Observation", v)
+                .await
+                .unwrap();
             tx.commit().await.unwrap();
         })
     });

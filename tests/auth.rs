@@ -17,7 +17,9 @@ fn now_secs(s: &TestServer) -> i64 {
 }
 
 async fn patient_id(s: &TestServer) -> String {
-    let p = s.create(json!({"resourceType": "Patient", "name": [{"family": "Roy"}], "birthDate": "1970-01-01"})).await;
+    let p = s
+        .create(json!({"resourceType": "Patient", "name": [{"family": "Roy"}], "birthDate": "1970-01-01"}))
+        .await;
     p["id"].as_str().unwrap().to_string()
 }
 
@@ -29,11 +31,18 @@ async fn backend(s: &TestServer, scopes: &str) -> (String, ClientKey) {
 }
 
 fn www_authenticate(r: &reqwest::Response) -> String {
-    r.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+    r.headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
 }
 
 async fn discovery_and_metadata_are_public(s: &TestServer) {
-    let r = s.req_as(None, Method::GET, ".well-known/smart-configuration").send().await.unwrap();
+    let r = s
+        .req_as(None, Method::GET, ".well-known/smart-configuration")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let d: Value = r.json().await.unwrap();
     assert_eq!(d["code_challenge_methods_supported"], json!(["S256"]));
@@ -60,8 +69,19 @@ async fn discovery_and_metadata_are_public(s: &TestServer) {
     let sec = &cs["rest"][0]["security"];
     assert_eq!(sec["service"][0]["coding"][0]["code"], "SMART-on-FHIR");
     let uris = sec["extension"][0]["extension"].as_array().unwrap();
-    assert!(uris.iter().any(|u| u["url"] == "token" && u["valueUri"] == token_url.as_str()));
-    let jwks: Value = s.anon.get(d["jwks_uri"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
+    assert!(
+        uris.iter()
+            .any(|u| u["url"] == "token" && u["valueUri"] == token_url.as_str())
+    );
+    let jwks: Value = s
+        .anon
+        .get(d["jwks_uri"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(jwks["keys"][0]["kty"], "EC");
     assert!(jwks["keys"][0].get("d").is_none(), "no private part in the JWKS");
 }
@@ -88,7 +108,11 @@ async fn alg_none_and_hs256_are_refused(s: &TestServer) {
     let path = format!("Patient/{id}");
     let payload = s.token.split('.').nth(1).unwrap().to_string();
     let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
-    let r = s.req_as(Some(&format!("{none_header}.{payload}.")), Method::GET, &path).send().await.unwrap();
+    let r = s
+        .req_as(Some(&format!("{none_header}.{payload}.")), Method::GET, &path)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 401);
     // HS256 "signed" with the server's public key as the shared secret.
     let keys = carnet::auth::server_keys(s.state()).await.unwrap();
@@ -113,7 +137,11 @@ async fn other_audience_is_refused(s: &TestServer) {
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&payload).unwrap()).unwrap();
     claims.aud = "https://other.example/fhir".into();
     let other = carnet::auth::jwt::sign(&keys, &claims).unwrap();
-    let r = s.req_as(Some(&other), Method::GET, &format!("Patient/{id}")).send().await.unwrap();
+    let r = s
+        .req_as(Some(&other), Method::GET, &format!("Patient/{id}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 401);
     assert!(www_authenticate(&r).contains("audience"));
 }
@@ -122,16 +150,30 @@ async fn backend_services_token_with_es384_assertion(s: &TestServer) {
     let id = patient_id(s).await;
     let (client_id, key) = backend(s, "system/Patient.rs system/Observation.cruds").await;
     let token_url = format!("{}/token", s.auth_url());
-    let (st, body) =
-        client_credentials(&s.anon, &token_url, &client_id, &key, "system/Patient.rs system/*.*", now_secs(s)).await;
+    let (st, body) = client_credentials(
+        &s.anon,
+        &token_url,
+        &client_id,
+        &key,
+        "system/Patient.rs system/*.*",
+        now_secs(s),
+    )
+    .await;
     assert_eq!(st, 200, "{body}");
     assert_eq!(body["token_type"], "Bearer");
     assert!(body["expires_in"].as_i64().unwrap() <= 600);
     assert!(body.get("refresh_token").is_none());
     let scope = body["scope"].as_str().unwrap();
-    assert!(scope.contains("system/Patient.rs") && scope.contains("system/Observation.cruds"), "{scope}");
+    assert!(
+        scope.contains("system/Patient.rs") && scope.contains("system/Observation.cruds"),
+        "{scope}"
+    );
     let token = body["access_token"].as_str().unwrap();
-    let r = s.req_as(Some(token), Method::GET, &format!("Patient/{id}")).send().await.unwrap();
+    let r = s
+        .req_as(Some(token), Method::GET, &format!("Patient/{id}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     // Scope does not allow writing a Patient: 403 with an OperationOutcome.
     let r = s
@@ -148,8 +190,15 @@ async fn backend_services_token_with_es384_assertion(s: &TestServer) {
     let r = s.req_as(Some(token), Method::GET, "Encounter/x").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 403);
     // A user/ or patient/ scope is never granted to a backend client.
-    let (st, body) =
-        client_credentials(&s.anon, &token_url, &client_id, &key, "user/*.* patient/*.*", now_secs(s)).await;
+    let (st, body) = client_credentials(
+        &s.anon,
+        &token_url,
+        &client_id,
+        &key,
+        "user/*.* patient/*.*",
+        now_secs(s),
+    )
+    .await;
     assert_eq!(st, 400);
     assert_eq!(body["error"], "invalid_scope");
 }
@@ -168,9 +217,20 @@ fn rsa_client_key() -> (String, Value, jsonwebtoken::EncodingKey) {
     }]});
     let pkcs8 = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair).unwrap();
     let b64 = base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref());
-    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
-    let pem = format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", lines.join("\n"));
-    (kid, jwks, jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap())
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        lines.join("\n")
+    );
+    (
+        kid,
+        jwks,
+        jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
+    )
 }
 
 async fn backend_services_token_with_rs384_assertion(s: &TestServer) {
@@ -184,7 +244,9 @@ async fn backend_services_token_with_rs384_assertion(s: &TestServer) {
         scopes: "system/Patient.rs".into(),
         credential: carnet::auth::clients::Credential::Jwks(jwks.to_string()),
     };
-    carnet::auth::clients::register(s.state().store(), &reg, s.state().now()).await.unwrap();
+    carnet::auth::clients::register(s.state().store(), &reg, s.state().now())
+        .await
+        .unwrap();
     let token_url = format!("{}/token", s.auth_url());
     let sign = |alg: jsonwebtoken::Algorithm, key: &jsonwebtoken::EncodingKey| {
         let mut header = jsonwebtoken::Header::new(alg);
@@ -204,7 +266,10 @@ async fn backend_services_token_with_rs384_assertion(s: &TestServer) {
                 .form(&[
                     ("grant_type", "client_credentials"),
                     ("scope", "system/Patient.rs"),
-                    ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
                     ("client_assertion", assertion.as_str()),
                 ])
                 .send()
@@ -219,7 +284,11 @@ async fn backend_services_token_with_rs384_assertion(s: &TestServer) {
     assert_eq!(st, 200, "{body}");
     assert_eq!(body["scope"], "system/Patient.rs");
     let token = body["access_token"].as_str().unwrap();
-    let r = s.req_as(Some(token), Method::GET, &format!("Patient/{id}")).send().await.unwrap();
+    let r = s
+        .req_as(Some(token), Method::GET, &format!("Patient/{id}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     // The same assertion again (jti replay).
     let (st, body) = post(assertion).await;
@@ -245,7 +314,10 @@ async fn assertion_refusals(s: &TestServer) {
                 .form(&[
                     ("grant_type", "client_credentials"),
                     ("scope", "system/*.*"),
-                    ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
                     ("client_assertion", assertion.as_str()),
                 ])
                 .send()
@@ -278,7 +350,15 @@ async fn expired_token_is_refused(s: &TestServer) {
     let (_, body) = client_credentials(&s.anon, &token_url, &client_id, &key, "system/*.rs", now_secs(s)).await;
     let token = body["access_token"].as_str().unwrap().to_string();
     let path = format!("Patient/{id}");
-    assert_eq!(s.req_as(Some(&token), Method::GET, &path).send().await.unwrap().status().as_u16(), 200);
+    assert_eq!(
+        s.req_as(Some(&token), Method::GET, &path)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
     s.clock.advance(Duration::from_secs(601));
     let r = s.req_as(Some(&token), Method::GET, &path).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401);
@@ -292,10 +372,21 @@ async fn revoked_token_is_refused_and_introspection(s: &TestServer) {
     let (_, body) = client_credentials(&s.anon, &token_url, &client_id, &key, "system/*.rs", now_secs(s)).await;
     let token = body["access_token"].as_str().unwrap().to_string();
     let path = format!("Patient/{id}");
-    assert_eq!(s.req_as(Some(&token), Method::GET, &path).send().await.unwrap().status().as_u16(), 200);
+    assert_eq!(
+        s.req_as(Some(&token), Method::GET, &path)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
     let auth_form = |extra: Vec<(&'static str, String)>| {
         let mut f = vec![
-            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_string()),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_string(),
+            ),
             ("client_assertion", key.assertion(&client_id, &token_url, now_secs(s))),
         ];
         f.extend(extra);
@@ -344,10 +435,34 @@ async fn revocation_reaches_another_process(s: &TestServer) {
     // Sign-out through a second process on the same database ends the session there at once.
     let other = TestServer::start_shared(s).await;
     let token = other.token.clone();
-    assert_eq!(other.req_as(Some(&token), Method::GET, &path).send().await.unwrap().status().as_u16(), 200);
-    let r = s.anon.post(format!("{}/signout", other.auth_url())).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(
+        other
+            .req_as(Some(&token), Method::GET, &path)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    let r = s
+        .anon
+        .post(format!("{}/signout", other.auth_url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 204);
-    assert_eq!(other.req_as(Some(&token), Method::GET, &path).send().await.unwrap().status().as_u16(), 401);
+    assert_eq!(
+        other
+            .req_as(Some(&token), Method::GET, &path)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
     other.stop().await;
     // A revocation written by another process (straight to the database, so this
     // process's cache is not told) is honoured once the cached entry is re-checked.
@@ -355,14 +470,31 @@ async fn revocation_reaches_another_process(s: &TestServer) {
     let token_url = format!("{}/token", s.auth_url());
     let (_, body) = client_credentials(&s.anon, &token_url, &client_id, &key, "system/*.rs", now_secs(s)).await;
     let token = body["access_token"].as_str().unwrap().to_string();
-    assert_eq!(s.req_as(Some(&token), Method::GET, &path).send().await.unwrap().status().as_u16(), 200);
+    assert_eq!(
+        s.req_as(Some(&token), Method::GET, &path)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
     let payload: Value =
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap();
     carnet::auth::sessions::revoke_session(s.state().store(), payload["sid"].as_str().unwrap(), s.state().now())
         .await
         .unwrap();
-    s.clock.advance(Duration::from_micros(carnet::auth::cache::RECHECK_MICROS as u64 + 1000));
-    assert_eq!(s.req_as(Some(&token), Method::GET, &path).send().await.unwrap().status().as_u16(), 401);
+    s.clock
+        .advance(Duration::from_micros(carnet::auth::cache::RECHECK_MICROS as u64 + 1000));
+    assert_eq!(
+        s.req_as(Some(&token), Method::GET, &path)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
 }
 
 on_both_backends!(

@@ -23,7 +23,10 @@ const REDIRECT: &str = "http://127.0.0.1:9/callback";
 const PASSWORD: &str = "un mot de passe solide";
 
 fn browser() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 /// The newest message in the outbox.
@@ -52,7 +55,9 @@ async fn public_app(s: &TestServer, scopes: &str) -> String {
         scopes: scopes.into(),
         credential: Credential::Public,
     };
-    clients::register(s.state().store(), &reg, s.state().now()).await.unwrap();
+    clients::register(s.state().store(), &reg, s.state().now())
+        .await
+        .unwrap();
     id
 }
 
@@ -60,10 +65,15 @@ async fn public_app(s: &TestServer, scopes: &str) -> String {
 async fn activated_patient(s: &TestServer, birth_date: &str) -> (String, String) {
     let p = s.create(json!({"resourceType": "Patient", "name": [{"family": "Gagnon", "given": ["Léa"]}], "birthDate": birth_date})).await;
     let id = p["id"].as_str().unwrap().to_string();
-    let inv =
-        carnet::auth::accounts::invite(s.state(), &format!("Patient/{id}"), &[], Some("lea@example.org"), Lang::Fr)
-            .await
-            .unwrap();
+    let inv = carnet::auth::accounts::invite(
+        s.state(),
+        &format!("Patient/{id}"),
+        &[],
+        Some("lea@example.org"),
+        Lang::Fr,
+    )
+    .await
+    .unwrap();
     let msg = last_message(s);
     assert_eq!(msg["code"], inv.activation_code.as_str());
     assert_eq!(msg["to"], "lea@example.org");
@@ -73,7 +83,11 @@ async fn activated_patient(s: &TestServer, birth_date: &str) -> (String, String)
     let r = s
         .anon
         .post(format!("{}/activate", s.auth_url()))
-        .form(&[("activation_code", code), ("username", &username), ("password", PASSWORD)])
+        .form(&[
+            ("activation_code", code),
+            ("username", &username),
+            ("password", PASSWORD),
+        ])
         .send()
         .await
         .unwrap();
@@ -121,7 +135,12 @@ async fn sign_in(s: &TestServer, authorize_url: &str, username: &str, password: 
     assert_eq!(r.status().as_u16(), 200, "password step: {}", r.text().await.unwrap());
     let code = last_message(s)["code"].as_str().unwrap().to_string();
     assert_eq!(code.len(), 6);
-    let r = http.post(&url).form(&[("tx", tx.as_str()), ("code", code.as_str())]).send().await.unwrap();
+    let r = http
+        .post(&url)
+        .form(&[("tx", tx.as_str()), ("code", code.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 303, "code step: {}", r.text().await.unwrap());
     redirect_pairs(&r)
 }
@@ -129,7 +148,11 @@ async fn sign_in(s: &TestServer, authorize_url: &str, username: &str, password: 
 fn redirect_pairs(r: &reqwest::Response) -> Vec<(String, String)> {
     let loc = r.headers()["location"].to_str().unwrap();
     assert!(loc.starts_with(REDIRECT), "{loc}");
-    url::Url::parse(loc).unwrap().query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    url::Url::parse(loc)
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 fn pair<'a>(pairs: &'a [(String, String)], k: &str) -> Option<&'a str> {
@@ -158,7 +181,10 @@ async fn launch(s: &TestServer, client_id: &str, username: &str, scopes: &[&str]
     let (url, csrf) = req.url();
     let pairs = sign_in(s, url.as_str(), username, PASSWORD).await;
     assert_eq!(pair(&pairs, "state"), Some(csrf.secret().as_str()));
-    Launch { code: pair(&pairs, "code").expect("code").to_string(), verifier }
+    Launch {
+        code: pair(&pairs, "code").expect("code").to_string(),
+        verifier,
+    }
 }
 
 async fn standalone_patient_launch(s: &TestServer) {
@@ -168,7 +194,14 @@ async fn standalone_patient_launch(s: &TestServer) {
         s,
         &app,
         &username,
-        &["launch/patient", "openid", "fhirUser", "patient/*.rs", "user/*.*", "offline_access"],
+        &[
+            "launch/patient",
+            "openid",
+            "fhirUser",
+            "patient/*.rs",
+            "user/*.*",
+            "offline_access",
+        ],
     )
     .await;
     let client = oauth_client(s, &app);
@@ -182,14 +215,21 @@ async fn standalone_patient_launch(s: &TestServer) {
     let access = token.access_token().secret().clone();
     let granted: Vec<String> = token.scopes().unwrap().iter().map(|s| s.to_string()).collect();
     assert!(granted.contains(&"patient/*.rs".to_string()), "{granted:?}");
-    assert!(!granted.iter().any(|g| g.starts_with("user/") || g == "offline_access"), "{granted:?}");
+    assert!(
+        !granted.iter().any(|g| g.starts_with("user/") || g == "offline_access"),
+        "{granted:?}"
+    );
     assert!(token.expires_in().unwrap() <= Duration::from_secs(600));
     let c = claims(&access);
     assert_eq!(c["patient"], patient.as_str());
     assert_eq!(c["fhirUser"], format!("Patient/{patient}"));
     assert_eq!(c["aud"], s.base.as_str());
     // The patient reads their record; writing is outside the granted scopes.
-    let r = s.req_as(Some(&access), Method::GET, &format!("Patient/{patient}")).send().await.unwrap();
+    let r = s
+        .req_as(Some(&access), Method::GET, &format!("Patient/{patient}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let r = s
         .req_as(Some(&access), Method::POST, "Observation")
@@ -201,18 +241,35 @@ async fn standalone_patient_launch(s: &TestServer) {
     assert_eq!(r.status().as_u16(), 403);
     // The refresh token rotates.
     let refresh = token.refresh_token().unwrap().clone();
-    let again = client.exchange_refresh_token(&refresh).request_async(&http).await.unwrap();
+    let again = client
+        .exchange_refresh_token(&refresh)
+        .request_async(&http)
+        .await
+        .unwrap();
     assert_ne!(again.refresh_token().unwrap().secret(), refresh.secret());
     let reuse = client.exchange_refresh_token(&refresh).request_async(&http).await;
     assert!(reuse.is_err(), "a used refresh token is refused");
     // ... and reusing it revoked the session: the newest token no longer works either.
-    let r =
-        s.req_as(Some(again.access_token().secret()), Method::GET, &format!("Patient/{patient}")).send().await.unwrap();
+    let r = s
+        .req_as(
+            Some(again.access_token().secret()),
+            Method::GET,
+            &format!("Patient/{patient}"),
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 401);
 }
 
 async fn raw_exchange(s: &TestServer, form: &[(&str, &str)]) -> (u16, Value) {
-    let r = s.anon.post(format!("{}/token", s.auth_url())).form(form).send().await.unwrap();
+    let r = s
+        .anon
+        .post(format!("{}/token", s.auth_url()))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
     let st = r.status().as_u16();
     (st, r.json().await.unwrap_or(Value::Null))
 }
@@ -263,7 +320,11 @@ async fn code_exchange_refusals(s: &TestServer) {
     assert_eq!(st, 200, "{first}");
     let (st, b) = raw_exchange(s, &form).await;
     assert_eq!((st, b["error"].as_str()), (400, Some("invalid_grant")));
-    let r = s.req_as(first["access_token"].as_str(), Method::GET, "Patient/x").send().await.unwrap();
+    let r = s
+        .req_as(first["access_token"].as_str(), Method::GET, "Patient/x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 401);
     // Expired code (2 minutes).
     let l = launch(s, &app, &username, &scopes).await;
@@ -354,7 +415,11 @@ async fn sixth_failed_password_is_locked(s: &TestServer) {
         async move {
             let r = http
                 .post(&url)
-                .form(&[("tx", tx.as_str()), ("username", username.as_str()), ("password", password)])
+                .form(&[
+                    ("tx", tx.as_str()),
+                    ("username", username.as_str()),
+                    ("password", password),
+                ])
                 .send()
                 .await
                 .unwrap();
@@ -372,7 +437,10 @@ async fn sixth_failed_password_is_locked(s: &TestServer) {
     let (st, html) = post(PASSWORD).await;
     assert_eq!(st, 401);
     assert!(html.contains("verrouillé"), "{html}");
-    let acc = carnet::auth::accounts::by_username(s.state().store(), &username).await.unwrap().unwrap();
+    let acc = carnet::auth::accounts::by_username(s.state().store(), &username)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(acc.locked);
     carnet::auth::lockout::unlock(s.state().store(), &acc.id).await.unwrap();
     let (st, _) = post(PASSWORD).await;
@@ -395,7 +463,11 @@ async fn expired_and_replaced_sign_in_codes(s: &TestServer) {
     let authz = format!("{}/authorize", s.auth_url());
     let r = http
         .post(&authz)
-        .form(&[("tx", tx.as_str()), ("username", username.as_str()), ("password", PASSWORD)])
+        .form(&[
+            ("tx", tx.as_str()),
+            ("username", username.as_str()),
+            ("password", PASSWORD),
+        ])
         .send()
         .await
         .unwrap();
@@ -403,16 +475,31 @@ async fn expired_and_replaced_sign_in_codes(s: &TestServer) {
     let first = last_message(s)["code"].as_str().unwrap().to_string();
     // Resend: the first code stops working.
     std::thread::sleep(Duration::from_millis(5));
-    let r = http.post(&authz).form(&[("tx", tx.as_str()), ("resend", "1")]).send().await.unwrap();
+    let r = http
+        .post(&authz)
+        .form(&[("tx", tx.as_str()), ("resend", "1")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let second = last_message(s)["code"].as_str().unwrap().to_string();
     if first != second {
-        let r = http.post(&authz).form(&[("tx", tx.as_str()), ("code", first.as_str())]).send().await.unwrap();
+        let r = http
+            .post(&authz)
+            .form(&[("tx", tx.as_str()), ("code", first.as_str())])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status().as_u16(), 401, "a replaced code is refused");
     }
     // 10 minutes later the second has expired too.
     s.clock.advance(Duration::from_secs(601));
-    let r = http.post(&authz).form(&[("tx", tx.as_str()), ("code", second.as_str())]).send().await.unwrap();
+    let r = http
+        .post(&authz)
+        .form(&[("tx", tx.as_str()), ("code", second.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 401, "an expired sign-in code is refused");
 }
 
@@ -430,7 +517,11 @@ async fn refresh_after_ten_idle_minutes_is_refused(s: &TestServer) {
         .unwrap();
     // 9 minutes: still fine, and the refresh restarts the idle timer.
     s.clock.advance(Duration::from_secs(9 * 60));
-    let t2 = client.exchange_refresh_token(token.refresh_token().unwrap()).request_async(&http).await.unwrap();
+    let t2 = client
+        .exchange_refresh_token(token.refresh_token().unwrap())
+        .request_async(&http)
+        .await
+        .unwrap();
     s.clock.advance(Duration::from_secs(10 * 60 + 1));
     let (st, b) = raw_exchange(
         s,
@@ -449,15 +540,25 @@ async fn patient_under_14_is_refused(s: &TestServer) {
     let birth = years_ago(s, 13);
     let p = s.create(json!({"resourceType": "Patient", "birthDate": birth})).await;
     let id = p["id"].as_str().unwrap();
-    carnet::auth::accounts::invite(s.state(), &format!("Patient/{id}"), &[], Some("kid@example.org"), Lang::En)
-        .await
-        .unwrap();
+    carnet::auth::accounts::invite(
+        s.state(),
+        &format!("Patient/{id}"),
+        &[],
+        Some("kid@example.org"),
+        Lang::En,
+    )
+    .await
+    .unwrap();
     let code = last_message(s)["code"].as_str().unwrap().to_string();
     let r = s
         .anon
         .post(format!("{}/activate", s.auth_url()))
         .header("accept-language", "en-CA,en;q=0.9")
-        .form(&[("activation_code", code.as_str()), ("username", "kid13"), ("password", PASSWORD)])
+        .form(&[
+            ("activation_code", code.as_str()),
+            ("username", "kid13"),
+            ("password", PASSWORD),
+        ])
         .send()
         .await
         .unwrap();
@@ -466,7 +567,15 @@ async fn patient_under_14_is_refused(s: &TestServer) {
 }
 
 async fn pages_speak_french_by_default_and_english_on_request(s: &TestServer) {
-    let fr = s.anon.get(format!("{}/activate", s.auth_url())).send().await.unwrap().text().await.unwrap();
+    let fr = s
+        .anon
+        .get(format!("{}/activate", s.auth_url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(fr.contains("Activer votre compte") && fr.contains("name=\"activation_code\""));
     let en = s
         .anon
@@ -488,8 +597,9 @@ async fn representative_picks_a_patient(s: &TestServer) {
     let kid1 = s
         .create(json!({"resourceType": "Patient", "name": [{"given": ["Alice"]}], "birthDate": years_ago(s, 8)}))
         .await;
-    let kid2 =
-        s.create(json!({"resourceType": "Patient", "name": [{"given": ["Bob"]}], "birthDate": years_ago(s, 12)})).await;
+    let kid2 = s
+        .create(json!({"resourceType": "Patient", "name": [{"given": ["Bob"]}], "birthDate": years_ago(s, 12)}))
+        .await;
     let teen = s
         .create(json!({"resourceType": "Patient", "name": [{"given": ["Chloé"]}], "birthDate": years_ago(s, 15)}))
         .await;
@@ -501,14 +611,24 @@ async fn representative_picks_a_patient(s: &TestServer) {
     let r2 = s.create(rp(&kid2, "MTH")).await;
     let r3 = s.create(rp(&teen, "MTH")).await;
     let rid = |r: &Value| format!("RelatedPerson/{}", r["id"].as_str().unwrap());
-    carnet::auth::accounts::invite(s.state(), &rid(&r1), &[rid(&r2), rid(&r3)], Some("mom@example.org"), Lang::Fr)
-        .await
-        .unwrap();
+    carnet::auth::accounts::invite(
+        s.state(),
+        &rid(&r1),
+        &[rid(&r2), rid(&r3)],
+        Some("mom@example.org"),
+        Lang::Fr,
+    )
+    .await
+    .unwrap();
     let code = last_message(s)["code"].as_str().unwrap().to_string();
     let r = s
         .anon
         .post(format!("{}/activate", s.auth_url()))
-        .form(&[("activation_code", code.as_str()), ("username", "maman"), ("password", PASSWORD)])
+        .form(&[
+            ("activation_code", code.as_str()),
+            ("username", "maman"),
+            ("password", PASSWORD),
+        ])
         .send()
         .await
         .unwrap();
@@ -526,15 +646,32 @@ async fn representative_picks_a_patient(s: &TestServer) {
     let http = browser();
     let tx = hidden_tx(&http.get(url.as_str()).send().await.unwrap().text().await.unwrap());
     let authz = format!("{}/authorize", s.auth_url());
-    http.post(&authz).form(&[("tx", tx.as_str()), ("username", "maman"), ("password", PASSWORD)]).send().await.unwrap();
+    http.post(&authz)
+        .form(&[("tx", tx.as_str()), ("username", "maman"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
     let six = last_message(s)["code"].as_str().unwrap().to_string();
-    let picker = http.post(&authz).form(&[("tx", tx.as_str()), ("code", six.as_str())]).send().await.unwrap();
+    let picker = http
+        .post(&authz)
+        .form(&[("tx", tx.as_str()), ("code", six.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(picker.status().as_u16(), 200);
     let html = picker.text().await.unwrap();
     let id2 = kid2["id"].as_str().unwrap();
     assert!(html.contains("name=\"patient\"") && html.contains(kid1["id"].as_str().unwrap()) && html.contains(id2));
-    assert!(!html.contains(teen["id"].as_str().unwrap()), "a parent has no access once the child is 14");
-    let r = http.post(&authz).form(&[("tx", tx.as_str()), ("patient", id2)]).send().await.unwrap();
+    assert!(
+        !html.contains(teen["id"].as_str().unwrap()),
+        "a parent has no access once the child is 14"
+    );
+    let r = http
+        .post(&authz)
+        .form(&[("tx", tx.as_str()), ("patient", id2)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 303);
     let pairs = redirect_pairs(&r);
     let token = client
@@ -575,7 +712,9 @@ async fn external_issuer_tokens_are_accepted(backend: carnet_tests::Backend) {
         c.external_jwks = Some(jwks_path);
     })
     .await;
-    let p = s.create(json!({"resourceType": "Patient", "birthDate": "1970-01-01"})).await;
+    let p = s
+        .create(json!({"resourceType": "Patient", "birthDate": "1970-01-01"}))
+        .await;
     let id = p["id"].as_str().unwrap();
     let now = s.state().now() / 1_000_000;
     let token = |aud: &str, iss: &str| {
@@ -585,7 +724,11 @@ async fn external_issuer_tokens_are_accepted(backend: carnet_tests::Backend) {
         )
     };
     let good = token(&s.base, "https://idp.example");
-    let r = s.req_as(Some(&good), Method::GET, &format!("Patient/{id}")).send().await.unwrap();
+    let r = s
+        .req_as(Some(&good), Method::GET, &format!("Patient/{id}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     // user/ scopes are not for a patient, even from the IdP.
     let r = s
@@ -596,8 +739,15 @@ async fn external_issuer_tokens_are_accepted(backend: carnet_tests::Backend) {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 403);
-    for bad in [token("https://other.example/fhir", "https://idp.example"), token(&s.base, "https://evil.example")] {
-        let r = s.req_as(Some(&bad), Method::GET, &format!("Patient/{id}")).send().await.unwrap();
+    for bad in [
+        token("https://other.example/fhir", "https://idp.example"),
+        token(&s.base, "https://evil.example"),
+    ] {
+        let r = s
+            .req_as(Some(&bad), Method::GET, &format!("Patient/{id}"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status().as_u16(), 401);
     }
     s.stop().await;
@@ -925,7 +1075,13 @@ async fn password_reset_and_self_deactivation(s: &TestServer) {
     let old_token = before["access_token"].as_str().unwrap().to_string();
     // Reset: ask for a code, a wrong code is refused, the right one sets the password.
     let reset = format!("{}/reset", s.auth_url());
-    let r = s.anon.post(&reset).form(&[("username", username.as_str())]).send().await.unwrap();
+    let r = s
+        .anon
+        .post(&reset)
+        .form(&[("username", username.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let code = last_message(s)["code"].as_str().unwrap().to_string();
     assert_eq!(code.len(), 6);
@@ -934,7 +1090,11 @@ async fn password_reset_and_self_deactivation(s: &TestServer) {
     let r = s
         .anon
         .post(&reset)
-        .form(&[("username", username.as_str()), ("code", wrong), ("password", new_password)])
+        .form(&[
+            ("username", username.as_str()),
+            ("code", wrong),
+            ("password", new_password),
+        ])
         .send()
         .await
         .unwrap();
@@ -942,13 +1102,25 @@ async fn password_reset_and_self_deactivation(s: &TestServer) {
     let r = s
         .anon
         .post(&reset)
-        .form(&[("username", username.as_str()), ("code", code.as_str()), ("password", new_password)])
+        .form(&[
+            ("username", username.as_str()),
+            ("code", code.as_str()),
+            ("password", new_password),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
     // The reset ended the sessions the old password opened; the old password no longer works.
-    assert_eq!(s.req_as(Some(&old_token), Method::GET, "Patient").send().await.unwrap().status().as_u16(), 401);
+    assert_eq!(
+        s.req_as(Some(&old_token), Method::GET, "Patient")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
     let http = browser();
     let html = http
         .get(format!(
@@ -965,7 +1137,11 @@ async fn password_reset_and_self_deactivation(s: &TestServer) {
     let tx = hidden_tx(&html);
     let r = http
         .post(format!("{}/authorize", s.auth_url()))
-        .form(&[("tx", tx.as_str()), ("username", username.as_str()), ("password", PASSWORD)])
+        .form(&[
+            ("tx", tx.as_str()),
+            ("username", username.as_str()),
+            ("password", PASSWORD),
+        ])
         .send()
         .await
         .unwrap();
@@ -1004,7 +1180,11 @@ async fn password_reset_and_self_deactivation(s: &TestServer) {
     let tx = hidden_tx(&html);
     let r = http
         .post(format!("{}/authorize", s.auth_url()))
-        .form(&[("tx", tx.as_str()), ("username", username.as_str()), ("password", new_password)])
+        .form(&[
+            ("tx", tx.as_str()),
+            ("username", username.as_str()),
+            ("password", new_password),
+        ])
         .send()
         .await
         .unwrap();

@@ -69,11 +69,7 @@ fn base64(bytes: &[u8]) -> String {
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -118,12 +114,7 @@ async fn transaction_resolves_urn_references(s: &TestServer) {
     assert!(patient_ref.starts_with("Patient/"), "{patient_ref}");
     let e0 = &resp["entry"][0];
     assert_eq!(e0["response"]["etag"], "W/\"1\"");
-    assert!(
-        e0["response"]["lastModified"]
-            .as_str()
-            .unwrap()
-            .ends_with('Z')
-    );
+    assert!(e0["response"]["lastModified"].as_str().unwrap().ends_with('Z'));
     assert_eq!(e0["resource"]["subject"]["reference"], patient_ref.as_str());
     let (st, stored) = s.get_json(&located(e0)).await;
     assert_eq!(st, 200);
@@ -254,10 +245,8 @@ async fn conditional_references(s: &TestServer) {
     let id = p["id"].as_str().unwrap();
     let b = bundle(
         "transaction",
-        vec![
-            json!({"resource": observation(&format!("Patient?_id={id}")),
-        "request": {"method": "POST", "url": "Observation"}}),
-        ],
+        vec![json!({"resource": observation(&format!("Patient?_id={id}")),
+        "request": {"method": "POST", "url": "Observation"}})],
     );
     let (st, resp) = post(s, &b).await;
     assert_eq!(st, 200, "{resp}");
@@ -290,10 +279,8 @@ async fn conditional_reference_by_identifier(s: &TestServer) {
     let id = p["id"].as_str().unwrap();
     let b = bundle(
         "transaction",
-        vec![
-            json!({"resource": observation("Patient?identifier=http://x|Lavoie"),
-        "request": {"method": "POST", "url": "Observation"}}),
-        ],
+        vec![json!({"resource": observation("Patient?identifier=http://x|Lavoie"),
+        "request": {"method": "POST", "url": "Observation"}})],
     );
     let (st, resp) = post(s, &b).await;
     assert_eq!(st, 200, "{resp}");
@@ -322,10 +309,7 @@ async fn conditional_update_and_delete(s: &TestServer) {
     );
     let (st, resp) = post(s, &b).await;
     assert_eq!(st, 200, "{resp}");
-    assert_eq!(
-        statuses(&resp),
-        ["200 OK", "204 No Content", "204 No Content"]
-    );
+    assert_eq!(statuses(&resp), ["200 OK", "204 No Content", "204 No Content"]);
     let (_, now) = s.get_json(&format!("Patient/{a_id}")).await;
     assert_eq!(now["name"][0]["family"], "CondA2");
     assert_eq!(now["meta"]["versionId"], "2");
@@ -392,10 +376,7 @@ async fn transaction_reads_its_own_writes(s: &TestServer) {
     assert_eq!(resp["entry"][0]["resource"]["name"][0]["family"], "Own");
     // return=minimal: the write's entry has no resource, but its location.
     assert!(resp["entry"][1].get("resource").is_none());
-    assert_eq!(
-        resp["entry"][1]["response"]["location"],
-        "Patient/own-1/_history/1"
-    );
+    assert_eq!(resp["entry"][1]["response"]["location"], "Patient/own-1/_history/1");
 }
 
 async fn batch_failures_stay_in_their_entry(s: &TestServer) {
@@ -412,10 +393,7 @@ async fn batch_failures_stay_in_their_entry(s: &TestServer) {
     let (st, resp) = post(s, &b).await;
     assert_eq!(st, 200, "{resp}");
     assert_eq!(resp["type"], "batch-response");
-    assert_eq!(
-        statuses(&resp),
-        ["201 Created", "400 Bad Request", "201 Created"]
-    );
+    assert_eq!(statuses(&resp), ["201 Created", "400 Bad Request", "201 Created"]);
     let bad = &resp["entry"][1]["response"]["outcome"];
     assert_eq!(bad["resourceType"], "OperationOutcome");
     assert!(
@@ -466,22 +444,12 @@ async fn get_entries_in_a_batch(s: &TestServer) {
     assert_eq!(st, 200, "{resp}");
     assert_eq!(
         statuses(&resp),
-        [
-            "200 OK",
-            "404 Not Found",
-            "200 OK",
-            "200 OK",
-            "200 OK",
-            "200 OK"
-        ]
+        ["200 OK", "404 Not Found", "200 OK", "200 OK", "200 OK", "200 OK"]
     );
     let e = resp["entry"].as_array().unwrap();
     assert_eq!(e[0]["resource"]["id"], id);
     assert_eq!(e[0]["response"]["etag"], "W/\"1\"");
-    assert_eq!(
-        e[1]["response"]["outcome"]["resourceType"],
-        "OperationOutcome"
-    );
+    assert_eq!(e[1]["response"]["outcome"]["resourceType"], "OperationOutcome");
     assert_eq!(e[2]["resource"]["type"], "history");
     assert_eq!(e[3]["resource"]["meta"]["versionId"], "1");
     assert!(e[4].get("resource").is_none());
@@ -511,9 +479,7 @@ async fn patch_through_a_binary(s: &TestServer) {
     bad["data"] = json!("***");
     let b = bundle(
         "transaction",
-        vec![
-            json!({"resource": bad, "request": {"method": "PATCH", "url": format!("Patient/{id}")}}),
-        ],
+        vec![json!({"resource": bad, "request": {"method": "PATCH", "url": format!("Patient/{id}")}})],
     );
     let (st, oo) = post(s, &b).await;
     assert_eq!(st, 400);
@@ -534,9 +500,7 @@ async fn malformed_bundles_are_refused(s: &TestServer) {
         (
             bundle(
                 "batch",
-                vec![
-                    json!({"resource": patient("x"), "request": {"method": "FETCH", "url": "Patient"}}),
-                ],
+                vec![json!({"resource": patient("x"), "request": {"method": "FETCH", "url": "Patient"}})],
             ),
             "Bundle.entry[0].request.method",
         ),
@@ -568,9 +532,7 @@ async fn malformed_bundles_are_refused(s: &TestServer) {
         (
             bundle(
                 "transaction",
-                vec![
-                    json!({"request": {"method": "PUT", "url": "Patient"}, "resource": patient("x")}),
-                ],
+                vec![json!({"request": {"method": "PUT", "url": "Patient"}, "resource": patient("x")})],
             ),
             "Bundle.entry[0].request.url",
         ),
@@ -597,26 +559,19 @@ async fn malformed_bundles_are_refused(s: &TestServer) {
         let (st, oo) = post(s, &b).await;
         assert_eq!(st, 400, "{b}: {oo}");
         assert_eq!(oo["resourceType"], "OperationOutcome");
-        assert!(
-            expressions(&oo).iter().any(|e| e == path),
-            "{path} not in {oo}"
-        );
+        assert!(expressions(&oo).iter().any(|e| e == path), "{path} not in {oo}");
     }
     let (st, _) = post(s, &patient("NotABundle")).await;
     assert_eq!(st, 400);
     // Resource type differs from the URL's: the entry is named.
     let b = bundle(
         "transaction",
-        vec![
-            json!({"resource": patient("x"), "request": {"method": "POST", "url": "Observation"}}),
-        ],
+        vec![json!({"resource": patient("x"), "request": {"method": "POST", "url": "Observation"}})],
     );
     let (st, oo) = post(s, &b).await;
     assert_eq!(st, 400);
     assert!(
-        expressions(&oo)
-            .iter()
-            .any(|e| e.starts_with("Bundle.entry[0]")),
+        expressions(&oo).iter().any(|e| e.starts_with("Bundle.entry[0]")),
         "{oo}"
     );
     nothing_stored(s).await;

@@ -19,16 +19,22 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 fn carnet_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf();
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace")
+            .to_path_buf();
         let status = std::process::Command::new(env!("CARGO"))
             .args(["build", "-p", "carnet"])
             .current_dir(&workspace)
             .status()
             .expect("run cargo build");
         assert!(status.success(), "cargo build -p carnet failed");
-        let target =
-            std::env::var_os("CARGO_TARGET_DIR").map(|d| workspace.join(d)).unwrap_or_else(|| workspace.join("target"));
-        let bin = target.join("debug").join(format!("carnet{}", std::env::consts::EXE_SUFFIX));
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(|d| workspace.join(d))
+            .unwrap_or_else(|| workspace.join("target"));
+        let bin = target
+            .join("debug")
+            .join(format!("carnet{}", std::env::consts::EXE_SUFFIX));
         assert!(bin.is_file(), "no binary at {}", bin.display());
         bin
     })
@@ -77,11 +83,15 @@ async fn admin(s: &TestServer, dir: &Path, args: &[&str]) -> Out {
 
 /// The messages in an outbox folder, oldest first.
 fn outbox(dir: &Path) -> Vec<Value> {
-    let mut names: Vec<PathBuf> =
-        std::fs::read_dir(dir).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
     names.retain(|p| p.extension().is_some_and(|x| x == "json"));
     names.sort();
-    names.iter().map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()).collect()
+    names
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .collect()
 }
 
 /// `A-000000`: a capital letter, a dash, six digits (policy, "Accounts").
@@ -113,13 +123,28 @@ async fn administration_commands(s: &TestServer) {
     .await;
     assert!(o.ok, "{}", o.stderr);
     assert!(o.stdout.contains("registered client cli-app"), "{}", o.stdout);
-    let o =
-        admin(s, dir, &["client", "register", "--client-id", "cli-svc", "--secret", "--scope", "system/*.rs"]).await;
+    let o = admin(
+        s,
+        dir,
+        &[
+            "client",
+            "register",
+            "--client-id",
+            "cli-svc",
+            "--secret",
+            "--scope",
+            "system/*.rs",
+        ],
+    )
+    .await;
     assert!(o.ok, "{}", o.stderr);
     let secret = o
         .stdout
         .lines()
-        .find_map(|l| l.split_once("client secret (shown once, stored hashed): ").map(|(_, s)| s.trim().to_string()))
+        .find_map(|l| {
+            l.split_once("client secret (shown once, stored hashed): ")
+                .map(|(_, s)| s.trim().to_string())
+        })
         .expect("secret printed");
     let r = s
         .anon
@@ -133,19 +158,56 @@ async fn administration_commands(s: &TestServer) {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["scope"], "system/*.rs");
     // The same id again is refused; an unknown scope too.
-    let o =
-        admin(s, dir, &["client", "register", "--client-id", "cli-app", "--public", "--scope", "patient/*.rs"]).await;
+    let o = admin(
+        s,
+        dir,
+        &[
+            "client",
+            "register",
+            "--client-id",
+            "cli-app",
+            "--public",
+            "--scope",
+            "patient/*.rs",
+        ],
+    )
+    .await;
     assert!(!o.ok);
     assert!(o.stderr.contains("already exists"), "{}", o.stderr);
-    let o = admin(s, dir, &["client", "register", "--client-id", "x", "--public", "--scope", "everything"]).await;
+    let o = admin(
+        s,
+        dir,
+        &[
+            "client",
+            "register",
+            "--client-id",
+            "x",
+            "--public",
+            "--scope",
+            "everything",
+        ],
+    )
+    .await;
     assert!(!o.ok);
     assert!(o.stderr.contains("unknown scopes: everything"), "{}", o.stderr);
 
     let o = admin(s, dir, &["client", "list"]).await;
     assert!(o.ok, "{}", o.stderr);
     let lines: Vec<&str> = o.stdout.lines().collect();
-    assert!(lines.iter().any(|l| l.starts_with("cli-app\tpublic\t") && l.contains("patient/*.rs")), "{}", o.stdout);
-    assert!(lines.iter().any(|l| l.starts_with("cli-svc\t") && l.ends_with("system/*.rs")), "{}", o.stdout);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("cli-app\tpublic\t") && l.contains("patient/*.rs")),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("cli-svc\t") && l.ends_with("system/*.rs")),
+        "{}",
+        o.stdout
+    );
 
     // Accounts: the invited Patient must exist.
     let p = s
@@ -160,43 +222,67 @@ async fn administration_commands(s: &TestServer) {
     let code = o
         .stdout
         .lines()
-        .find_map(|l| l.strip_prefix("activation code: ").and_then(|r| r.split_whitespace().next()))
+        .find_map(|l| {
+            l.strip_prefix("activation code: ")
+                .and_then(|r| r.split_whitespace().next())
+        })
         .expect("activation code printed")
         .to_string();
     assert!(is_activation_code(&code), "{code}");
     assert!(o.stdout.contains("sent to maude@example.org"), "{}", o.stdout);
     let sent = outbox(&dir.join("outbox"));
-    let msg = sent.iter().find(|m| m["code"] == code.as_str()).expect("the code is in the outbox");
+    let msg = sent
+        .iter()
+        .find(|m| m["code"] == code.as_str())
+        .expect("the code is in the outbox");
     assert_eq!(msg["to"], "maude@example.org");
     assert!(msg["body"].as_str().unwrap().contains(&code));
     assert!(msg["subject"].as_str().is_some_and(|t| !t.is_empty()));
 
     let o = admin(s, dir, &["account", "list"]).await;
     assert!(o.ok, "{}", o.stderr);
-    let row = o.stdout.lines().find(|l| l.starts_with(&format!("{fhir_user}\t"))).expect("listed");
+    let row = o
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{fhir_user}\t")))
+        .expect("listed");
     let cols: Vec<&str> = row.split('\t').collect();
     assert_eq!(cols[1..], ["-", "Invited", "false", "0"], "{row}");
 
     // Lock the account (five failures, as the sign-in page records them), then unlock it.
-    let account = carnet::auth::accounts::by_fhir_user(s.state().store(), &fhir_user).await.unwrap().unwrap();
+    let account = carnet::auth::accounts::by_fhir_user(s.state().store(), &fhir_user)
+        .await
+        .unwrap()
+        .unwrap();
     for _ in 0..5 {
-        carnet::auth::lockout::record_failure(s.state().store(), &account.id).await.unwrap();
+        carnet::auth::lockout::record_failure(s.state().store(), &account.id)
+            .await
+            .unwrap();
     }
     let o = admin(s, dir, &["account", "list"]).await;
-    let row = o.stdout.lines().find(|l| l.starts_with(&format!("{fhir_user}\t"))).expect("listed");
+    let row = o
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{fhir_user}\t")))
+        .expect("listed");
     assert_eq!(row.split('\t').nth(3), Some("true"), "{row}");
     let o = admin(s, dir, &["account", "unlock", &fhir_user]).await;
     assert!(o.ok, "{}", o.stderr);
     assert!(o.stdout.contains(&format!("unlocked {fhir_user}")), "{}", o.stdout);
     let o = admin(s, dir, &["account", "list"]).await;
-    let row = o.stdout.lines().find(|l| l.starts_with(&format!("{fhir_user}\t"))).expect("listed");
+    let row = o
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{fhir_user}\t")))
+        .expect("listed");
     assert_eq!(row.split('\t').collect::<Vec<_>>()[3..], ["false", "0"], "{row}");
 
     // Bad invocations: non-zero, and a message that says what is wrong.
     let o = admin(s, dir, &["account", "invite", "--fhir-user", "Observation/1"]).await;
     assert!(!o.ok);
     assert!(
-        o.stderr.contains("--fhir-user must be Patient/<id>, RelatedPerson/<id> or Practitioner/<id>"),
+        o.stderr
+            .contains("--fhir-user must be Patient/<id>, RelatedPerson/<id> or Practitioner/<id>"),
         "{}",
         o.stderr
     );
@@ -226,14 +312,26 @@ async fn register_on_a_new_sqlite_database() {
         v
     };
     let o = carnet(
-        args(&["client", "register", "--client-id", "svc", "--secret", "--scope", "system/*.*"]),
+        args(&[
+            "client",
+            "register",
+            "--client-id",
+            "svc",
+            "--secret",
+            "--scope",
+            "system/*.*",
+        ]),
         tmp.path().to_path_buf(),
     )
     .await;
     assert!(o.ok, "{}", o.stderr);
     let o = carnet(args(&["client", "list"]), tmp.path().to_path_buf()).await;
     assert!(o.ok, "{}", o.stderr);
-    assert!(o.stdout.lines().any(|l| l.starts_with("svc\tconfidential-symmetric\t") || l.starts_with("svc\t")));
+    assert!(
+        o.stdout
+            .lines()
+            .any(|l| l.starts_with("svc\tconfidential-symmetric\t") || l.starts_with("svc\t"))
+    );
 }
 
 fn free_port() -> u16 {
@@ -275,13 +373,19 @@ async fn first_run_message_leads_to_a_token() {
     .await
     .expect("the token command within 60 s");
     let all = printed.join("\n");
-    assert!(all.contains("First run: registered the local administration client 'carnet-admin'"), "{all}");
+    assert!(
+        all.contains("First run: registered the local administration client 'carnet-admin'"),
+        "{all}"
+    );
     assert!(all.contains(&format!("http://127.0.0.1:{port}/fhir")), "{all}");
 
     // TOKEN=$(curl -s -u carnet-admin:$(cat <file>) -d grant_type=client_credentials -d scope='system/*.*' <url> | sed …)
     let words: Vec<&str> = curl.split_whitespace().collect();
     let user = words[words.iter().position(|w| *w == "-u").unwrap() + 1];
-    let (client_id, rest) = user.split_once(":$(cat").map(|(a, b)| (a, b.trim())).unwrap_or((user, ""));
+    let (client_id, rest) = user
+        .split_once(":$(cat")
+        .map(|(a, b)| (a, b.trim()))
+        .unwrap_or((user, ""));
     let secret_file = if rest.is_empty() {
         words[words.iter().position(|w| *w == "-u").unwrap() + 2].trim_end_matches(')')
     } else {
@@ -309,7 +413,13 @@ async fn first_run_message_leads_to_a_token() {
     assert!(!all.contains(&secret), "the secret is not printed");
 
     let http = reqwest::Client::new();
-    let r = http.post(&url).basic_auth(client_id, Some(&secret)).form(&form).send().await.unwrap();
+    let r = http
+        .post(&url)
+        .basic_auth(client_id, Some(&secret))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let body: Value = r.json().await.unwrap();
     let token = body["access_token"].as_str().unwrap().to_string();
@@ -324,7 +434,10 @@ async fn first_run_message_leads_to_a_token() {
             .await
             .unwrap();
         let shell_token = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(shell_token.split('.').count() == 3 && !shell_token.contains('{'), "{shell_token}");
+        assert!(
+            shell_token.split('.').count() == 3 && !shell_token.contains('{'),
+            "{shell_token}"
+        );
     }
 
     let base = format!("http://127.0.0.1:{port}/fhir");
@@ -339,12 +452,21 @@ async fn first_run_message_leads_to_a_token() {
     assert_eq!(r.status().as_u16(), 201);
     let created: Value = r.json().await.unwrap();
     let id = created["id"].as_str().unwrap();
-    let r = http.get(format!("{base}/Patient/{id}")).bearer_auth(&token).send().await.unwrap();
+    let r = http
+        .get(format!("{base}/Patient/{id}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let read: Value = r.json().await.unwrap();
     assert_eq!(read["name"][0]["given"][0], "Élise");
     // Without the token: 401.
-    let r = http.request(Method::GET, format!("{base}/Patient/{id}")).send().await.unwrap();
+    let r = http
+        .request(Method::GET, format!("{base}/Patient/{id}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 401);
     assert!(tmp.path().join("carnet-data").join("carnet.db").is_file());
 

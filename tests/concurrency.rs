@@ -52,7 +52,11 @@ async fn concurrent_if_match_updates_lose_nothing(s: &TestServer) {
         .iter()
         .map(|e| e["resource"]["meta"]["versionId"].as_str().unwrap().parse().unwrap())
         .collect();
-    assert_eq!(versions, (1..=13).rev().collect::<Vec<u64>>(), "versions must be gapless");
+    assert_eq!(
+        versions,
+        (1..=13).rev().collect::<Vec<u64>>(),
+        "versions must be gapless"
+    );
 }
 
 async fn concurrent_creates_get_distinct_ids(s: &TestServer) {
@@ -81,7 +85,10 @@ async fn concurrent_creates_get_distinct_ids(s: &TestServer) {
     assert_eq!(ids.len(), 20);
 }
 
-on_both_backends!(concurrent_if_match_updates_lose_nothing, concurrent_creates_get_distinct_ids);
+on_both_backends!(
+    concurrent_if_match_updates_lose_nothing,
+    concurrent_creates_get_distinct_ids
+);
 
 /// Two servers on one PostgreSQL database: what one writes the other reads, and their
 /// writers conflict exactly as one server's would.

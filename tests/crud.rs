@@ -23,7 +23,10 @@ async fn create_then_read(s: &TestServer) {
     assert!(h.contains_key("last-modified"));
     let created: Value = r.json().await.unwrap();
     let id = created["id"].as_str().unwrap().to_string();
-    assert_eq!(h["location"].to_str().unwrap(), s.url(&format!("Patient/{id}/_history/1")));
+    assert_eq!(
+        h["location"].to_str().unwrap(),
+        s.url(&format!("Patient/{id}/_history/1"))
+    );
     assert_eq!(created["meta"]["versionId"], "1");
     assert!(created["meta"]["lastUpdated"].as_str().unwrap().ends_with('Z'));
 
@@ -89,7 +92,12 @@ async fn stale_if_match_is_refused(s: &TestServer) {
     assert_eq!(stale.status().as_u16(), 412);
     let oo: Value = stale.json().await.unwrap();
     assert_eq!(oo["resourceType"], "OperationOutcome");
-    let stale_delete = s.req(Method::DELETE, &path).header("if-match", "W/\"1\"").send().await.unwrap();
+    let stale_delete = s
+        .req(Method::DELETE, &path)
+        .header("if-match", "W/\"1\"")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(stale_delete.status().as_u16(), 412);
     let (_, now) = s.get_json(&path).await;
     assert_eq!(now["meta"]["versionId"], "2");
@@ -113,12 +121,30 @@ async fn delete_then_gone(s: &TestServer) {
 async fn conditional_read_headers(s: &TestServer) {
     let created = s.create(patient()).await;
     let path = format!("Patient/{}", created["id"].as_str().unwrap());
-    let r = s.req(Method::GET, &path).header("if-none-match", "W/\"1\"").send().await.unwrap();
+    let r = s
+        .req(Method::GET, &path)
+        .header("if-none-match", "W/\"1\"")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 304);
-    let r = s.req(Method::GET, &path).header("if-none-match", "W/\"0\"").send().await.unwrap();
+    let r = s
+        .req(Method::GET, &path)
+        .header("if-none-match", "W/\"0\"")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let lm = s.get(&path).await.headers()["last-modified"].to_str().unwrap().to_string();
-    let r = s.req(Method::GET, &path).header("if-modified-since", lm).send().await.unwrap();
+    let lm = s.get(&path).await.headers()["last-modified"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let r = s
+        .req(Method::GET, &path)
+        .header("if-modified-since", lm)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 304);
     let r = s
         .req(Method::GET, &path)
@@ -194,15 +220,24 @@ async fn json_patch(s: &TestServer) {
 
 async fn bad_input_is_refused_with_a_path(s: &TestServer) {
     let cases = [
-        (json!({"resourceType": "Patient", "birthDate": "1980-13-45"}), "Patient.birthDate"),
-        (json!({"resourceType": "Patient", "unknownThing": true}), "Patient.unknownThing"),
+        (
+            json!({"resourceType": "Patient", "birthDate": "1980-13-45"}),
+            "Patient.birthDate",
+        ),
+        (
+            json!({"resourceType": "Patient", "unknownThing": true}),
+            "Patient.unknownThing",
+        ),
         (json!({"resourceType": "Patient", "active": "yes"}), "Patient.active"),
     ];
     for (body, path) in cases {
         let r = s.send_json(Method::POST, "Patient", &body).await;
         assert_eq!(r.status().as_u16(), 400, "{body}");
         let oo: Value = r.json().await.unwrap();
-        assert!(expressions(&oo).iter().any(|e| e.starts_with(path)), "{path} not in {oo}");
+        assert!(
+            expressions(&oo).iter().any(|e| e.starts_with(path)),
+            "{path} not in {oo}"
+        );
     }
     // resourceType that does not match the URL
     let r = s.send_json(Method::POST, "Observation", &patient()).await;
@@ -222,10 +257,21 @@ async fn bad_input_is_refused_with_a_path(s: &TestServer) {
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     // unsupported media type
-    let r = s.req(Method::POST, "Patient").header("content-type", "text/plain").body("x").send().await.unwrap();
+    let r = s
+        .req(Method::POST, "Patient")
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 415);
     // not acceptable
-    let r = s.req(Method::GET, "metadata").header("accept", "image/png").send().await.unwrap();
+    let r = s
+        .req(Method::GET, "metadata")
+        .header("accept", "image/png")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 406);
     // unknown type
     let (st, _) = s.get_json("Unicorn/1").await;
@@ -274,19 +320,25 @@ async fn body_limit_is_413_postgres() {
 
 async fn summary_and_elements_on_read(s: &TestServer) {
     let mut p = patient();
-    p["text"] = json!({"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">Élise Tremblay</div>"});
+    p["text"] =
+        json!({"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">Élise Tremblay</div>"});
     p["photo"] = json!([{"contentType": "image/png", "data": "iVBORw0KGgo="}]);
     let created = s.create(p).await;
     let path = format!("Patient/{}", created["id"].as_str().unwrap());
     let subsetted = |v: &Value| {
-        v["meta"]["tag"].as_array().is_some_and(|t| t.iter().any(|t| t["code"] == "SUBSETTED"))
+        v["meta"]["tag"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["code"] == "SUBSETTED"))
     };
     let (_, full) = s.get_json(&path).await;
     assert!(full.get("photo").is_some() && !subsetted(&full));
     let (_, summary) = s.get_json(&format!("{path}?_summary=true")).await;
     assert_eq!(summary["birthDate"], "1980-02-29");
     assert!(summary.get("name").is_some() && summary.get("identifier").is_some());
-    assert!(summary.get("photo").is_none() && summary.get("text").is_none(), "{summary}");
+    assert!(
+        summary.get("photo").is_none() && summary.get("text").is_none(),
+        "{summary}"
+    );
     assert!(subsetted(&summary));
     let (_, text) = s.get_json(&format!("{path}?_summary=text")).await;
     assert!(text.get("text").is_some() && text.get("name").is_none() && text.get("id").is_some());
@@ -307,11 +359,17 @@ async fn history_levels_and_paging(s: &TestServer) {
         let r = s.send_json(Method::PUT, &format!("Patient/{id}"), &a).await;
         assert_eq!(r.status().as_u16(), 200);
     }
-    s.create(json!({"resourceType": "Organization", "name": "CIUSSS"})).await;
+    s.create(json!({"resourceType": "Organization", "name": "CIUSSS"}))
+        .await;
     let (st, h) = s.get_json(&format!("Patient/{id}/_history")).await;
     assert_eq!(st, 200);
     assert_eq!(h["type"], "history");
-    let versions: Vec<&str> = h["entry"].as_array().unwrap().iter().map(|e| e["resource"]["meta"]["versionId"].as_str().unwrap()).collect();
+    let versions: Vec<&str> = h["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["meta"]["versionId"].as_str().unwrap())
+        .collect();
     assert_eq!(versions, ["4", "3", "2", "1"]);
     let (_, t) = s.get_json("Patient/_history").await;
     assert_eq!(t["entry"].as_array().unwrap().len(), 4);
@@ -326,14 +384,21 @@ async fn history_levels_and_paging(s: &TestServer) {
         for e in page["entry"].as_array().unwrap() {
             seen.push(e["resource"]["meta"]["versionId"].as_str().unwrap().to_string());
         }
-        match page["link"].as_array().unwrap().iter().find(|l| l["relation"] == "next") {
+        match page["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+        {
             Some(l) => url = l["url"].as_str().unwrap().to_string(),
             None => break,
         }
     }
     assert_eq!(seen, ["4", "3", "2", "1"]);
     // _since in the future returns nothing
-    let (_, none) = s.get_json(&format!("Patient/{id}/_history?_since=2999-01-01T00:00:00Z")).await;
+    let (_, none) = s
+        .get_json(&format!("Patient/{id}/_history?_since=2999-01-01T00:00:00Z"))
+        .await;
     assert!(none.get("entry").is_none());
     let (st, _) = s.get_json(&format!("Patient/{id}/_history?_since=garbage")).await;
     assert_eq!(st, 400);
@@ -350,7 +415,12 @@ async fn xml_in_and_out(s: &TestServer) {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 201);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/fhir+xml"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/fhir+xml")
+    );
     let loc = r.headers()["location"].to_str().unwrap().to_string();
     let text = r.text().await.unwrap();
     assert!(text.contains("<family value=\"Côté\"/>"), "{text}");

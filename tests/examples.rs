@@ -34,7 +34,11 @@ fn package_dir() -> PathBuf {
     let out = std::process::Command::new(root.join("scripts/fetch-fhir-packages.sh"))
         .output()
         .expect("run scripts/fetch-fhir-packages.sh");
-    assert!(out.status.success(), "fetching the R4 examples failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "fetching the R4 examples failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()).join("package")
 }
 
@@ -92,11 +96,19 @@ async fn official_examples_round_trip(s: &TestServer) {
             (st, read) = (200, serde_json::from_slice(&v.content.unwrap()).unwrap());
         }
         assert_eq!(st, 200, "{file}");
-        assert_eq!(without_server_meta(read), without_server_meta(example.clone()), "{file} did not read back equal");
+        assert_eq!(
+            without_server_meta(read),
+            without_server_meta(example.clone()),
+            "{file} did not read back equal"
+        );
     }
     let refused_files: Vec<&str> = refused.iter().map(|(f, _, _)| f.as_str()).collect();
     let expected: Vec<&str> = REFUSED.iter().map(|(f, _)| *f).collect();
-    eprintln!("{} examples round-tripped, {} refused", examples.len() - refused.len(), refused.len());
+    eprintln!(
+        "{} examples round-tripped, {} refused",
+        examples.len() - refused.len(),
+        refused.len()
+    );
     assert_eq!(refused_files, expected, "refused: {refused:#?}");
 }
 

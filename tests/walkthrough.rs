@@ -16,7 +16,10 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_path_buf()
 }
 
 /// Builds the debug `carnet` binary once per test process and returns its path.
@@ -30,9 +33,12 @@ fn carnet_bin() -> &'static Path {
             .status()
             .expect("run cargo build");
         assert!(status.success(), "cargo build -p carnet failed");
-        let target =
-            std::env::var_os("CARGO_TARGET_DIR").map(|d| workspace.join(d)).unwrap_or_else(|| workspace.join("target"));
-        let bin = target.join("debug").join(format!("carnet{}", std::env::consts::EXE_SUFFIX));
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(|d| workspace.join(d))
+            .unwrap_or_else(|| workspace.join("target"));
+        let bin = target
+            .join("debug")
+            .join(format!("carnet{}", std::env::consts::EXE_SUFFIX));
         assert!(bin.is_file(), "no binary at {}", bin.display());
         bin
     })
@@ -41,7 +47,9 @@ fn carnet_bin() -> &'static Path {
 /// The first ```sh block after `heading` in README.md.
 fn readme_block(heading: &str) -> String {
     let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
-    let at = readme.find(heading).unwrap_or_else(|| panic!("README has no {heading:?}"));
+    let at = readme
+        .find(heading)
+        .unwrap_or_else(|| panic!("README has no {heading:?}"));
     let rest = &readme[at..];
     let start = rest.find("```sh\n").expect("a sh block") + "```sh\n".len();
     let end = rest[start..].find("```").expect("the block's end");
@@ -125,7 +133,10 @@ async fn readme_smart_walkthrough() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "the walk-through failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    assert!(
+        out.status.success(),
+        "the walk-through failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
     let var = |name: &str| {
         stdout
             .lines()
@@ -142,15 +153,24 @@ async fn readme_smart_walkthrough() {
         "activation code {act:?}\n{context}"
     );
     let six = var("SIX");
-    assert!(six.len() == 6 && six.bytes().all(|c| c.is_ascii_digit()), "sign-in code {six:?}\n{context}");
-    assert!(!var("CODE").is_empty() && !var("CODE").contains('/'), "authorization code\n{context}");
+    assert!(
+        six.len() == 6 && six.bytes().all(|c| c.is_ascii_digit()),
+        "sign-in code {six:?}\n{context}"
+    );
+    assert!(
+        !var("CODE").is_empty() && !var("CODE").contains('/'),
+        "authorization code\n{context}"
+    );
     let ptoken = var("PTOKEN");
     let c = claims(&ptoken);
     assert_eq!(c["patient"], "lea", "{c}");
     assert!(c["scope"].as_str().unwrap().contains("patient/*.rs"), "{c}");
 
     // Step 7: the patient reads her record and may not delete it.
-    let lines: Vec<&str> = stdout.lines().filter(|l| !l.starts_with('@') && !l.is_empty()).collect();
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| !l.starts_with('@') && !l.is_empty())
+        .collect();
     let last = lines.last().copied().unwrap_or_default();
     assert!(last.ends_with("403"), "{context}");
     // The activation page's HTML has no final newline: the read follows it on the same line.

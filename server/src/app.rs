@@ -14,7 +14,11 @@ use crate::store::Store;
 /// Connects to the database (running migrations) and builds the state.
 pub async fn build_state(config: Config, clock: Option<Arc<dyn Clock>>) -> anyhow::Result<AppState> {
     let store = Store::connect(&config.database_url, config.db_pool).await?;
-    Ok(AppState::new(config, store, clock.unwrap_or_else(|| Arc::new(SystemClock))))
+    Ok(AppState::new(
+        config,
+        store,
+        clock.unwrap_or_else(|| Arc::new(SystemClock)),
+    ))
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish.
@@ -54,7 +58,13 @@ impl Running {
         let task = tokio::spawn(serve(listener, state.clone(), async move {
             let _ = rx.await;
         }));
-        Ok(Running { addr, base_url, state, stop: std::sync::Mutex::new(Some(tx)), task })
+        Ok(Running {
+            addr,
+            base_url,
+            state,
+            stop: std::sync::Mutex::new(Some(tx)),
+            task,
+        })
     }
 
     /// Starts a graceful shutdown: no new connections, in-flight requests finish.

@@ -157,7 +157,10 @@ async fn migrate(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(config.log_format);
     let store = crate::store::Store::connect(&config.database_url, 1).await?;
     store.close().await;
-    println!("migrations applied to {}", crate::store::connect_redacted(&config.database_url));
+    println!(
+        "migrations applied to {}",
+        crate::store::connect_redacted(&config.database_url)
+    );
     Ok(())
 }
 
@@ -187,18 +190,25 @@ async fn shutdown_signal() {
 impl From<ClientCommand> for crate::auth::admin::ClientCmd {
     fn from(c: ClientCommand) -> Self {
         match c {
-            ClientCommand::Register { client_id, name, redirect_uris, scope, public, secret, jwks_file, args } => {
-                crate::auth::admin::ClientCmd::Register {
-                    client_id,
-                    name,
-                    redirect_uris,
-                    scope,
-                    public,
-                    secret,
-                    jwks_file,
-                    args,
-                }
-            }
+            ClientCommand::Register {
+                client_id,
+                name,
+                redirect_uris,
+                scope,
+                public,
+                secret,
+                jwks_file,
+                args,
+            } => crate::auth::admin::ClientCmd::Register {
+                client_id,
+                name,
+                redirect_uris,
+                scope,
+                public,
+                secret,
+                jwks_file,
+                args,
+            },
             ClientCommand::List { args } => crate::auth::admin::ClientCmd::List { args },
         }
     }
@@ -207,9 +217,19 @@ impl From<ClientCommand> for crate::auth::admin::ClientCmd {
 impl From<AccountCommand> for crate::auth::admin::AccountCmd {
     fn from(c: AccountCommand) -> Self {
         match c {
-            AccountCommand::Invite { fhir_user, also, to, lang, args } => {
-                crate::auth::admin::AccountCmd::Invite { fhir_user, also, to, lang, args }
-            }
+            AccountCommand::Invite {
+                fhir_user,
+                also,
+                to,
+                lang,
+                args,
+            } => crate::auth::admin::AccountCmd::Invite {
+                fhir_user,
+                also,
+                to,
+                lang,
+                args,
+            },
             AccountCommand::Unlock { account, args } => crate::auth::admin::AccountCmd::Unlock { account, args },
             AccountCommand::List { args } => crate::auth::admin::AccountCmd::List { args },
         }

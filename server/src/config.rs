@@ -173,7 +173,11 @@ impl Config {
         if let Some(l) = args.confidentiality_labels.clone().or(file.confidentiality_labels) {
             policy.confidentiality_labels = crate::policy::settings::split_list(&l);
         }
-        if let Some(p) = args.sensitive_results_valueset.clone().or(file.sensitive_results_valueset) {
+        if let Some(p) = args
+            .sensitive_results_valueset
+            .clone()
+            .or(file.sensitive_results_valueset)
+        {
             policy.load_value_set(&p)?;
         }
         Ok(Config {
@@ -194,8 +198,16 @@ impl Config {
                 .clone()
                 .or(file.outbox_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_OUTBOX_DIR)),
-            data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
-            auth_url: args.auth_url.clone().or(file.auth_url).map(|u| u.trim_end_matches('/').to_string()),
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            auth_url: args
+                .auth_url
+                .clone()
+                .or(file.auth_url)
+                .map(|u| u.trim_end_matches('/').to_string()),
             access_token_secs: args
                 .access_token_secs
                 .or(file.access_token_secs)
@@ -255,15 +267,27 @@ mod tests {
 
         let dir = tempfile_dir();
         let file = dir.join("carnet.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nbody_limit = 1024\nlog_format = \"json\"\n").unwrap();
-        let args = ServeArgs { config: Some(file.clone()), ..ServeArgs::default() };
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\nbody_limit = 1024\nlog_format = \"json\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(file.clone()),
+            ..ServeArgs::default()
+        };
         let c = Config::resolve(&args).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:9000");
         assert_eq!(c.base_url, "http://127.0.0.1:9000/fhir");
         assert_eq!(c.body_limit, 1024);
         assert_eq!(c.log_format, LogFormat::Json);
 
-        let args = ServeArgs { config: Some(file), body_limit: Some(2048), base_url: Some("https://fhir.example/fhir/".into()), ..ServeArgs::default() };
+        let args = ServeArgs {
+            config: Some(file),
+            body_limit: Some(2048),
+            base_url: Some("https://fhir.example/fhir/".into()),
+            ..ServeArgs::default()
+        };
         let c = Config::resolve(&args).unwrap();
         assert_eq!(c.body_limit, 2048);
         assert_eq!(c.base_url, "https://fhir.example/fhir");
@@ -274,7 +298,11 @@ mod tests {
         let dir = tempfile_dir();
         let file = dir.join("bad.toml");
         std::fs::write(&file, "lisen = \"127.0.0.1:9000\"\n").unwrap();
-        let err = Config::resolve(&ServeArgs { config: Some(file), ..ServeArgs::default() }).unwrap_err();
+        let err = Config::resolve(&ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
         assert!(err.to_string().contains("lisen"), "{err}");
     }
 

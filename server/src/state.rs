@@ -25,12 +25,33 @@ struct Inner {
 impl AppState {
     pub fn new(config: Config, store: Store, clock: Arc<dyn Clock>) -> AppState {
         let auth = AuthState::new(Arc::new(OutboxSender::new(config.outbox_dir.clone())));
-        AppState { inner: Arc::new(Inner { config, store, clock, auth, auditor: Default::default() }) }
+        AppState {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                clock,
+                auth,
+                auditor: Default::default(),
+            }),
+        }
     }
 
     /// Like [`AppState::new`] with another message sender (SMS or e-mail gateways).
-    pub fn with_sender(config: Config, store: Store, clock: Arc<dyn Clock>, sender: Arc<dyn crate::auth::sender::Sender>) -> AppState {
-        AppState { inner: Arc::new(Inner { config, store, clock, auth: AuthState::new(sender), auditor: Default::default() }) }
+    pub fn with_sender(
+        config: Config,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        sender: Arc<dyn crate::auth::sender::Sender>,
+    ) -> AppState {
+        AppState {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                clock,
+                auth: AuthState::new(sender),
+                auditor: Default::default(),
+            }),
+        }
     }
 
     /// The auth layer's caches and sender (its state proper is in the database).

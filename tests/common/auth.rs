@@ -29,7 +29,11 @@ impl ClientKey {
             "x": URL_SAFE_NO_PAD.encode(&point[1..49]),
             "y": URL_SAFE_NO_PAD.encode(&point[49..97]),
         }]});
-        ClientKey { kid, encoding: EncodingKey::from_ec_der(doc.as_ref()), jwks }
+        ClientKey {
+            kid,
+            encoding: EncodingKey::from_ec_der(doc.as_ref()),
+            jwks,
+        }
     }
 
     /// A client assertion with the given claims (tests vary them to provoke refusals).
@@ -56,7 +60,9 @@ pub async fn register_jwks_client(state: &AppState, client_id: &str, scopes: &st
         scopes: scopes.into(),
         credential: Credential::Jwks(key.jwks.to_string()),
     };
-    clients::register(state.store(), &reg, state.now()).await.expect("register client");
+    clients::register(state.store(), &reg, state.now())
+        .await
+        .expect("register client");
 }
 
 /// POSTs a client_credentials request with a fresh assertion; returns status and body.
@@ -74,7 +80,10 @@ pub async fn client_credentials(
         .form(&[
             ("grant_type", "client_credentials"),
             ("scope", scope),
-            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
             ("client_assertion", assertion.as_str()),
         ])
         .send()

@@ -102,7 +102,10 @@ impl TestServer {
         let anon = reqwest::Client::new();
         let token = default_token(&running, &anon).await;
         let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
         TestServer {
             base: running.base_url.clone(),
             client: reqwest::Client::builder().default_headers(headers).build().unwrap(),
@@ -203,9 +206,11 @@ impl TestServer {
         if let Some(name) = self.pg_db.take()
             && let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await
         {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                .execute(&mut conn)
-                .await;
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut conn)
+            .await;
         }
     }
 }

@@ -30,13 +30,22 @@ static TRUE: Value = Value::Bool(true);
 static FALSE: Value = Value::Bool(false);
 
 fn boolean<'a>(b: bool) -> Node<'a> {
-    Node { value: if b { &TRUE } else { &FALSE }, type_name: Some("boolean") }
+    Node {
+        value: if b { &TRUE } else { &FALSE },
+        type_name: Some("boolean"),
+    }
 }
 
 /// The root resource, typed by its `resourceType`.
 fn root(resource: &Value) -> Node<'_> {
-    let type_name = resource.get("resourceType").and_then(Value::as_str).and_then(types::resource_type);
-    Node { value: resource, type_name }
+    let type_name = resource
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .and_then(types::resource_type);
+    Node {
+        value: resource,
+        type_name,
+    }
 }
 
 type Sink<'s, 'a> = &'s mut dyn FnMut(Node<'a>);
@@ -88,7 +97,10 @@ impl Expr {
             }
             Expr::As(inner, t) => inner.each(res, focus, &mut |n| {
                 if is_type(&n, t) {
-                    f(Node { value: n.value, type_name: t.known.or(n.type_name) });
+                    f(Node {
+                        value: n.value,
+                        type_name: t.known.or(n.type_name),
+                    });
                 }
             }),
             Expr::Is(inner, t) => {
@@ -137,7 +149,10 @@ fn member<'a>(n: Node<'a>, name: &str, f: Sink<'_, 'a>) {
     {
         // A leading type name (`Observation.code`) filters the focus by resource type.
         if rt == name || ((name == "Resource" || name == "DomainResource") && types::is_a(rt, name)) {
-            f(Node { value: n.value, type_name: n.type_name.or_else(|| types::resource_type(rt)) });
+            f(Node {
+                value: n.value,
+                type_name: n.type_name.or_else(|| types::resource_type(rt)),
+            });
         }
         return;
     }
@@ -207,18 +222,24 @@ fn call<'a>(inner: &Expr, func: &Function, res: &'a Value, focus: Node<'a>, f: S
                 .get("reference")
                 .and_then(Value::as_str)
                 .and_then(reference_type);
-            f(Node { value: n.value, type_name: target });
+            f(Node {
+                value: n.value,
+                type_name: target,
+            });
         }),
         Function::Extension(url) => inner.each(res, focus, &mut |n| {
             member(n, "extension", &mut |e| {
                 if e.value.get("url").and_then(Value::as_str) == Some(url.as_str()) {
-                    f(Node { value: e.value, type_name: Some("Extension") });
+                    f(Node {
+                        value: e.value,
+                        type_name: Some("Extension"),
+                    });
                 }
             })
         }),
         Function::HasValue => {
-            let has = singleton(inner, res, focus)
-                .is_some_and(|n| !matches!(n.value, Value::Object(_) | Value::Array(_)));
+            let has =
+                singleton(inner, res, focus).is_some_and(|n| !matches!(n.value, Value::Object(_) | Value::Array(_)));
             f(boolean(has));
         }
     }

@@ -44,12 +44,8 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<(usize, Token)>, ParseError> {
             b'|' => push(&mut out, &mut i, start, Token::Op("|"), 1),
             b'=' => push(&mut out, &mut i, start, Token::Op("="), 1),
             b'~' => push(&mut out, &mut i, start, Token::Op("~"), 1),
-            b'!' if bytes.get(i + 1) == Some(&b'=') => {
-                push(&mut out, &mut i, start, Token::Op("!="), 2)
-            }
-            b'!' if bytes.get(i + 1) == Some(&b'~') => {
-                push(&mut out, &mut i, start, Token::Op("!~"), 2)
-            }
+            b'!' if bytes.get(i + 1) == Some(&b'=') => push(&mut out, &mut i, start, Token::Op("!="), 2),
+            b'!' if bytes.get(i + 1) == Some(&b'~') => push(&mut out, &mut i, start, Token::Op("!~"), 2),
             b'<' | b'>' => {
                 let eq = bytes.get(i + 1) == Some(&b'=');
                 let op = match (c, eq) {
@@ -72,7 +68,11 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<(usize, Token)>, ParseError> {
             }
             b'\'' | b'`' => {
                 let (text, next) = quoted(src, i, c).ok_or_else(|| err("unterminated literal"))?;
-                let tok = if c == b'\'' { Token::Str(text) } else { Token::Quoted(text) };
+                let tok = if c == b'\'' {
+                    Token::Str(text)
+                } else {
+                    Token::Quoted(text)
+                };
                 out.push((start, tok));
                 i = next;
             }
@@ -86,7 +86,14 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<(usize, Token)>, ParseError> {
                     return Err(err("expected a variable name"));
                 }
                 let name = src[name_start..i].to_owned();
-                out.push((start, if c == b'%' { Token::Env(name) } else { Token::Special(name) }));
+                out.push((
+                    start,
+                    if c == b'%' {
+                        Token::Env(name)
+                    } else {
+                        Token::Special(name)
+                    },
+                ));
             }
             b'0'..=b'9' => {
                 while i < bytes.len() && bytes[i].is_ascii_digit() {

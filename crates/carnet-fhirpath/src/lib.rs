@@ -28,7 +28,10 @@ pub struct ParseError {
 
 impl ParseError {
     fn new(offset: usize, message: &str) -> Self {
-        ParseError { offset, message: message.to_owned() }
+        ParseError {
+            offset,
+            message: message.to_owned(),
+        }
     }
 }
 

@@ -6,7 +6,11 @@ use crate::{ParseError, types};
 
 pub fn parse(src: &str) -> Result<Expr, ParseError> {
     let tokens = tokenize(src)?;
-    let mut p = Parser { tokens, pos: 0, len: src.len() };
+    let mut p = Parser {
+        tokens,
+        pos: 0,
+        len: src.len(),
+    };
     let expr = p.expr(0)?;
     match p.peek() {
         None => Ok(expr),

@@ -19,7 +19,11 @@ fn compile(expr: &str) -> Expr {
 
 /// The results rendered as JSON text, for compact assertions.
 fn eval(expr: &str, res: &Value) -> Vec<String> {
-    compile(expr).evaluate(res).iter().map(|n| n.value.to_string()).collect()
+    compile(expr)
+        .evaluate(res)
+        .iter()
+        .map(|n| n.value.to_string())
+        .collect()
 }
 
 fn eval_bool(expr: &str, res: &Value) -> Option<bool> {
@@ -55,12 +59,22 @@ fn hl7_where_and_exists() {
     assert_eq!(eval_bool("Patient.name.exists(use = 'official')", &p), Some(true));
     assert_eq!(eval_bool("Patient.name.given.empty()", &p), Some(false));
     assert_eq!(eval_bool("Patient.active.not()", &p), Some(false));
-    assert_eq!(eval_bool("Patient.name.where(use != 'official').exists()", &p), Some(true));
     assert_eq!(
-        compile("Patient.telecom.where(system = 'phone' and use = 'mobile')").evaluate(&p).len(),
+        eval_bool("Patient.name.where(use != 'official').exists()", &p),
+        Some(true)
+    );
+    assert_eq!(
+        compile("Patient.telecom.where(system = 'phone' and use = 'mobile')")
+            .evaluate(&p)
+            .len(),
         1
     );
-    assert_eq!(compile("Patient.telecom.where(use = 'home' or use = 'work')").evaluate(&p).len(), 2);
+    assert_eq!(
+        compile("Patient.telecom.where(use = 'home' or use = 'work')")
+            .evaluate(&p)
+            .len(),
+        2
+    );
 }
 
 #[test]
@@ -112,8 +126,18 @@ fn resolve_is_uses_the_reference_string() {
         "subject": {"reference": "Patient/123"},
         "performer": [{"reference": "Practitioner/1"}, {"reference": "http://x.org/fhir/Patient/9/_history/2"},
                       {"reference": "urn:uuid:1234"}]});
-    assert_eq!(compile("Observation.subject.where(resolve() is Patient)").evaluate(&o).len(), 1);
-    assert_eq!(compile("Observation.subject.where(resolve() is Group)").evaluate(&o).len(), 0);
+    assert_eq!(
+        compile("Observation.subject.where(resolve() is Patient)")
+            .evaluate(&o)
+            .len(),
+        1
+    );
+    assert_eq!(
+        compile("Observation.subject.where(resolve() is Group)")
+            .evaluate(&o)
+            .len(),
+        0
+    );
     let perf = eval("Observation.performer.where(resolve() is Patient).reference", &o);
     assert_eq!(perf, vec![r#""http://x.org/fhir/Patient/9/_history/2""#]);
 }
@@ -123,8 +147,14 @@ fn extension_and_indexer() {
     let r = json!({"resourceType": "Patient", "extension": [
         {"url": "http://a", "valueString": "A"}, {"url": "http://b", "valueCode": "B"}]});
     assert_eq!(eval("Patient.extension('http://b').value", &r), vec![r#""B""#]);
-    assert_eq!(eval("Patient.extension.where(url = 'http://a').value", &r), vec![r#""A""#]);
-    assert_eq!(compile("Patient.extension('http://b').value").evaluate(&r)[0].type_name, Some("code"));
+    assert_eq!(
+        eval("Patient.extension.where(url = 'http://a').value", &r),
+        vec![r#""A""#]
+    );
+    assert_eq!(
+        compile("Patient.extension('http://b').value").evaluate(&r)[0].type_name,
+        Some("code")
+    );
     let b = json!({"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Composition"}}, {}]});
     assert_eq!(compile("Bundle.entry[0].resource").evaluate(&b).len(), 1);
     assert!(compile("Bundle.entry[5].resource").evaluate(&b).is_empty());
@@ -151,7 +181,10 @@ fn union_deduplicates_and_resource_roots() {
     assert_eq!(eval("DomainResource.id", &p), vec![r#""example""#]);
     let comp = json!({"resourceType": "Observation", "code": {"text": "a"},
         "component": [{"code": {"text": "b"}}]});
-    assert_eq!(eval("Observation.code.text | Observation.component.code.text", &comp).len(), 2);
+    assert_eq!(
+        eval("Observation.code.text | Observation.component.code.text", &comp).len(),
+        2
+    );
 }
 
 #[test]
@@ -174,12 +207,15 @@ fn parse_errors() {
 /// Every expression (and composite component expression) in the R4 definitions parses.
 #[test]
 fn every_r4_definition_parses() {
-    let defs: Value =
-        serde_json::from_str(include_str!("../../../conformance/search-parameters.json")).unwrap();
+    let defs: Value = serde_json::from_str(include_str!("../../../conformance/search-parameters.json")).unwrap();
     let mut count = 0;
     for entry in defs["entry"].as_array().unwrap() {
         let sp = &entry["resource"];
-        let comps = sp["component"].as_array().into_iter().flatten().map(|c| &c["expression"]);
+        let comps = sp["component"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| &c["expression"]);
         for expr in std::iter::once(&sp["expression"]).chain(comps) {
             if let Some(e) = expr.as_str() {
                 compile(e);

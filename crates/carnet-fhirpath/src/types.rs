@@ -53,8 +53,7 @@ pub fn is_a(actual: &str, wanted: &str) -> bool {
         "string" => matches!(actual, "code" | "id" | "markdown"),
         "uri" => matches!(actual, "canonical" | "url" | "uuid" | "oid"),
         "integer" => matches!(actual, "positiveInt" | "unsignedInt"),
-        "DomainResource" => !matches!(actual, "Bundle" | "Binary" | "Parameters")
-            && resource_type(actual).is_some(),
+        "DomainResource" => !matches!(actual, "Bundle" | "Binary" | "Parameters") && resource_type(actual).is_some(),
         "Resource" => resource_type(actual).is_some(),
         _ => false,
     }

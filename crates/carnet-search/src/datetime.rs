@@ -37,7 +37,11 @@ pub fn parse_range(text: &str) -> Option<DateRange> {
             (None, None) => (ymd(year, 1, 1)?, ymd(year + 1, 1, 1)?),
             (Some(m), None) => {
                 let start = ymd(year, m, 1)?;
-                let end = if m == 12 { ymd(year + 1, 1, 1)? } else { ymd(year, m + 1, 1)? };
+                let end = if m == 12 {
+                    ymd(year + 1, 1, 1)?
+                } else {
+                    ymd(year, m + 1, 1)?
+                };
                 (start, end)
             }
             (Some(m), Some(d)) => {
@@ -46,7 +50,10 @@ pub fn parse_range(text: &str) -> Option<DateRange> {
             }
             (None, Some(_)) => return None,
         };
-        return Some(DateRange { low: day_micros(start), high: day_micros(end) - 1 });
+        return Some(DateRange {
+            low: day_micros(start),
+            high: day_micros(end) - 1,
+        });
     };
     let date = ymd(year, month?, day?)?;
     let (clock, offset) = split_offset(time_part)?;
@@ -80,7 +87,10 @@ pub fn parse_range(text: &str) -> Option<DateRange> {
             (base + micros * scale, scale)
         }
     };
-    Some(DateRange { low, high: low + width - 1 })
+    Some(DateRange {
+        low,
+        high: low + width - 1,
+    })
 }
 
 fn digits<T: std::str::FromStr>(s: &str, len: usize) -> Option<T> {
@@ -142,8 +152,20 @@ mod tests {
 
     #[test]
     fn rejects() {
-        for bad in ["", "16", "2016-13", "2016-02-30", "2016-1-01", "2016-01-01T25:00Z", "2016-01-01T10",
-            "2016-01-01T10:00:00.Z", "2016-01-01T10:00+1", "abcd", "2016-01-01-01", "0000"] {
+        for bad in [
+            "",
+            "16",
+            "2016-13",
+            "2016-02-30",
+            "2016-1-01",
+            "2016-01-01T25:00Z",
+            "2016-01-01T10",
+            "2016-01-01T10:00:00.Z",
+            "2016-01-01T10:00+1",
+            "abcd",
+            "2016-01-01-01",
+            "0000",
+        ] {
             assert!(parse_range(bad).is_none(), "{bad}");
         }
     }

@@ -33,7 +33,10 @@ pub fn extract_param<'r>(param: &'r SearchParam, resource: &Value, out: &mut Vec
     let start = out.len();
     let mut push = |value: IndexValue| {
         if !out[start..].iter().any(|e| e.value == value) {
-            out.push(IndexEntry { param: &param.code, value });
+            out.push(IndexEntry {
+                param: &param.code,
+                value,
+            });
         }
     };
     if param.param_type == ParamType::Composite {
@@ -48,8 +51,9 @@ fn composite(param: &SearchParam, resource: &Value, element: Node<'_>, push: Pus
     let mut parts: Vec<Vec<IndexValue>> = Vec::with_capacity(param.components.len());
     for comp in &param.components {
         let mut values = Vec::new();
-        comp.expression
-            .for_each_at(resource, element, &mut |n| node_values(comp.param_type, n, &mut |v| values.push(v)));
+        comp.expression.for_each_at(resource, element, &mut |n| {
+            node_values(comp.param_type, n, &mut |v| values.push(v))
+        });
         if values.is_empty() {
             return;
         }
@@ -57,7 +61,9 @@ fn composite(param: &SearchParam, resource: &Value, element: Node<'_>, push: Pus
     }
     let mut index = vec![0usize; parts.len()];
     loop {
-        push(IndexValue::Composite(parts.iter().zip(&index).map(|(p, &i)| p[i].clone()).collect()));
+        push(IndexValue::Composite(
+            parts.iter().zip(&index).map(|(p, &i)| p[i].clone()).collect(),
+        ));
         // Odometer over the parts' value lists.
         let mut k = parts.len();
         loop {
@@ -102,12 +108,25 @@ fn owned(s: Option<&str>) -> Option<String> {
 
 /// HumanName and Address parts that string search covers.
 const NAME_AND_ADDRESS_PARTS: &[&str] = &[
-    "text", "family", "given", "prefix", "suffix", "line", "city", "district", "state", "postalCode", "country",
+    "text",
+    "family",
+    "given",
+    "prefix",
+    "suffix",
+    "line",
+    "city",
+    "district",
+    "state",
+    "postalCode",
+    "country",
 ];
 
 fn strings(v: &Value, push: Push<'_>) {
     let mut one = |s: &str| {
-        push(IndexValue::String(StringValue { normalized: normalize(s), exact: s.to_owned() }));
+        push(IndexValue::String(StringValue {
+            normalized: normalize(s),
+            exact: s.to_owned(),
+        }));
     };
     match v {
         Value::String(s) => one(s),
@@ -127,7 +146,10 @@ fn strings(v: &Value, push: Push<'_>) {
 const CONTACT_SYSTEMS: &[&str] = &["phone", "fax", "email", "pager", "url", "sms", "other"];
 
 fn tokens(node: Node<'_>, push: Push<'_>) {
-    let code = |code: String| TokenValue { code: Some(code), ..TokenValue::default() };
+    let code = |code: String| TokenValue {
+        code: Some(code),
+        ..TokenValue::default()
+    };
     let obj = match node.value {
         Value::Bool(b) => return push(IndexValue::Token(code(b.to_string()))),
         Value::String(s) => return push(IndexValue::Token(code(s.clone()))),
@@ -158,7 +180,10 @@ fn tokens(node: Node<'_>, push: Push<'_>) {
                 }
             }
             if let Some(text) = str_of(obj, "text") {
-                push(IndexValue::Token(TokenValue { text: Some(normalize(text)), ..TokenValue::default() }));
+                push(IndexValue::Token(TokenValue {
+                    text: Some(normalize(text)),
+                    ..TokenValue::default()
+                }));
             }
         }
         "Coding" => push(IndexValue::Token(coding(obj))),
@@ -191,7 +216,11 @@ fn identifier_tokens(obj: &Map<String, Value>, push: Push<'_>) {
     let base = TokenValue {
         system: owned(str_of(obj, "system")),
         code: owned(str_of(obj, "value")),
-        text: obj.get("type").and_then(|t| t.get("text")).and_then(Value::as_str).map(normalize),
+        text: obj
+            .get("type")
+            .and_then(|t| t.get("text"))
+            .and_then(Value::as_str)
+            .map(normalize),
         ..TokenValue::default()
     };
     if base.system.is_none() && base.code.is_none() && base.text.is_none() {
@@ -241,7 +270,10 @@ pub fn parse_reference(s: &str) -> ReferenceValue {
         Some((b, v)) if absolute => (b, Some(v.to_owned())),
         _ => (s, None),
     };
-    let mut r = ReferenceValue { version, ..ReferenceValue::default() };
+    let mut r = ReferenceValue {
+        version,
+        ..ReferenceValue::default()
+    };
     if absolute {
         r.url = Some(body.to_owned());
     }
@@ -308,7 +340,10 @@ fn timing(obj: &Map<String, Value>) -> Option<DateRange> {
     events
         .filter_map(|e| e.as_str().and_then(parse_range))
         .chain(bounds)
-        .reduce(|a, b| DateRange { low: a.low.min(b.low), high: a.high.max(b.high) })
+        .reduce(|a, b| DateRange {
+            low: a.low.min(b.low),
+            high: a.high.max(b.high),
+        })
 }
 
 fn numbers(v: &Value, push: Push<'_>) {
@@ -329,20 +364,35 @@ fn numbers(v: &Value, push: Push<'_>) {
 
 /// A Range's bounds (inclusive at both ends; absent ends open).
 fn range(obj: &Map<String, Value>) -> Option<NumberValue> {
-    let bound = |k: &str| obj.get(k).and_then(|q| q.get("value")).and_then(Value::as_number).map(|n| n.to_string());
+    let bound = |k: &str| {
+        obj.get(k)
+            .and_then(|q| q.get("value"))
+            .and_then(Value::as_number)
+            .map(|n| n.to_string())
+    };
     let low = bound("low").and_then(|t| t.parse::<f64>().ok());
     let high = bound("high").and_then(|t| t.parse::<f64>().ok());
     if low.is_none() && high.is_none() {
         return None;
     }
-    Some(NumberValue { value: None, text: None, low: low.unwrap_or(f64::MIN), high: high.unwrap_or(f64::MAX) })
+    Some(NumberValue {
+        value: None,
+        text: None,
+        low: low.unwrap_or(f64::MIN),
+        high: high.unwrap_or(f64::MAX),
+    })
 }
 
 fn quantities(node: Node<'_>, push: Push<'_>) {
     let obj = match node.value {
         Value::Number(n) => {
             if let Some(number) = parse_number(&n.to_string()) {
-                push(IndexValue::Quantity(QuantityValue { number, system: None, code: None, unit: None }));
+                push(IndexValue::Quantity(QuantityValue {
+                    number,
+                    system: None,
+                    code: None,
+                    unit: None,
+                }));
             }
             return;
         }
@@ -364,7 +414,10 @@ fn quantities(node: Node<'_>, push: Push<'_>) {
         }
         return;
     }
-    let Some(number) = obj.get("value").and_then(Value::as_number).and_then(|n| parse_number(&n.to_string()))
+    let Some(number) = obj
+        .get("value")
+        .and_then(Value::as_number)
+        .and_then(|n| parse_number(&n.to_string()))
     else {
         return;
     };
@@ -373,5 +426,10 @@ fn quantities(node: Node<'_>, push: Push<'_>) {
         Some(cur) => (Some("urn:iso:std:iso:4217".to_owned()), Some(cur.to_owned())),
         None => (owned(str_of(obj, "system")), owned(str_of(obj, "code"))),
     };
-    push(IndexValue::Quantity(QuantityValue { number, system, code, unit: owned(str_of(obj, "unit")) }));
+    push(IndexValue::Quantity(QuantityValue {
+        number,
+        system,
+        code,
+        unit: owned(str_of(obj, "unit")),
+    }));
 }

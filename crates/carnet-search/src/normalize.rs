@@ -6,7 +6,10 @@ use unicode_normalization::char::is_combining_mark;
 /// Lower-cases and strips accents (NFD, then combining marks dropped), so `Zoë`
 /// matches `zoe`. Queries must go through the same function as indexed values.
 pub fn normalize(s: &str) -> String {
-    s.nfd().filter(|c| !is_combining_mark(*c)).flat_map(char::to_lowercase).collect()
+    s.nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 #[cfg(test)]

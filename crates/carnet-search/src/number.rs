@@ -15,7 +15,12 @@ pub fn parse_number(text: &str) -> Option<NumberValue> {
     };
     let decimals = mantissa.split_once('.').map_or(0, |(_, f)| f.len() as i32);
     let half = 0.5 * 10f64.powi(exponent - decimals);
-    Some(NumberValue { value: Some(value), text: Some(text.to_owned()), low: value - half, high: value + half })
+    Some(NumberValue {
+        value: Some(value),
+        text: Some(text.to_owned()),
+        low: value - half,
+        high: value + half,
+    })
 }
 
 #[cfg(test)]

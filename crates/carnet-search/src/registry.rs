@@ -116,7 +116,10 @@ pub enum RegistryError {
 
 /// Concrete resource types (not the abstract `Resource` / `DomainResource`).
 pub fn resource_types() -> impl Iterator<Item = &'static str> {
-    RESOURCE_TYPES.iter().copied().filter(|t| !matches!(*t, "Resource" | "DomainResource"))
+    RESOURCE_TYPES
+        .iter()
+        .copied()
+        .filter(|t| !matches!(*t, "Resource" | "DomainResource"))
 }
 
 pub fn is_resource_type(name: &str) -> bool {
@@ -130,7 +133,10 @@ impl Registry {
         R4.get_or_init(|| match Registry::from_json(R4_DEFINITIONS) {
             Ok(r) => r,
             // The file is ours and checked by tests; an empty registry beats a panic.
-            Err(_) => Registry { params: Vec::new(), by_type: HashMap::new() },
+            Err(_) => Registry {
+                params: Vec::new(),
+                by_type: HashMap::new(),
+            },
         })
     }
 
@@ -149,7 +155,10 @@ impl Registry {
             .iter()
             .filter_map(|d| Some((d.get("url")?.as_str()?, *d)))
             .collect();
-        let mut reg = Registry { params: Vec::new(), by_type: HashMap::new() };
+        let mut reg = Registry {
+            params: Vec::new(),
+            by_type: HashMap::new(),
+        };
         for def in &defs {
             reg.add(def, &by_url)?;
         }
@@ -159,7 +168,10 @@ impl Registry {
     fn add(&mut self, def: &Value, by_url: &HashMap<&str, &Value>) -> Result<(), RegistryError> {
         let text = |k: &str| def.get(k).and_then(Value::as_str);
         let id = text("id").unwrap_or_default().to_owned();
-        let bad = |message: String| RegistryError::Definition { id: id.clone(), message };
+        let bad = |message: String| RegistryError::Definition {
+            id: id.clone(),
+            message,
+        };
         let code = text("code").ok_or_else(|| bad("no code".into()))?.to_owned();
         let param_type = text("type")
             .and_then(ParamType::parse)
@@ -300,12 +312,14 @@ fn resolved_types(expr: &Expr) -> Option<Vec<&str>> {
 /// The resource type a path starts with (`Observation` in `(Observation.value as X)`).
 fn root_type(expr: &Expr) -> Option<&str> {
     match expr {
-        Expr::Member(inner, name) if **inner == Expr::This => {
-            name.starts_with(|c: char| c.is_ascii_uppercase()).then_some(name.as_str())
-        }
-        Expr::Member(inner, _) | Expr::Index(inner, _) | Expr::Call(inner, _) | Expr::As(inner, _) | Expr::Is(inner, _) => {
-            root_type(inner)
-        }
+        Expr::Member(inner, name) if **inner == Expr::This => name
+            .starts_with(|c: char| c.is_ascii_uppercase())
+            .then_some(name.as_str()),
+        Expr::Member(inner, _)
+        | Expr::Index(inner, _)
+        | Expr::Call(inner, _)
+        | Expr::As(inner, _)
+        | Expr::Is(inner, _) => root_type(inner),
         Expr::Binary(_, a, _) => root_type(a),
         _ => None,
     }

@@ -11,11 +11,19 @@ fn fixture(name: &str) -> Value {
 
 fn values(res: &Value, param: &str) -> Vec<IndexValue> {
     let rt = res["resourceType"].as_str().unwrap();
-    Registry::r4().extract(rt, res).into_iter().filter(|e| e.param == param).map(|e| e.value).collect()
+    Registry::r4()
+        .extract(rt, res)
+        .into_iter()
+        .filter(|e| e.param == param)
+        .map(|e| e.value)
+        .collect()
 }
 
 fn string(s: &str) -> IndexValue {
-    IndexValue::String(StringValue { normalized: normalize(s), exact: s.into() })
+    IndexValue::String(StringValue {
+        normalized: normalize(s),
+        exact: s.into(),
+    })
 }
 
 fn token(system: Option<&str>, code: Option<&str>, text: Option<&str>) -> TokenValue {
@@ -58,14 +66,29 @@ fn patient_tokens() {
             ..token(Some("urn:oid:1.2.36.146.595.217.0.1"), Some("12345"), None)
         })]
     );
-    assert_eq!(values(&p, "gender"), vec![IndexValue::Token(token(None, Some("male"), None))]);
-    assert_eq!(values(&p, "active"), vec![IndexValue::Token(token(None, Some("true"), None))]);
-    assert_eq!(values(&p, "deceased"), vec![IndexValue::Token(token(None, Some("false"), None))]);
+    assert_eq!(
+        values(&p, "gender"),
+        vec![IndexValue::Token(token(None, Some("male"), None))]
+    );
+    assert_eq!(
+        values(&p, "active"),
+        vec![IndexValue::Token(token(None, Some("true"), None))]
+    );
+    assert_eq!(
+        values(&p, "deceased"),
+        vec![IndexValue::Token(token(None, Some("false"), None))]
+    );
     let phones = values(&p, "phone");
     assert_eq!(phones.len(), 3);
-    assert_eq!(phones[0], IndexValue::Token(token(Some("work"), Some("(03) 5555 6473"), None)));
+    assert_eq!(
+        phones[0],
+        IndexValue::Token(token(Some("work"), Some("(03) 5555 6473"), None))
+    );
     assert_eq!(values(&p, "telecom").len(), 3, "the telecom without a value is skipped");
-    assert_eq!(values(&p, "_id"), vec![IndexValue::Token(token(None, Some("example"), None))]);
+    assert_eq!(
+        values(&p, "_id"),
+        vec![IndexValue::Token(token(None, Some("example"), None))]
+    );
 }
 
 #[test]
@@ -95,7 +118,9 @@ fn observation_values() {
     ))));
     assert_eq!(code.len(), 4, "one token per coding; no CodeableConcept.text here");
     let q = values(&o, "value-quantity");
-    let IndexValue::Quantity(q) = &q[0] else { panic!("{q:?}") };
+    let IndexValue::Quantity(q) = &q[0] else {
+        panic!("{q:?}")
+    };
     assert_eq!(q.number.value, Some(185.0));
     assert_eq!((q.number.low, q.number.high), (184.5, 185.5));
     assert_eq!(q.code.as_deref(), Some("[lb_av]"));
@@ -120,7 +145,9 @@ fn composites_group_components_of_one_element() {
     let cvq = values(&o, "component-code-value-quantity");
     // Systolic has 3 codings and diastolic 1 (each with one quantity): 4 combinations.
     assert_eq!(cvq.len(), 4, "{cvq:#?}");
-    let IndexValue::Composite(parts) = &cvq[0] else { panic!() };
+    let IndexValue::Composite(parts) = &cvq[0] else {
+        panic!()
+    };
     let IndexValue::Token(t) = &parts[0] else { panic!() };
     assert_eq!(t.code.as_deref(), Some("8480-6"));
     let IndexValue::Quantity(q) = &parts[1] else { panic!() };
@@ -141,31 +168,52 @@ fn period_timing_money_age() {
     let e = fixture("Encounter-f203");
     assert_eq!(
         values(&e, "date"),
-        vec![IndexValue::Date(DateRange { low: date("2013-03-11").low, high: date("2013-03-20").high })]
+        vec![IndexValue::Date(DateRange {
+            low: date("2013-03-11").low,
+            high: date("2013-03-20").high
+        })]
     );
     let c = fixture("ChargeItem-example");
-    let IndexValue::Quantity(price) = &values(&c, "price-override")[0] else { panic!() };
+    let IndexValue::Quantity(price) = &values(&c, "price-override")[0] else {
+        panic!()
+    };
     assert_eq!(price.code.as_deref(), Some("EUR"));
     assert_eq!(price.system.as_deref(), Some("urn:iso:std:iso:4217"));
-    let IndexValue::Number(f) = &values(&c, "factor-override")[0] else { panic!() };
+    let IndexValue::Number(f) = &values(&c, "factor-override")[0] else {
+        panic!()
+    };
     assert_eq!(f.value, Some(0.8));
     assert!((f.low - 0.75).abs() < 1e-9 && (f.high - 0.85).abs() < 1e-9);
     let cond = fixture("Condition-f202");
-    let IndexValue::Quantity(age) = &values(&cond, "onset-age")[0] else { panic!() };
+    let IndexValue::Quantity(age) = &values(&cond, "onset-age")[0] else {
+        panic!()
+    };
     assert_eq!((age.number.value, age.code.as_deref()), (Some(52.0), Some("a")));
     let open = json!({"resourceType": "Encounter", "period": {"start": "2020"}});
-    assert_eq!(values(&open, "date"), vec![IndexValue::Date(DateRange { low: date("2020").low, high: DateRange::MAX })]);
+    assert_eq!(
+        values(&open, "date"),
+        vec![IndexValue::Date(DateRange {
+            low: date("2020").low,
+            high: DateRange::MAX
+        })]
+    );
     let timing = json!({"resourceType": "ServiceRequest",
         "occurrenceTiming": {"event": ["2020-05-02", "2020-05-01T10:00:00Z"]}});
     assert_eq!(
         values(&timing, "occurrence"),
-        vec![IndexValue::Date(DateRange { low: date("2020-05-01T10:00:00Z").low, high: date("2020-05-02").high })]
+        vec![IndexValue::Date(DateRange {
+            low: date("2020-05-01T10:00:00Z").low,
+            high: date("2020-05-02").high
+        })]
     );
     let bounded = json!({"resourceType": "CarePlan", "activity": [{"detail": {"scheduledTiming":
         {"repeat": {"boundsPeriod": {"start": "2021-01-01", "end": "2021-02-01"}}}}}]});
     assert_eq!(
         values(&bounded, "activity-date"),
-        vec![IndexValue::Date(DateRange { low: date("2021-01-01").low, high: date("2021-02-01").high })]
+        vec![IndexValue::Date(DateRange {
+            low: date("2021-01-01").low,
+            high: date("2021-02-01").high
+        })]
     );
     // A Timing with neither events nor bounds covers no known time.
     assert!(values(&fixture("CarePlan-example"), "activity-date").is_empty());
@@ -175,27 +223,55 @@ fn period_timing_money_age() {
 fn reference_forms_and_uris() {
     let r = |s: &str| parse_reference(s);
     let abs = r("http://example.org/fhir/Patient/23/_history/3");
-    assert_eq!(abs.url.as_deref(), Some("http://example.org/fhir/Patient/23/_history/3"));
-    assert_eq!((abs.target_type.as_deref(), abs.target_id.as_deref(), abs.version.as_deref()),
-        (Some("Patient"), Some("23"), Some("3")));
+    assert_eq!(
+        abs.url.as_deref(),
+        Some("http://example.org/fhir/Patient/23/_history/3")
+    );
+    assert_eq!(
+        (
+            abs.target_type.as_deref(),
+            abs.target_id.as_deref(),
+            abs.version.as_deref()
+        ),
+        (Some("Patient"), Some("23"), Some("3"))
+    );
     let urn = r("urn:uuid:04121321-4af5-424c-a0e1-ed3aab1c349d");
     assert_eq!((urn.url.is_some(), urn.target_type), (true, None));
     let canon = r("http://hl7.org/fhir/ValueSet/x|4.0.1");
-    assert_eq!((canon.url.as_deref(), canon.version.as_deref()), (Some("http://hl7.org/fhir/ValueSet/x"), Some("4.0.1")));
+    assert_eq!(
+        (canon.url.as_deref(), canon.version.as_deref()),
+        (Some("http://hl7.org/fhir/ValueSet/x"), Some("4.0.1"))
+    );
     let with_id = json!({"resourceType": "Observation", "subject": {"identifier": {"system": "s", "value": "v"}}});
-    let IndexValue::Reference(rv) = &values(&with_id, "subject")[0] else { panic!() };
+    let IndexValue::Reference(rv) = &values(&with_id, "subject")[0] else {
+        panic!()
+    };
     assert_eq!(rv.identifier, Some(token(Some("s"), Some("v"), None)));
     let vs = json!({"resourceType": "ValueSet", "url": "http://x/vs", "meta": {"profile": ["http://p"]}});
-    assert_eq!(values(&vs, "url"), vec![IndexValue::Uri(UriValue { uri: "http://x/vs".into() })]);
-    assert_eq!(values(&vs, "_profile"), vec![IndexValue::Uri(UriValue { uri: "http://p".into() })]);
+    assert_eq!(
+        values(&vs, "url"),
+        vec![IndexValue::Uri(UriValue {
+            uri: "http://x/vs".into()
+        })]
+    );
+    assert_eq!(
+        values(&vs, "_profile"),
+        vec![IndexValue::Uri(UriValue { uri: "http://p".into() })]
+    );
 }
 
 #[test]
 fn deceased_special_case() {
     let dead = json!({"resourceType": "Patient", "deceasedDateTime": "2020-01-01"});
-    assert_eq!(values(&dead, "deceased"), vec![IndexValue::Token(token(None, Some("true"), None))]);
+    assert_eq!(
+        values(&dead, "deceased"),
+        vec![IndexValue::Token(token(None, Some("true"), None))]
+    );
     let unknown = json!({"resourceType": "Patient"});
-    assert_eq!(values(&unknown, "deceased"), vec![IndexValue::Token(token(None, Some("false"), None))]);
+    assert_eq!(
+        values(&unknown, "deceased"),
+        vec![IndexValue::Token(token(None, Some("false"), None))]
+    );
 }
 
 /// Parameters whose values this crate deliberately does not extract.
@@ -211,7 +287,12 @@ fn known_unextractable_parameters() {
     unsupported.sort();
     assert_eq!(
         unsupported,
-        vec!["DomainResource-text:_text", "Location-near:near", "Resource-content:_content", "Resource-query:_query"]
+        vec![
+            "DomainResource-text:_text",
+            "Location-near:near",
+            "Resource-content:_content",
+            "Resource-query:_query"
+        ]
     );
     // Bundle composition/message select the embedded first resource, not a reference:
     // nothing to index (chaining into a Bundle's own entries is not supported).
@@ -233,7 +314,10 @@ fn registry_lookup() {
     let subject = reg.param("Observation", "subject").unwrap();
     assert!(subject.targets.contains(&"Patient".to_string()));
     assert!(reg.param("Patient", "_lastUpdated").is_some());
-    assert!(reg.param("Bundle", "_text").is_none(), "DomainResource params skip Bundle");
+    assert!(
+        reg.param("Bundle", "_text").is_none(),
+        "DomainResource params skip Bundle"
+    );
     assert!(reg.param("Resource", "_id").is_some());
     assert!(reg.params_for("Patient").count() > 25);
     assert!(reg.param("Patient", "nope").is_none());

@@ -132,7 +132,9 @@ pub async fn list(store: &Store) -> Result<Vec<Account>, Error> {
 
 /// Reads a current resource's JSON (`Patient/123`).
 pub async fn read_resource(store: &Store, reference: &str) -> Result<Option<Value>, Error> {
-    let Some((ty, id)) = reference.split_once('/') else { return Ok(None) };
+    let Some((ty, id)) = reference.split_once('/') else {
+        return Ok(None);
+    };
     let mut tx = store.reader().await?;
     let v = crate::store::resources::read_current(&mut tx, ty, id).await?;
     Ok(v.and_then(|v| v.content).and_then(|c| serde_json::from_slice(&c).ok()))
@@ -143,7 +145,11 @@ pub async fn read_resource(store: &Store, reference: &str) -> Result<Option<Valu
 fn contact_of(resource: &Value) -> Option<String> {
     let telecom = resource["telecom"].as_array()?;
     for system in ["email", "sms", "phone"] {
-        if let Some(v) = telecom.iter().find(|t| t["system"] == system).and_then(|t| t["value"].as_str()) {
+        if let Some(v) = telecom
+            .iter()
+            .find(|t| t["system"] == system)
+            .and_then(|t| t["value"].as_str())
+        {
             return Some(v.to_string());
         }
     }
@@ -176,7 +182,10 @@ pub async fn invite(
     }
     for l in links {
         if !l.starts_with("RelatedPerson/") || kind != "RelatedPerson" {
-            return Err(Error::invalid("value", "only a RelatedPerson account can link more RelatedPersons"));
+            return Err(Error::invalid(
+                "value",
+                "only a RelatedPerson account can link more RelatedPersons",
+            ));
         }
         if read_resource(state.store(), l).await?.is_none() {
             return Err(Error::NotFound(format!("{l} does not exist")));
@@ -185,8 +194,10 @@ pub async fn invite(
     let Some(resource) = read_resource(state.store(), fhir_user).await? else {
         return Err(Error::NotFound(format!("{fhir_user} does not exist")));
     };
-    let contact =
-        contact.map(str::to_string).or_else(|| contact_of(&resource)).unwrap_or_else(|| fhir_user.to_string());
+    let contact = contact
+        .map(str::to_string)
+        .or_else(|| contact_of(&resource))
+        .unwrap_or_else(|| fhir_user.to_string());
     let now = state.now();
     let new_id = uuid::Uuid::new_v4().to_string();
     let mut tx = state.store().begin_write().await?;
@@ -204,12 +215,14 @@ pub async fn invite(
     .await?
     .rows_affected());
     if !links.is_empty() {
-        on_conn!(&mut tx, |c| sqlx::query("UPDATE auth_accounts SET links = $1 WHERE fhir_user = $2")
-            .bind(json!(links).to_string())
-            .bind(fhir_user)
-            .execute(c)
-            .await?
-            .rows_affected());
+        on_conn!(&mut tx, |c| sqlx::query(
+            "UPDATE auth_accounts SET links = $1 WHERE fhir_user = $2"
+        )
+        .bind(json!(links).to_string())
+        .bind(fhir_user)
+        .execute(c)
+        .await?
+        .rows_affected());
     }
     tx.commit().await?;
     let account = by_fhir_user(state.store(), fhir_user)
@@ -236,7 +249,11 @@ pub async fn invite(
         body: t(lang, "mail.activation.body").replace("{code}", &code),
         code: Some(code.clone()),
     })?;
-    Ok(Invitation { account_id: account.id, activation_code: code, contact: account.contact })
+    Ok(Invitation {
+        account_id: account.id,
+        activation_code: code,
+        contact: account.contact,
+    })
 }
 
 /// Why an account may not be used for patient-facing access now.
@@ -265,7 +282,9 @@ pub struct Represented {
 
 /// The UTC date of an instant (epoch µs).
 pub fn today(now: i64) -> Date {
-    OffsetDateTime::from_unix_timestamp(now.div_euclid(1_000_000)).map(|d| d.date()).unwrap_or(Date::MIN)
+    OffsetDateTime::from_unix_timestamp(now.div_euclid(1_000_000))
+        .map(|d| d.date())
+        .unwrap_or(Date::MIN)
 }
 
 /// A FHIR date's earliest and latest possible days (`1980`, `1980-02`, `1980-02-29`).
@@ -273,7 +292,10 @@ fn date_bounds(text: &str) -> Option<(Date, Date)> {
     let mut parts = text.split('-');
     let y: i32 = parts.next()?.parse().ok()?;
     let m: Option<u8> = parts.next().map(|m| m.parse().ok()).unwrap_or(None);
-    let d: Option<u8> = parts.next().map(|d| d.get(..2).unwrap_or(d).parse().ok()).unwrap_or(None);
+    let d: Option<u8> = parts
+        .next()
+        .map(|d| d.get(..2).unwrap_or(d).parse().ok())
+        .unwrap_or(None);
     match (m, d) {
         (Some(m), Some(d)) => {
             let date = Date::from_calendar_date(y, Month::try_from(m).ok()?, d).ok()?;
@@ -303,13 +325,17 @@ fn anniversary(birth: Date, years: i32) -> Option<Date> {
 /// Has the patient surely turned 14 today? A partial or missing birth date counts
 /// against self-access (the latest possible birthday is used).
 pub fn has_self_access_age(patient: &Value, today: Date) -> bool {
-    let Some((_, latest)) = patient["birthDate"].as_str().and_then(date_bounds) else { return false };
+    let Some((_, latest)) = patient["birthDate"].as_str().and_then(date_bounds) else {
+        return false;
+    };
     anniversary(latest, SELF_ACCESS_AGE).is_some_and(|d| today >= d)
 }
 
 /// Is the child surely under 14 today (the earliest possible birthday is used)?
 fn is_surely_under_age(patient: &Value, today: Date) -> bool {
-    let Some((earliest, _)) = patient["birthDate"].as_str().and_then(date_bounds) else { return false };
+    let Some((earliest, _)) = patient["birthDate"].as_str().and_then(date_bounds) else {
+        return false;
+    };
     anniversary(earliest, SELF_ACCESS_AGE).is_some_and(|d| today < d)
 }
 
@@ -328,21 +354,35 @@ fn relationship_codes(rp: &Value) -> Vec<String> {
 
 fn within_period(rp: &Value, today: Date) -> bool {
     let period = &rp["period"];
-    let start_ok = period["start"].as_str().and_then(date_bounds).is_none_or(|(s, _)| today >= s);
-    let end_ok = period["end"].as_str().and_then(date_bounds).is_none_or(|(_, e)| today <= e);
+    let start_ok = period["start"]
+        .as_str()
+        .and_then(date_bounds)
+        .is_none_or(|(s, _)| today >= s);
+    let end_ok = period["end"]
+        .as_str()
+        .and_then(date_bounds)
+        .is_none_or(|(_, e)| today <= e);
     start_ok && end_ok
 }
 
 /// R6 for one RelatedPerson: the patient it gives access to today, if any.
 async fn represented_by(store: &Store, rp_ref: &str, today: Date) -> Result<Option<Represented>, Error> {
-    let Some(rp) = read_resource(store, rp_ref).await? else { return Ok(None) };
+    let Some(rp) = read_resource(store, rp_ref).await? else {
+        return Ok(None);
+    };
     if rp["active"] == Value::Bool(false) {
         return Ok(None);
     }
-    let Some(patient_ref) = rp["patient"]["reference"].as_str() else { return Ok(None) };
+    let Some(patient_ref) = rp["patient"]["reference"].as_str() else {
+        return Ok(None);
+    };
     let patient_ref = patient_ref.rsplit('/').take(2).collect::<Vec<_>>();
-    let [patient_id, "Patient"] = patient_ref.as_slice() else { return Ok(None) };
-    let Some(patient) = read_resource(store, &format!("Patient/{patient_id}")).await? else { return Ok(None) };
+    let [patient_id, "Patient"] = patient_ref.as_slice() else {
+        return Ok(None);
+    };
+    let Some(patient) = read_resource(store, &format!("Patient/{patient_id}")).await? else {
+        return Ok(None);
+    };
     let codes = relationship_codes(&rp);
     let parent = codes.iter().any(|c| PARENT_CODES.contains(&c.as_str()));
     let mandatary = codes.iter().any(|c| MANDATARY_CODES.contains(&c.as_str()));
@@ -359,10 +399,20 @@ async fn represented_by(store: &Store, rp_ref: &str, today: Date) -> Result<Opti
 
 fn display_name(patient: &Value) -> String {
     let name = &patient["name"][0];
-    let given = name["given"].as_array().into_iter().flatten().filter_map(Value::as_str).collect::<Vec<_>>().join(" ");
+    let given = name["given"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect::<Vec<_>>()
+        .join(" ");
     let family = name["family"].as_str().unwrap_or("");
     let full = format!("{given} {family}").trim().to_string();
-    if full.is_empty() { patient["id"].as_str().unwrap_or("").to_string() } else { full }
+    if full.is_empty() {
+        patient["id"].as_str().unwrap_or("").to_string()
+    } else {
+        full
+    }
 }
 
 /// Whom this account may act for today (patient-facing accounts), or why not.
@@ -374,7 +424,9 @@ pub async fn represented(
 ) -> Result<Result<Vec<Represented>, Refusal>, Error> {
     let today = today(now);
     if let Some(id) = account.fhir_user.strip_prefix("Patient/") {
-        let Some(patient) = read_resource(store, &account.fhir_user).await? else { return Ok(Err(Refusal::NoPatient)) };
+        let Some(patient) = read_resource(store, &account.fhir_user).await? else {
+            return Ok(Err(Refusal::NoPatient));
+        };
         if patient["active"] == Value::Bool(false) {
             return Ok(Err(Refusal::NoPatient));
         }
@@ -396,7 +448,11 @@ pub async fn represented(
                 out.push(r);
             }
         }
-        return Ok(if out.is_empty() { Err(Refusal::NoPatient) } else { Ok(out) });
+        return Ok(if out.is_empty() {
+            Err(Refusal::NoPatient)
+        } else {
+            Ok(out)
+        });
     }
     Ok(Ok(Vec::new()))
 }
@@ -435,7 +491,9 @@ pub async fn activate(
     let Some(account_id) = peek_activation(state.store(), &code, now).await? else {
         return Ok(Err(ActivationError::BadCode));
     };
-    let Some(account) = by_id(state.store(), &account_id).await? else { return Ok(Err(ActivationError::BadCode)) };
+    let Some(account) = by_id(state.store(), &account_id).await? else {
+        return Ok(Err(ActivationError::BadCode));
+    };
     if account.status != Status::Invited {
         return Ok(Err(ActivationError::BadCode));
     }
@@ -503,12 +561,14 @@ pub async fn set_password(store: &Store, account_id: &str, password: &str) -> Re
 
 pub async fn deactivate(state: &AppState, account: &Account) -> Result<(), Error> {
     let mut tx = state.store().begin_write().await?;
-    on_conn!(&mut tx, |c| sqlx::query("UPDATE auth_accounts SET status = $1 WHERE id = $2")
-        .bind(Status::Deactivated.as_str())
-        .bind(&account.id)
-        .execute(c)
-        .await?
-        .rows_affected());
+    on_conn!(&mut tx, |c| sqlx::query(
+        "UPDATE auth_accounts SET status = $1 WHERE id = $2"
+    )
+    .bind(Status::Deactivated.as_str())
+    .bind(&account.id)
+    .execute(c)
+    .await?
+    .rows_affected());
     tx.commit().await?;
     super::sessions::revoke_account(state.store(), &account.id, state.now()).await?;
     state.auth().cache.forget_subject(&account.id);

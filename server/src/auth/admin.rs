@@ -28,9 +28,20 @@ pub enum ClientCmd {
 
 #[derive(Debug)]
 pub enum AccountCmd {
-    Invite { fhir_user: String, also: Vec<String>, to: Option<String>, lang: String, args: ServeArgs },
-    Unlock { account: String, args: ServeArgs },
-    List { args: ServeArgs },
+    Invite {
+        fhir_user: String,
+        also: Vec<String>,
+        to: Option<String>,
+        lang: String,
+        args: ServeArgs,
+    },
+    Unlock {
+        account: String,
+        args: ServeArgs,
+    },
+    List {
+        args: ServeArgs,
+    },
 }
 
 async fn open(args: &ServeArgs) -> anyhow::Result<AppState> {
@@ -53,7 +64,16 @@ fn explain(e: crate::error::Error) -> anyhow::Error {
 
 pub async fn client(cmd: ClientCmd) -> anyhow::Result<()> {
     match cmd {
-        ClientCmd::Register { client_id, name, redirect_uris, scope, public, secret, jwks_file, args } => {
+        ClientCmd::Register {
+            client_id,
+            name,
+            redirect_uris,
+            scope,
+            public,
+            secret,
+            jwks_file,
+            args,
+        } => {
             let state = open(&args).await?;
             let credential = match (public, secret, jwks_file) {
                 (true, _, _) => Credential::Public,
@@ -71,7 +91,9 @@ pub async fn client(cmd: ClientCmd) -> anyhow::Result<()> {
                 scopes: scope,
                 credential,
             };
-            let done = clients::register(state.store(), &reg, state.now()).await.map_err(explain)?;
+            let done = clients::register(state.store(), &reg, state.now())
+                .await
+                .map_err(explain)?;
             if !done.created {
                 anyhow::bail!("a client with id {client_id} already exists");
             }
@@ -95,13 +117,22 @@ pub async fn client(cmd: ClientCmd) -> anyhow::Result<()> {
 
 pub async fn account(cmd: AccountCmd) -> anyhow::Result<()> {
     match cmd {
-        AccountCmd::Invite { fhir_user, also, to, lang, args } => {
+        AccountCmd::Invite {
+            fhir_user,
+            also,
+            to,
+            lang,
+            args,
+        } => {
             let state = open(&args).await?;
             let inv = super::accounts::invite(&state, &fhir_user, &also, to.as_deref(), Lang::parse(&lang))
                 .await
                 .map_err(explain)?;
             println!("account {} for {fhir_user}", inv.account_id);
-            println!("activation code: {} (valid 7 days, single use), sent to {}", inv.activation_code, inv.contact);
+            println!(
+                "activation code: {} (valid 7 days, single use), sent to {}",
+                inv.activation_code, inv.contact
+            );
             println!("activation page: {}/activate", state.config().auth_url());
             state.store().close().await;
             Ok(())
@@ -112,7 +143,9 @@ pub async fn account(cmd: AccountCmd) -> anyhow::Result<()> {
                 Some(a) => Some(a),
                 None => super::accounts::by_fhir_user(state.store(), &account).await?,
             };
-            let Some(a) = found else { anyhow::bail!("no account {account}") };
+            let Some(a) = found else {
+                anyhow::bail!("no account {account}")
+            };
             super::lockout::unlock(state.store(), &a.id).await?;
             println!("unlocked {}", a.username.as_deref().unwrap_or(&a.fhir_user));
             state.store().close().await;
@@ -148,7 +181,10 @@ pub fn print_first_run(state: &AppState, created_secret: Option<&Path>) {
             "First run: registered the local administration client '{}' (system/*.*).",
             super::bootstrap::ADMIN_CLIENT_ID
         );
-        println!("  its secret is in {} (mode 0600); get a token with:", secret_file.display());
+        println!(
+            "  its secret is in {} (mode 0600); get a token with:",
+            secret_file.display()
+        );
     } else {
         println!(
             "  token:        (admin client '{}', secret in {})",

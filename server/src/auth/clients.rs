@@ -91,7 +91,10 @@ pub async fn register(store: &Store, reg: &Registration, now: i64) -> Result<Reg
     }
     let (scopes, rejected) = Scopes::parse(&reg.scopes);
     if !rejected.is_empty() {
-        return Err(Error::invalid("value", format!("unknown scopes: {}", rejected.join(" "))));
+        return Err(Error::invalid(
+            "value",
+            format!("unknown scopes: {}", rejected.join(" ")),
+        ));
     }
     for uri in &reg.redirect_uris {
         if !(uri.starts_with("https://") || uri.starts_with("http://") || uri.contains(":/")) {
@@ -127,7 +130,10 @@ pub async fn register(store: &Store, reg: &Registration, now: i64) -> Result<Reg
     .await?
     .rows_affected());
     tx.commit().await?;
-    Ok(Registered { created: done == 1, secret: if done == 1 { secret } else { None } })
+    Ok(Registered {
+        created: done == 1,
+        secret: if done == 1 { secret } else { None },
+    })
 }
 
 pub async fn get(store: &Store, client_id: &str) -> Result<Option<Client>, Error> {
@@ -162,24 +168,36 @@ pub async fn get(store: &Store, client_id: &str) -> Result<Option<Client>, Error
         None => None,
     };
     let redirect_uris: Vec<String> = serde_json::from_str(&redirects).unwrap_or_default();
-    Ok(Some(Client { client_id, name, kind, secret_hash, jwks, redirect_uris, scopes: Scopes::parse(&scopes).0 }))
+    Ok(Some(Client {
+        client_id,
+        name,
+        kind,
+        secret_hash,
+        jwks,
+        redirect_uris,
+        scopes: Scopes::parse(&scopes).0,
+    }))
 }
 
 pub async fn list(store: &Store) -> Result<Vec<(String, String, String)>, Error> {
     let mut tx = store.reader().await?;
-    let rows =
-        on_conn!(&mut tx, |c| sqlx::query("SELECT client_id, kind, scopes FROM auth_clients ORDER BY client_id")
-            .fetch_all(c)
-            .await?
-            .into_iter()
-            .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1), r.get::<String, _>(2)))
-            .collect::<Vec<_>>());
+    let rows = on_conn!(&mut tx, |c| sqlx::query(
+        "SELECT client_id, kind, scopes FROM auth_clients ORDER BY client_id"
+    )
+    .fetch_all(c)
+    .await?
+    .into_iter()
+    .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1), r.get::<String, _>(2)))
+    .collect::<Vec<_>>());
     Ok(rows)
 }
 
 pub async fn any_registered(store: &Store) -> Result<bool, Error> {
     let mut tx = store.reader().await?;
-    let n: i64 = on_conn!(&mut tx, |c| sqlx::query("SELECT COUNT(*) FROM auth_clients").fetch_one(c).await?.get(0));
+    let n: i64 = on_conn!(&mut tx, |c| sqlx::query("SELECT COUNT(*) FROM auth_clients")
+        .fetch_one(c)
+        .await?
+        .get(0));
     Ok(n > 0)
 }
 
@@ -192,11 +210,13 @@ pub async fn record_assertion_jti(
     now: i64,
 ) -> Result<bool, Error> {
     let mut tx = store.begin_write().await?;
-    on_conn!(&mut tx, |c| sqlx::query("DELETE FROM auth_used_jtis WHERE expires_at < $1")
-        .bind(now)
-        .execute(c)
-        .await?
-        .rows_affected());
+    on_conn!(&mut tx, |c| sqlx::query(
+        "DELETE FROM auth_used_jtis WHERE expires_at < $1"
+    )
+    .bind(now)
+    .execute(c)
+    .await?
+    .rows_affected());
     let n = on_conn!(&mut tx, |c| sqlx::query(
         "INSERT INTO auth_used_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
     )

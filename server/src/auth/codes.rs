@@ -125,7 +125,12 @@ pub async fn redeem(store: &Store, kind: Kind, code: &str, subject: &str, now: i
     .bind(kind.as_str())
     .fetch_optional(c)
     .await?
-    .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1), r.get::<i64, _>(2), r.get::<Option<i64>, _>(3))));
+    .map(|r| (
+        r.get::<String, _>(0),
+        r.get::<String, _>(1),
+        r.get::<i64, _>(2),
+        r.get::<Option<i64>, _>(3)
+    )));
     let Some((found_subject, data, expires_at, used_at)) = row else {
         return Ok(Redeemed::Unknown);
     };
@@ -148,5 +153,8 @@ pub async fn redeem(store: &Store, kind: Kind, code: &str, subject: &str, now: i
     if n != 1 {
         return Ok(Redeemed::Used { data });
     }
-    Ok(Redeemed::Ok { subject: found_subject, data })
+    Ok(Redeemed::Ok {
+        subject: found_subject,
+        data,
+    })
 }

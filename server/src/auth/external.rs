@@ -15,8 +15,14 @@ use crate::error::Error;
 
 /// Algorithms accepted from the external issuer (asymmetric only: a shared-secret
 /// algorithm would let anyone holding the public JWKS forge tokens).
-const ALGS: [Algorithm; 6] =
-    [Algorithm::RS256, Algorithm::RS384, Algorithm::RS512, Algorithm::ES256, Algorithm::ES384, Algorithm::PS256];
+const ALGS: [Algorithm; 6] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::PS256,
+];
 
 pub struct External {
     pub issuer: String,
@@ -51,7 +57,9 @@ pub async fn load(config: &Config) -> Result<Option<External>, Error> {
         let resp = reqwest::get(source.as_str())
             .await
             .map_err(|e| Error::Internal(format!("cannot fetch the external JWKS: {e}")))?;
-        resp.text().await.map_err(|e| Error::Internal(format!("cannot read the external JWKS: {e}")))?
+        resp.text()
+            .await
+            .map_err(|e| Error::Internal(format!("cannot read the external JWKS: {e}")))?
     } else {
         std::fs::read_to_string(source)
             .map_err(|e| Error::Internal(format!("cannot read the external JWKS file: {e}")))?
@@ -60,7 +68,10 @@ pub async fn load(config: &Config) -> Result<Option<External>, Error> {
         serde_json::from_str(&text).map_err(|_| Error::Internal("the external JWKS is not a JWK Set".into()))?;
     Ok(Some(External {
         issuer: issuer.clone(),
-        audience: config.external_audience.clone().unwrap_or_else(|| config.base_url.clone()),
+        audience: config
+            .external_audience
+            .clone()
+            .unwrap_or_else(|| config.base_url.clone()),
         jwks,
     }))
 }

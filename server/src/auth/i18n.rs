@@ -16,7 +16,11 @@ impl Lang {
     }
 
     pub fn parse(code: &str) -> Lang {
-        if code.trim().to_ascii_lowercase().starts_with("en") { Lang::En } else { Lang::Fr }
+        if code.trim().to_ascii_lowercase().starts_with("en") {
+            Lang::En
+        } else {
+            Lang::Fr
+        }
     }
 
     /// The preferred of French and English in an `Accept-Language` header (highest
@@ -27,7 +31,9 @@ impl Lang {
         for part in header.split(',') {
             let mut it = part.split(';');
             let tag = it.next().unwrap_or("").trim().to_ascii_lowercase();
-            let q = it.find_map(|p| p.trim().strip_prefix("q=").and_then(|v| v.parse::<f32>().ok())).unwrap_or(1.0);
+            let q = it
+                .find_map(|p| p.trim().strip_prefix("q=").and_then(|v| v.parse::<f32>().ok()))
+                .unwrap_or(1.0);
             let lang = if tag.starts_with("fr") {
                 Lang::Fr
             } else if tag.starts_with("en") {
@@ -43,7 +49,11 @@ impl Lang {
     }
 
     pub fn from_headers(headers: &axum::http::HeaderMap) -> Lang {
-        Lang::from_accept_language(headers.get(axum::http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()))
+        Lang::from_accept_language(
+            headers
+                .get(axum::http::header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok()),
+        )
     }
 }
 
@@ -76,7 +86,10 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
             "Entrez votre nom d'utilisateur : nous vous enverrons un code.",
             "Enter your username: we will send you a code.",
         ),
-        "err.credentials" => ("Nom d'utilisateur ou mot de passe incorrect.", "Wrong username or password."),
+        "err.credentials" => (
+            "Nom d'utilisateur ou mot de passe incorrect.",
+            "Wrong username or password.",
+        ),
         "err.code" => ("Code incorrect ou expiré.", "Wrong or expired code."),
         "err.locked" => (
             "Ce compte est verrouillé après trop d'essais. Communiquez avec votre équipe de soins.",
@@ -86,10 +99,14 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
             "L'accès à son propre dossier est possible à partir de 14 ans.",
             "Access to one's own record starts at 14 years of age.",
         ),
-        "err.no_patient" => {
-            ("Aucun dossier ne peut être consulté avec ce compte.", "No record can be accessed with this account.")
-        }
-        "err.activation" => ("Code d'activation invalide ou expiré.", "Invalid or expired activation code."),
+        "err.no_patient" => (
+            "Aucun dossier ne peut être consulté avec ce compte.",
+            "No record can be accessed with this account.",
+        ),
+        "err.activation" => (
+            "Code d'activation invalide ou expiré.",
+            "Invalid or expired activation code.",
+        ),
         "err.username_taken" => ("Ce nom d'utilisateur est déjà pris.", "This username is already taken."),
         "err.password_weak" => (
             "Le mot de passe doit compter au moins 10 caractères.",
@@ -103,14 +120,16 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
             "Application inconnue ou adresse de retour non enregistrée.",
             "Unknown application or unregistered redirect address.",
         ),
-        "done.activated" => {
-            ("Votre compte est activé. Vous pouvez vous connecter.", "Your account is active. You can sign in.")
-        }
+        "done.activated" => (
+            "Votre compte est activé. Vous pouvez vous connecter.",
+            "Your account is active. You can sign in.",
+        ),
         "done.reset" => ("Votre mot de passe est changé.", "Your password has been changed."),
         "done.deactivated" => ("Votre compte est désactivé.", "Your account has been deactivated."),
-        "done.code_sent" => {
-            ("Si ce compte existe, un code vous a été envoyé.", "If this account exists, a code has been sent to you.")
-        }
+        "done.code_sent" => (
+            "Si ce compte existe, un code vous a été envoyé.",
+            "If this account exists, a code has been sent to you.",
+        ),
         "mail.signin.subject" => ("Votre code de connexion Carnet", "Your Carnet sign-in code"),
         "mail.signin.body" => (
             "Votre code de connexion est {code}. Il expire dans 10 minutes. Ne le communiquez à personne.",
@@ -121,7 +140,10 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
             "Votre code d'activation est {code}. Il est valide 7 jours et ne sert qu'une fois.",
             "Your activation code is {code}. It is valid for 7 days and works once.",
         ),
-        "mail.reset.subject" => ("Réinitialisation de votre mot de passe Carnet", "Resetting your Carnet password"),
+        "mail.reset.subject" => (
+            "Réinitialisation de votre mot de passe Carnet",
+            "Resetting your Carnet password",
+        ),
         "mail.reset.body" => (
             "Votre code de réinitialisation est {code}. Il expire dans 10 minutes.",
             "Your reset code is {code}. It expires in 10 minutes.",

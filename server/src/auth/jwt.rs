@@ -86,7 +86,11 @@ pub fn pinned_validation(alg: Algorithm, audience: &str, issuer: &str) -> Valida
 
 /// `exp` (epoch seconds) against now (epoch microseconds).
 pub fn check_expiry(exp: i64, now_micros: i64) -> Result<(), TokenError> {
-    if exp.saturating_mul(1_000_000) <= now_micros { Err(TokenError::Expired) } else { Ok(()) }
+    if exp.saturating_mul(1_000_000) <= now_micros {
+        Err(TokenError::Expired)
+    } else {
+        Ok(())
+    }
 }
 
 /// Verifies one of this server's access tokens (everything but revocation).

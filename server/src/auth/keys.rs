@@ -58,7 +58,12 @@ fn from_row(kid: String, der: Vec<u8>, jwk_text: &str) -> Result<Keys, Error> {
     };
     let decoding =
         DecodingKey::from_ec_components(x, y).map_err(|_| Error::Internal("stored public key is invalid".into()))?;
-    Ok(Keys { kid, encoding: EncodingKey::from_ec_der(&der), decoding, public_jwk })
+    Ok(Keys {
+        kid,
+        encoding: EncodingKey::from_ec_der(&der),
+        decoding,
+        public_jwk,
+    })
 }
 
 /// Reads the current key, creating it first if there is none. Two processes starting
@@ -78,11 +83,12 @@ pub async fn load_or_create(store: &Store, now: i64) -> Result<Keys, Error> {
     .execute(c)
     .await?
     .rows_affected());
-    let row =
-        on_conn!(&mut tx, |c| sqlx::query("SELECT kid, private_der, public_jwk FROM auth_keys WHERE slot = 'current'")
-            .fetch_one(c)
-            .await
-            .map(|r| (r.get::<String, _>(0), r.get::<Vec<u8>, _>(1), r.get::<String, _>(2)))?);
+    let row = on_conn!(&mut tx, |c| sqlx::query(
+        "SELECT kid, private_der, public_jwk FROM auth_keys WHERE slot = 'current'"
+    )
+    .fetch_one(c)
+    .await
+    .map(|r| (r.get::<String, _>(0), r.get::<Vec<u8>, _>(1), r.get::<String, _>(2)))?);
     tx.commit().await?;
     from_row(row.0, row.1, &row.2)
 }

@@ -23,12 +23,14 @@ pub async fn record_failure(store: &Store, account_id: &str) -> Result<bool, Err
     .unwrap_or(0));
     let locked = failures >= MAX_FAILURES;
     if locked {
-        on_conn!(&mut tx, |c| sqlx::query("UPDATE auth_accounts SET locked = $1 WHERE id = $2")
-            .bind(true)
-            .bind(account_id)
-            .execute(c)
-            .await?
-            .rows_affected());
+        on_conn!(&mut tx, |c| sqlx::query(
+            "UPDATE auth_accounts SET locked = $1 WHERE id = $2"
+        )
+        .bind(true)
+        .bind(account_id)
+        .execute(c)
+        .await?
+        .rows_affected());
     }
     tx.commit().await?;
     if locked {
@@ -40,24 +42,27 @@ pub async fn record_failure(store: &Store, account_id: &str) -> Result<bool, Err
 /// A complete success (signed in, activated, reset) starts the count again.
 pub async fn reset(store: &Store, account_id: &str) -> Result<(), Error> {
     let mut tx = store.begin_write().await?;
-    on_conn!(&mut tx, |c| sqlx::query("UPDATE auth_accounts SET failed_attempts = 0 WHERE id = $1")
-        .bind(account_id)
-        .execute(c)
-        .await?
-        .rows_affected());
+    on_conn!(&mut tx, |c| sqlx::query(
+        "UPDATE auth_accounts SET failed_attempts = 0 WHERE id = $1"
+    )
+    .bind(account_id)
+    .execute(c)
+    .await?
+    .rows_affected());
     tx.commit().await?;
     Ok(())
 }
 
 pub async fn unlock(store: &Store, account_id: &str) -> Result<bool, Error> {
     let mut tx = store.begin_write().await?;
-    let n =
-        on_conn!(&mut tx, |c| sqlx::query("UPDATE auth_accounts SET failed_attempts = 0, locked = $1 WHERE id = $2")
-            .bind(false)
-            .bind(account_id)
-            .execute(c)
-            .await?
-            .rows_affected());
+    let n = on_conn!(&mut tx, |c| sqlx::query(
+        "UPDATE auth_accounts SET failed_attempts = 0, locked = $1 WHERE id = $2"
+    )
+    .bind(false)
+    .bind(account_id)
+    .execute(c)
+    .await?
+    .rows_affected());
     tx.commit().await?;
     Ok(n == 1)
 }

@@ -37,7 +37,10 @@ impl IntoResponse for AuthFailure {
             // RFC 6750 §3.1: no error code when the request had no credentials at all.
             AuthFailure::Missing => ("Bearer realm=\"carnet\"".to_string(), "An access token is required"),
             AuthFailure::Invalid(e) => (
-                format!("Bearer realm=\"carnet\", error=\"invalid_token\", error_description=\"{}\"", e.describe()),
+                format!(
+                    "Bearer realm=\"carnet\", error=\"invalid_token\", error_description=\"{}\"",
+                    e.describe()
+                ),
                 e.describe(),
             ),
             AuthFailure::Internal(_) => {
@@ -49,8 +52,10 @@ impl IntoResponse for AuthFailure {
         };
         let body = serde_json::to_vec(&outcome(&[Issue::error("login", text)])).unwrap_or_default();
         let mut resp = (StatusCode::UNAUTHORIZED, body).into_response();
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/fhir+json; charset=utf-8"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/fhir+json; charset=utf-8"),
+        );
         if let Ok(v) = HeaderValue::from_str(&challenge) {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
@@ -62,7 +67,10 @@ impl IntoResponse for AuthFailure {
 pub fn bearer(req: &axum::http::HeaderMap) -> Option<&str> {
     let v = req.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Verifies a bearer token, through the cache when it was seen before.
@@ -82,21 +90,37 @@ pub async fn verify(state: &AppState, token: &str) -> Result<Arc<Principal>, Aut
             auth.cache.remove(&key);
             return Err(AuthFailure::Invalid(TokenError::Revoked));
         }
-        auth.cache.put(key, Entry { principal: entry.principal.clone(), checked_at: now }, now);
+        auth.cache.put(
+            key,
+            Entry {
+                principal: entry.principal.clone(),
+                checked_at: now,
+            },
+            now,
+        );
         return Ok(entry.principal);
     }
     let principal = Arc::new(verify_uncached(state, token).await?);
     if revoked(state, &principal).await? {
         return Err(AuthFailure::Invalid(TokenError::Revoked));
     }
-    auth.cache.put(key, Entry { principal: principal.clone(), checked_at: now }, now);
+    auth.cache.put(
+        key,
+        Entry {
+            principal: principal.clone(),
+            checked_at: now,
+        },
+        now,
+    );
     Ok(principal)
 }
 
 async fn revoked(state: &AppState, p: &Principal) -> Result<bool, AuthFailure> {
     // Tokens of an external issuer have no session here: only their expiry applies.
     let Some(sid) = &p.session_id else { return Ok(false) };
-    super::sessions::is_revoked(state.store(), sid, &p.token_id).await.map_err(AuthFailure::Internal)
+    super::sessions::is_revoked(state.store(), sid, &p.token_id)
+        .await
+        .map_err(AuthFailure::Internal)
 }
 
 /// Signature, issuer, audience and expiry; no cache, no revocation check.
@@ -154,7 +178,10 @@ pub async fn require_token(State(state): State<AppState>, mut req: Request, next
 pub fn classify(method: &Method, path: &str, if_none_exist: bool) -> Vec<(Interaction, String)> {
     let rest = path.strip_prefix("/fhir").unwrap_or(path);
     let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    let op = |name: &str| Interaction::Operation { name: name.to_string(), write: *method != Method::GET };
+    let op = |name: &str| Interaction::Operation {
+        name: name.to_string(),
+        write: *method != Method::GET,
+    };
     let m = method.clone();
     let one = |i: Interaction, t: &str| vec![(i, t.to_string())];
     match segs.as_slice() {
@@ -167,12 +194,24 @@ pub fn classify(method: &Method, path: &str, if_none_exist: bool) -> Vec<(Intera
         [ty] => match m {
             Method::GET => one(Interaction::Search, ty),
             Method::POST if if_none_exist => {
-                vec![(Interaction::Create, ty.to_string()), (Interaction::Search, ty.to_string())]
+                vec![
+                    (Interaction::Create, ty.to_string()),
+                    (Interaction::Search, ty.to_string()),
+                ]
             }
             Method::POST => one(Interaction::Create, ty),
-            Method::PUT => vec![(Interaction::Update, ty.to_string()), (Interaction::Search, ty.to_string())],
-            Method::PATCH => vec![(Interaction::Patch, ty.to_string()), (Interaction::Search, ty.to_string())],
-            Method::DELETE => vec![(Interaction::Delete, ty.to_string()), (Interaction::Search, ty.to_string())],
+            Method::PUT => vec![
+                (Interaction::Update, ty.to_string()),
+                (Interaction::Search, ty.to_string()),
+            ],
+            Method::PATCH => vec![
+                (Interaction::Patch, ty.to_string()),
+                (Interaction::Search, ty.to_string()),
+            ],
+            Method::DELETE => vec![
+                (Interaction::Delete, ty.to_string()),
+                (Interaction::Search, ty.to_string()),
+            ],
             _ => one(Interaction::Read, ty),
         },
         [ty, "_search"] => one(Interaction::Search, ty),
@@ -200,13 +239,22 @@ mod tests {
 
     #[test]
     fn classify_paths() {
-        assert_eq!(classify(&Method::GET, "/fhir/Patient/1", false), vec![(Interaction::Read, "Patient".to_string())]);
-        assert_eq!(classify(&Method::GET, "/fhir/Patient", false), vec![(Interaction::Search, "Patient".to_string())]);
+        assert_eq!(
+            classify(&Method::GET, "/fhir/Patient/1", false),
+            vec![(Interaction::Read, "Patient".to_string())]
+        );
+        assert_eq!(
+            classify(&Method::GET, "/fhir/Patient", false),
+            vec![(Interaction::Search, "Patient".to_string())]
+        );
         assert_eq!(
             classify(&Method::GET, "/fhir/Patient/1/_history/2", false),
             vec![(Interaction::Vread, "Patient".to_string())]
         );
-        assert_eq!(classify(&Method::GET, "/fhir/_history", false), vec![(Interaction::HistoryType, "*".to_string())]);
+        assert_eq!(
+            classify(&Method::GET, "/fhir/_history", false),
+            vec![(Interaction::HistoryType, "*".to_string())]
+        );
         assert_eq!(classify(&Method::POST, "/fhir/Observation", true).len(), 2);
     }
 }

@@ -61,7 +61,12 @@ pub struct AuthState {
 
 impl AuthState {
     pub fn new(sender: Arc<dyn sender::Sender>) -> AuthState {
-        AuthState { keys: OnceCell::new(), external: OnceCell::new(), cache: cache::TokenCache::default(), sender }
+        AuthState {
+            keys: OnceCell::new(),
+            external: OnceCell::new(),
+            cache: cache::TokenCache::default(),
+            sender,
+        }
     }
 }
 

@@ -54,8 +54,14 @@ impl Actor {
                 }
                 Some(Actor::Patient { id })
             }
-            "RelatedPerson" => Some(Actor::Representative { related_person: id, patient: patient?.to_string() }),
-            "Practitioner" => Some(Actor::Practitioner { id, patient: patient.map(str::to_string) }),
+            "RelatedPerson" => Some(Actor::Representative {
+                related_person: id,
+                patient: patient?.to_string(),
+            }),
+            "Practitioner" => Some(Actor::Practitioner {
+                id,
+                patient: patient.map(str::to_string),
+            }),
             _ => None,
         }
     }

@@ -188,7 +188,14 @@ impl fmt::Display for ResourceScope {
 }
 
 /// Scopes that are not about resources and that any client may ask for.
-const CONTEXT_SCOPES: &[&str] = &["openid", "fhirUser", "profile", "launch", "launch/patient", "online_access"];
+const CONTEXT_SCOPES: &[&str] = &[
+    "openid",
+    "fhirUser",
+    "profile",
+    "launch",
+    "launch/patient",
+    "online_access",
+];
 
 /// A set of granted or requested scopes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -272,7 +279,10 @@ impl Scopes {
     /// True when every scope of `other` is covered by one of `self` (refresh requests
     /// may only ask for less).
     pub fn covers(&self, other: &Scopes) -> bool {
-        other.resources.iter().all(|o| self.resources.iter().any(|s| s.covers(o)))
+        other
+            .resources
+            .iter()
+            .all(|o| self.resources.iter().any(|s| s.covers(o)))
             && other.other.iter().all(|o| self.has(o))
     }
 
@@ -283,7 +293,9 @@ impl Scopes {
     ) -> impl Iterator<Item = &'a ResourceScope> {
         let need = interaction.permission();
         let resource_type = resource_type.to_string();
-        self.resources.iter().filter(move |r| r.matches_type(&resource_type) && r.perms & need == need)
+        self.resources
+            .iter()
+            .filter(move |r| r.matches_type(&resource_type) && r.perms & need == need)
     }
 
     /// Whether some granted scope allows this interaction on this type.
@@ -366,14 +378,20 @@ mod tests {
     fn narrowing() {
         let client = p("patient/Observation.rs patient/Patient.r launch/patient openid fhirUser offline_access");
         let got = p("patient/*.cruds user/*.* launch/patient offline_access").narrow(&client, ActorKind::PatientFacing);
-        assert_eq!(got.to_string(), "launch/patient patient/Observation.rs patient/Patient.r");
+        assert_eq!(
+            got.to_string(),
+            "launch/patient patient/Observation.rs patient/Patient.r"
+        );
         let got = p("patient/Observation.read").narrow(&client, ActorKind::PatientFacing);
         assert_eq!(got.to_string(), "patient/Observation.read");
         let got = p("patient/Observation.rs").narrow(&client, ActorKind::PatientFacing);
         assert_eq!(got.to_string(), "patient/Observation.rs");
         let sys = p("system/*.*");
         assert!(p("user/*.*").narrow(&sys, ActorKind::System).resources.is_empty());
-        assert_eq!(p("system/Patient.rs").narrow(&sys, ActorKind::System).to_string(), "system/Patient.rs");
+        assert_eq!(
+            p("system/Patient.rs").narrow(&sys, ActorKind::System).to_string(),
+            "system/Patient.rs"
+        );
     }
 
     #[test]

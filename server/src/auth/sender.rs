@@ -35,8 +35,11 @@ impl Sender for OutboxSender {
     fn send(&self, message: &Message) -> Result<(), Error> {
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::Internal(format!("cannot create the outbox: {e}")))?;
         // Time-ordered names: `ls` shows the newest last.
-        let name =
-            format!("{}-{}.json", crate::clock::system_now_micros(), super::b64url(&super::random_bytes::<6>()?));
+        let name = format!(
+            "{}-{}.json",
+            crate::clock::system_now_micros(),
+            super::b64url(&super::random_bytes::<6>()?)
+        );
         let text = serde_json::to_vec_pretty(message).map_err(|_| Error::Internal("cannot encode a message".into()))?;
         let tmp = self.dir.join(format!(".{name}.tmp"));
         std::fs::write(&tmp, text).map_err(|e| Error::Internal(format!("cannot write to the outbox: {e}")))?;

@@ -92,7 +92,13 @@ pub async fn get(store: &Store, id: &str) -> Result<Option<Session>, Error> {
         return Ok(None);
     };
     let grant: Grant = serde_json::from_str(&data).map_err(|_| Error::Internal("stored grant is unreadable".into()))?;
-    Ok(Some(Session { id, account_id, client_id, grant, revoked: revoked_at.is_some() }))
+    Ok(Some(Session {
+        id,
+        account_id,
+        client_id,
+        grant,
+        revoked: revoked_at.is_some(),
+    }))
 }
 
 /// Issues a new refresh token for the session, valid for the idle timeout.
@@ -109,12 +115,14 @@ pub async fn issue_refresh(store: &Store, session_id: &str, now: i64) -> Result<
     .execute(c)
     .await?
     .rows_affected());
-    on_conn!(&mut tx, |c| sqlx::query("UPDATE auth_sessions SET last_active = $1 WHERE id = $2")
-        .bind(now)
-        .bind(session_id)
-        .execute(c)
-        .await?
-        .rows_affected());
+    on_conn!(&mut tx, |c| sqlx::query(
+        "UPDATE auth_sessions SET last_active = $1 WHERE id = $2"
+    )
+    .bind(now)
+    .bind(session_id)
+    .execute(c)
+    .await?
+    .rows_affected());
     tx.commit().await?;
     Ok(token)
 }
@@ -167,28 +175,36 @@ pub async fn use_refresh(store: &Store, token: &str, now: i64) -> Result<Refresh
     .await?
     .rows_affected());
     tx.commit().await?;
-    Ok(if n == 1 { RefreshOutcome::Ok(session_id) } else { RefreshOutcome::Replayed })
+    Ok(if n == 1 {
+        RefreshOutcome::Ok(session_id)
+    } else {
+        RefreshOutcome::Replayed
+    })
 }
 
 /// The session a refresh token belongs to, without using it (revocation, introspection).
 pub async fn session_of_refresh(store: &Store, token: &str) -> Result<Option<String>, Error> {
     let mut tx = store.reader().await?;
-    let id = on_conn!(&mut tx, |c| sqlx::query("SELECT session_id FROM auth_refresh_tokens WHERE token_hash = $1")
-        .bind(super::hash_secret(token))
-        .fetch_optional(c)
-        .await?
-        .map(|r| r.get::<String, _>(0)));
+    let id = on_conn!(&mut tx, |c| sqlx::query(
+        "SELECT session_id FROM auth_refresh_tokens WHERE token_hash = $1"
+    )
+    .bind(super::hash_secret(token))
+    .fetch_optional(c)
+    .await?
+    .map(|r| r.get::<String, _>(0)));
     Ok(id)
 }
 
 pub async fn revoke_session(store: &Store, session_id: &str, now: i64) -> Result<(), Error> {
     let mut tx = store.begin_write().await?;
-    on_conn!(&mut tx, |c| sqlx::query("UPDATE auth_sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-        .bind(now)
-        .bind(session_id)
-        .execute(c)
-        .await?
-        .rows_affected());
+    on_conn!(&mut tx, |c| sqlx::query(
+        "UPDATE auth_sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL"
+    )
+    .bind(now)
+    .bind(session_id)
+    .execute(c)
+    .await?
+    .rows_affected());
     tx.commit().await?;
     Ok(())
 }
@@ -211,11 +227,13 @@ pub async fn revoke_account(store: &Store, account_id: &str, now: i64) -> Result
 /// Revokes one access token (RFC 7009) until it would have expired anyway.
 pub async fn revoke_token(store: &Store, jti: &str, expires_at: i64, now: i64) -> Result<(), Error> {
     let mut tx = store.begin_write().await?;
-    on_conn!(&mut tx, |c| sqlx::query("DELETE FROM auth_revoked_tokens WHERE expires_at < $1")
-        .bind(now)
-        .execute(c)
-        .await?
-        .rows_affected());
+    on_conn!(&mut tx, |c| sqlx::query(
+        "DELETE FROM auth_revoked_tokens WHERE expires_at < $1"
+    )
+    .bind(now)
+    .execute(c)
+    .await?
+    .rows_affected());
     on_conn!(&mut tx, |c| sqlx::query(
         "INSERT INTO auth_revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING"
     )

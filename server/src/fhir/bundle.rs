@@ -30,7 +30,12 @@ impl BundleWriter {
         {
             obj.insert(
                 "link".into(),
-                Value::Array(links.iter().map(|l| json!({"relation": l.relation, "url": l.url})).collect()),
+                Value::Array(
+                    links
+                        .iter()
+                        .map(|l| json!({"relation": l.relation, "url": l.url}))
+                        .collect(),
+                ),
             );
         }
         let mut buf = serde_json::to_vec(&head).unwrap_or_default();
@@ -95,8 +100,20 @@ mod tests {
 
     #[test]
     fn writes_valid_json() {
-        let mut w = BundleWriter::new("searchset", 0, Some(1), &[Link { relation: "self", url: "http://x/fhir/Patient" }]);
-        w.entry(Some("http://x/fhir/Patient/1"), Some(br#"{"resourceType":"Patient","id":"1"}"#), &json!({"search": {"mode": "match"}}));
+        let mut w = BundleWriter::new(
+            "searchset",
+            0,
+            Some(1),
+            &[Link {
+                relation: "self",
+                url: "http://x/fhir/Patient",
+            }],
+        );
+        w.entry(
+            Some("http://x/fhir/Patient/1"),
+            Some(br#"{"resourceType":"Patient","id":"1"}"#),
+            &json!({"search": {"mode": "match"}}),
+        );
         let v: Value = serde_json::from_slice(&w.finish()).unwrap();
         assert_eq!(v["entry"][0]["resource"]["id"], "1");
         assert_eq!(v["total"], 1);

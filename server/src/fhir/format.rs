@@ -25,7 +25,10 @@ pub struct Output {
 
 impl Default for Output {
     fn default() -> Output {
-        Output { format: Format::Json, pretty: false }
+        Output {
+            format: Format::Json,
+            pretty: false,
+        }
     }
 }
 
@@ -36,9 +39,7 @@ fn media_type(s: &str) -> Option<Format> {
         "json" | "application/fhir+json" | "application/json" | "application/json+fhir" | "text/json" => {
             Some(Format::Json)
         }
-        "xml" | "application/fhir+xml" | "application/xml" | "application/xml+fhir" | "text/xml" => {
-            Some(Format::Xml)
-        }
+        "xml" | "application/fhir+xml" | "application/xml" | "application/xml+fhir" | "text/xml" => Some(Format::Xml),
         _ => None,
     }
 }
@@ -53,13 +54,22 @@ pub fn request_format(content_type: Option<&str>) -> Result<Format, String> {
 
 /// The response format: `_format` wins over `Accept`; JSON when the client accepts
 /// anything. `Err` when nothing the client accepts can be produced (406).
-pub fn response_format(accept: Option<&str>, format_param: Option<&str>, pretty: Option<&str>) -> Result<Output, String> {
+pub fn response_format(
+    accept: Option<&str>,
+    format_param: Option<&str>,
+    pretty: Option<&str>,
+) -> Result<Output, String> {
     let pretty = matches!(pretty, Some("true"));
     if let Some(f) = format_param {
-        return media_type(f).map(|format| Output { format, pretty }).ok_or_else(|| f.to_string());
+        return media_type(f)
+            .map(|format| Output { format, pretty })
+            .ok_or_else(|| f.to_string());
     }
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
-        return Ok(Output { format: Format::Json, pretty });
+        return Ok(Output {
+            format: Format::Json,
+            pretty,
+        });
     };
     // Pick the acceptable type with the highest q; ties keep the client's order.
     let mut best: Option<(f32, Format)> = None;
@@ -84,7 +94,8 @@ pub fn response_format(accept: Option<&str>, format_param: Option<&str>, pretty:
             best = Some((q, format));
         }
     }
-    best.map(|(_, format)| Output { format, pretty }).ok_or_else(|| accept.to_string())
+    best.map(|(_, format)| Output { format, pretty })
+        .ok_or_else(|| accept.to_string())
 }
 
 #[cfg(test)]
@@ -94,16 +105,34 @@ mod tests {
     #[test]
     fn negotiation() {
         assert_eq!(response_format(None, None, None).unwrap().format, Format::Json);
-        assert_eq!(response_format(Some("application/fhir+xml"), None, None).unwrap().format, Format::Xml);
         assert_eq!(
-            response_format(Some("application/fhir+xml;q=0.5, application/fhir+json"), None, None).unwrap().format,
+            response_format(Some("application/fhir+xml"), None, None)
+                .unwrap()
+                .format,
+            Format::Xml
+        );
+        assert_eq!(
+            response_format(Some("application/fhir+xml;q=0.5, application/fhir+json"), None, None)
+                .unwrap()
+                .format,
             Format::Json
         );
-        assert_eq!(response_format(Some("application/fhir+json"), Some("xml"), None).unwrap().format, Format::Xml);
+        assert_eq!(
+            response_format(Some("application/fhir+json"), Some("xml"), None)
+                .unwrap()
+                .format,
+            Format::Xml
+        );
         assert!(response_format(Some("image/png"), None, None).is_err());
         assert!(response_format(None, Some("ttl"), None).is_err());
-        assert_eq!(response_format(Some("text/html,*/*;q=0.8"), None, None).unwrap().format, Format::Json);
+        assert_eq!(
+            response_format(Some("text/html,*/*;q=0.8"), None, None).unwrap().format,
+            Format::Json
+        );
         assert!(request_format(Some("text/plain")).is_err());
-        assert_eq!(request_format(Some("application/fhir+xml; charset=utf-8")), Ok(Format::Xml));
+        assert_eq!(
+            request_format(Some("application/fhir+xml; charset=utf-8")),
+            Ok(Format::Xml)
+        );
     }
 }

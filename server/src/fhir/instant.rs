@@ -6,8 +6,7 @@ use time::{OffsetDateTime, UtcOffset};
 /// Formats epoch microseconds as a FHIR instant with millisecond precision in UTC,
 /// e.g. `2026-11-23T10:15:00.123Z`.
 pub fn format_micros(micros: i64) -> String {
-    let dt = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let dt = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
         dt.year(),
@@ -58,7 +57,10 @@ mod tests {
         let m = parse_instant("2026-11-23T10:15:00.123Z").unwrap();
         assert_eq!(format_micros(m), "2026-11-23T10:15:00.123Z");
         assert_eq!(parse_instant("2026-11-23"), parse_instant("2026-11-23T00:00:00Z"));
-        assert_eq!(parse_instant("2026-11-23T12:00:00+02:00"), parse_instant("2026-11-23T10:00:00Z"));
+        assert_eq!(
+            parse_instant("2026-11-23T12:00:00+02:00"),
+            parse_instant("2026-11-23T10:00:00Z")
+        );
         assert!(parse_instant("yesterday").is_none());
     }
 }

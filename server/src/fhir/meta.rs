@@ -52,7 +52,10 @@ mod tests {
     #[test]
     fn stamp_puts_meta_first_and_keeps_tags() {
         let Value::Object(r) = json!({"name": [{"family": "Tremblay"}], "resourceType": "Patient",
-            "meta": {"tag": [{"code": "x"}], "versionId": "9"}, "id": "old"}) else { panic!() };
+            "meta": {"tag": [{"code": "x"}], "versionId": "9"}, "id": "old"})
+        else {
+            panic!()
+        };
         let out = Value::Object(stamp(r, "p1", 2, 0));
         assert_eq!(
             serde_json::to_string(&out).unwrap(),

@@ -53,7 +53,11 @@ impl Shape {
         let Value::Object(map) = resource else {
             return resource;
         };
-        let resource_type = map.get("resourceType").and_then(Value::as_str).unwrap_or("").to_string();
+        let resource_type = map
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let keep = |name: &str| -> bool {
             let base = element_base(name);
             match self {
@@ -112,4 +116,3 @@ fn add_subsetted_tag(resource: &mut Map<String, Value>) {
         }
     }
 }
-

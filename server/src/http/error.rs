@@ -41,7 +41,10 @@ impl Error {
             Error::Forbidden(m) => vec![Issue::error("forbidden", m.clone())],
             Error::Internal(_) => vec![Issue::error("exception", "Internal server error")],
             Error::Store(e) if e.is_conflict() => {
-                vec![Issue::error("conflict", "A concurrent change conflicted with this request; retry it")]
+                vec![Issue::error(
+                    "conflict",
+                    "A concurrent change conflicted with this request; retry it",
+                )]
             }
             Error::Store(_) => vec![Issue::error("exception", "Internal server error")],
         }

@@ -49,8 +49,7 @@ pub fn parse_resource(bytes: &[u8], format: Format) -> Result<Value, Error> {
     match format {
         Format::Json => serde_json::from_slice(bytes)
             .map_err(|e| Error::invalid("structure", format!("The body is not valid JSON: {e}"))),
-        Format::Xml => carnet_fhir::from_xml(bytes)
-            .map_err(Error::Invalid),
+        Format::Xml => carnet_fhir::from_xml(bytes).map_err(Error::Invalid),
     }
 }
 
@@ -59,9 +58,8 @@ impl FromRequest<AppState> for FhirBody {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (parts, body) = req.into_parts();
-        let format = request_format(content_type(&parts.headers)).map_err(|ct| {
-            Error::UnsupportedMediaType(format!("Content-Type '{ct}' is not a FHIR format"))
-        })?;
+        let format = request_format(content_type(&parts.headers))
+            .map_err(|ct| Error::UnsupportedMediaType(format!("Content-Type '{ct}' is not a FHIR format")))?;
         let bytes = read_limited(body, state.config().body_limit, &parts.headers).await?;
         Ok(FhirBody(parse_resource(&bytes, format)?))
     }

@@ -16,10 +16,7 @@ pub async fn capability_statement(State(state): State<AppState>) -> Response {
 }
 
 fn build(state: &AppState) -> Value {
-    let resources: Vec<Value> = carnet_fhir::RESOURCE_TYPES
-        .iter()
-        .map(|t| resource_entry(t))
-        .collect();
+    let resources: Vec<Value> = carnet_fhir::RESOURCE_TYPES.iter().map(|t| resource_entry(t)).collect();
     json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -48,10 +45,24 @@ fn build(state: &AppState) -> Value {
 /// changed through the API (policy R5), so they advertise no update, patch or delete.
 fn resource_entry(t: &str) -> Value {
     let codes: &[&str] = if t == "AuditEvent" {
-        &["read", "vread", "history-instance", "history-type", "create", "search-type"]
+        &[
+            "read",
+            "vread",
+            "history-instance",
+            "history-type",
+            "create",
+            "search-type",
+        ]
     } else {
         &[
-            "read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create",
+            "read",
+            "vread",
+            "update",
+            "patch",
+            "delete",
+            "history-instance",
+            "history-type",
+            "create",
             "search-type",
         ]
     };

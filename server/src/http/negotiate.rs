@@ -51,7 +51,10 @@ pub async fn negotiate(mut req: Request, next: Next) -> Response {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
-    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(output.format.content_type()));
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(output.format.content_type()),
+    );
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(converted))
 }
@@ -63,12 +66,11 @@ fn convert(json: &[u8], output: Output) -> Result<Vec<u8>, Error> {
     let value: Value = serde_json::from_slice(json)
         .map_err(|e| crate::store::StoreError::Corrupt(format!("response is not JSON: {e}")))?;
     match output.format {
-        Format::Json => serde_json::to_vec_pretty(&value)
-            .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()).into()),
+        Format::Json => {
+            serde_json::to_vec_pretty(&value).map_err(|e| crate::store::StoreError::Corrupt(e.to_string()).into())
+        }
         Format::Xml => carnet_fhir::to_xml(&value, output.pretty)
             .map(String::into_bytes)
-            .map_err(|issues| {
-                Error::Unprocessable(issues)
-            }),
+            .map_err(Error::Unprocessable),
     }
 }

@@ -19,7 +19,8 @@ pub const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
 pub fn json(status: StatusCode, body: Vec<u8>) -> Response {
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
     resp
 }
 
@@ -39,8 +40,7 @@ pub fn shape_bytes(content: Vec<u8>, shape: &Shape) -> Result<Vec<u8>> {
     if shape.is_full() {
         return Ok(content);
     }
-    let v: Value = serde_json::from_slice(&content)
-        .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+    let v: Value = serde_json::from_slice(&content).map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
     serde_json::to_vec(&shape.apply(v)).map_err(|e| Error::from(crate::store::StoreError::Corrupt(e.to_string())))
 }
 
@@ -78,19 +78,29 @@ pub fn written(base: &str, w: Written, prefer: Return) -> Response {
                 "informational",
                 format!("{}/{} {what} as version {}", w.res_type, w.id, w.version),
             )]);
-            resource(status, w.version, w.last_updated, serde_json::to_vec(&oo).unwrap_or_default())
+            resource(
+                status,
+                w.version,
+                w.last_updated,
+                serde_json::to_vec(&oo).unwrap_or_default(),
+            )
         }
     };
-    let name = if w.created { header::LOCATION } else { header::CONTENT_LOCATION };
+    let name = if w.created {
+        header::LOCATION
+    } else {
+        header::CONTENT_LOCATION
+    };
     set(&mut resp, name, &location);
     resp
 }
 
 pub fn deleted(version: Option<i64>, prefer: Return, message: String) -> Response {
     let mut resp = match prefer {
-        Return::OperationOutcome | Return::Representation => {
-            value(StatusCode::OK, &outcome(&[Issue::information("informational", message)]))
-        }
+        Return::OperationOutcome | Return::Representation => value(
+            StatusCode::OK,
+            &outcome(&[Issue::information("informational", message)]),
+        ),
         Return::Minimal => {
             let mut r = Response::new(Body::empty());
             *r.status_mut() = StatusCode::NO_CONTENT;

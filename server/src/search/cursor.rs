@@ -22,9 +22,7 @@ impl Cursor {
         for k in &self.keys {
             items.push(match k {
                 Cell::I64(Some(v)) => Value::from(*v),
-                Cell::F64(Some(v)) => {
-                    serde_json::Number::from_f64(*v).map_or(Value::Null, Value::Number)
-                }
+                Cell::F64(Some(v)) => serde_json::Number::from_f64(*v).map_or(Value::Null, Value::Number),
                 Cell::Text(Some(s)) => Value::from(s.as_str()),
                 _ => Value::Null,
             });
@@ -35,13 +33,7 @@ impl Cursor {
 
     /// Decodes a cursor for a query sorted by keys of `kinds`.
     pub fn decode(s: &str, kinds: &[Kind]) -> Result<Cursor> {
-        let bad = || {
-            Error::invalid_at(
-                "value",
-                "_cursor",
-                "Invalid paging cursor: follow the Bundle's links",
-            )
-        };
+        let bad = || Error::invalid_at("value", "_cursor", "Invalid paging cursor: follow the Bundle's links");
         if !s.len().is_multiple_of(2) || s.len() > 16_384 {
             return Err(bad());
         }
@@ -82,11 +74,7 @@ mod tests {
         let c = Cursor {
             backward: true,
             pk: 42,
-            keys: vec![
-                Cell::Text(Some("zoë".into())),
-                Cell::I64(None),
-                Cell::F64(Some(1.5)),
-            ],
+            keys: vec![Cell::Text(Some("zoë".into())), Cell::I64(None), Cell::F64(Some(1.5))],
         };
         let d = Cursor::decode(&c.encode(), &[Kind::Text, Kind::I64, Kind::F64]).unwrap();
         assert_eq!(d, c);

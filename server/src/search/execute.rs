@@ -143,11 +143,7 @@ impl Plan {
                 })
                 .collect();
             let dir = if backward { "DESC" } else { "ASC" };
-            sql += &format!(
-                " ORDER BY {}, q.pk {dir} LIMIT {}",
-                order.join(", "),
-                q.int(limit)
-            );
+            sql += &format!(" ORDER BY {}, q.pk {dir} LIMIT {}", order.join(", "), q.int(limit));
             q.sql = sql;
             kinds.extend(self.kinds());
         }
@@ -203,11 +199,7 @@ impl Plan {
             binds: self.q.binds[..self.where_binds].to_vec(),
         };
         let rows = fetch(tx, &q, &[Kind::I64]).await?;
-        Ok(rows
-            .first()
-            .and_then(|r| r.first())
-            .and_then(Cell::i64)
-            .unwrap_or(0))
+        Ok(rows.first().and_then(|r| r.first()).and_then(Cell::i64).unwrap_or(0))
     }
 }
 
@@ -217,12 +209,7 @@ const MAX_INCLUDED: usize = 1000;
 const MAX_ITERATIONS: usize = 4;
 
 /// The pks of resources to include with `matches`, not counting the matches.
-pub async fn includes(
-    b: &mut Builder<'_>,
-    tx: &mut Tx,
-    r: &ResultParams,
-    matches: &[i64],
-) -> Result<Vec<i64>> {
+pub async fn includes(b: &mut Builder<'_>, tx: &mut Tx, r: &ResultParams, matches: &[i64]) -> Result<Vec<i64>> {
     if (r.include.is_empty() && r.revinclude.is_empty()) || matches.is_empty() {
         return Ok(Vec::new());
     }
@@ -302,10 +289,7 @@ async fn fetch_included(
     b.q.sql = sql;
     let q = std::mem::take(&mut b.q);
     let rows = fetch(tx, &q, &[Kind::I64]).await?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| r.first().and_then(Cell::i64))
-        .collect())
+    Ok(rows.iter().filter_map(|r| r.first().and_then(Cell::i64)).collect())
 }
 
 /// Current content of resources by pk: `(pk, type, id, content)`.
@@ -329,12 +313,7 @@ pub async fn contents(tx: &mut Tx, pks: &[i64]) -> Result<Vec<(i64, String, Stri
                 Some(Cell::Bytes(Some(c))) => c,
                 _ => return None,
             };
-            Some((
-                r[0].i64()?,
-                r[1].text()?.to_string(),
-                r[2].text()?.to_string(),
-                content,
-            ))
+            Some((r[0].i64()?, r[1].text()?.to_string(), r[2].text()?.to_string(), content))
         })
         .collect())
 }

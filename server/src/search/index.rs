@@ -72,14 +72,7 @@ impl Table {
         match self {
             Table::String => &["normalized", "exact"],
             Table::Token => &["system", "code", "text", "type_system", "type_code"],
-            Table::Reference => &[
-                "target_type",
-                "target_id",
-                "url",
-                "version",
-                "id_system",
-                "id_value",
-            ],
+            Table::Reference => &["target_type", "target_id", "url", "version", "id_system", "id_value"],
             Table::Date => &["low", "high"],
             Table::Number => &["value", "low", "high"],
             Table::Quantity => &["value", "low", "high", "system", "code", "unit"],
@@ -111,11 +104,7 @@ fn text(s: &Option<String>) -> Bind {
 fn number_binds(n: &NumberValue) -> [Bind; 3] {
     match n.value {
         Some(v) => [Bind::F64(Some(v)), Bind::F64(Some(v)), Bind::F64(Some(v))],
-        None => [
-            Bind::F64(None),
-            Bind::F64(Some(n.low)),
-            Bind::F64(Some(n.high)),
-        ],
+        None => [Bind::F64(None), Bind::F64(Some(n.low)), Bind::F64(Some(n.high))],
     }
 }
 
@@ -134,10 +123,7 @@ fn row(value: &IndexValue) -> Option<(Table, Vec<Bind>)> {
     Some(match value {
         IndexValue::String(s) => (
             Table::String,
-            vec![
-                Bind::Text(Some(clip(&s.normalized))),
-                Bind::Text(Some(s.exact.clone())),
-            ],
+            vec![Bind::Text(Some(clip(&s.normalized))), Bind::Text(Some(s.exact.clone()))],
         ),
         IndexValue::Token(t) => (Table::Token, token_binds(t)),
         IndexValue::Reference(r) => {
@@ -157,10 +143,7 @@ fn row(value: &IndexValue) -> Option<(Table, Vec<Bind>)> {
                 ],
             )
         }
-        IndexValue::Date(d) => (
-            Table::Date,
-            vec![Bind::I64(Some(d.low)), Bind::I64(Some(d.high))],
-        ),
+        IndexValue::Date(d) => (Table::Date, vec![Bind::I64(Some(d.low)), Bind::I64(Some(d.high))]),
         IndexValue::Number(n) => (Table::Number, number_binds(n).to_vec()),
         IndexValue::Quantity(q) => {
             let mut b = number_binds(&q.number).to_vec();
@@ -180,12 +163,7 @@ type Row = (String, Option<i64>, Vec<Bind>);
 const ROWS_PER_INSERT: usize = 500;
 
 /// Replaces the index rows of resource `pk` with those extracted from `resource`.
-pub async fn replace(
-    tx: &mut Tx,
-    pk: i64,
-    res_type: &str,
-    resource: &Value,
-) -> Result<(), StoreError> {
+pub async fn replace(tx: &mut Tx, pk: i64, res_type: &str, resource: &Value) -> Result<(), StoreError> {
     clear(tx, pk).await?;
     let entries = Registry::r4().extract(res_type, resource);
     let mut rows: Vec<Vec<Row>> = vec![Vec::new(); Table::ALL.len()];
@@ -218,13 +196,7 @@ pub async fn replace(
     Ok(())
 }
 
-async fn insert(
-    tx: &mut Tx,
-    table: Table,
-    pk: i64,
-    res_type: &str,
-    rows: &[Row],
-) -> Result<(), StoreError> {
+async fn insert(tx: &mut Tx, table: Table, pk: i64, res_type: &str, rows: &[Row]) -> Result<(), StoreError> {
     let cols = table.columns();
     let mut sql = format!(
         "INSERT INTO {} (pk, res_type, param, grp, {}) VALUES ",

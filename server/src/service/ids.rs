@@ -13,11 +13,16 @@ pub fn check_type(res_type: &str) -> Result<()> {
 /// FHIR ids: 1 to 64 of `[A-Za-z0-9-.]`. Checked before any lookup, so odd ids (path
 /// traversal, SQL, huge strings) are refused up front.
 pub fn check_id(id: &str) -> Result<()> {
-    let ok = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    let ok =
+        !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
     if ok {
         Ok(())
     } else {
-        Err(Error::invalid_at("value", "id", format!("'{}' is not a valid FHIR id", truncate(id, 80))))
+        Err(Error::invalid_at(
+            "value",
+            "id",
+            format!("'{}' is not a valid FHIR id", truncate(id, 80)),
+        ))
     }
 }
 

@@ -17,7 +17,10 @@ pub async fn read(tx: &mut Tx, res_type: &str, id: &str) -> Result<StoredVersion
 pub async fn vread(tx: &mut Tx, res_type: &str, id: &str, version: &str) -> Result<StoredVersion> {
     ids::check_id(id)?;
     let Ok(n) = version.parse::<i64>() else {
-        return Err(Error::NotFound(format!("{res_type}/{id} has no version '{}'", ids::truncate(version, 40))));
+        return Err(Error::NotFound(format!(
+            "{res_type}/{id} has no version '{}'",
+            ids::truncate(version, 40)
+        )));
     };
     match resources::read_version(tx, res_type, id, n).await? {
         None => Err(Error::NotFound(format!("{res_type}/{id} has no version {n}"))),

@@ -8,7 +8,10 @@ use crate::error::{Error, Result};
 /// members. `expected_id` is the URL id of an update: the body must carry the same one.
 pub fn resource(res_type: &str, body: Value, expected_id: Option<&str>) -> Result<Map<String, Value>> {
     let Value::Object(map) = body else {
-        return Err(Error::invalid("structure", "The body must be a JSON object holding a FHIR resource"));
+        return Err(Error::invalid(
+            "structure",
+            "The body must be a JSON object holding a FHIR resource",
+        ));
     };
     match map.get("resourceType").and_then(Value::as_str) {
         Some(t) if t == res_type => {}
@@ -19,7 +22,13 @@ pub fn resource(res_type: &str, body: Value, expected_id: Option<&str>) -> Resul
                 format!("The body holds a {t} but the URL is for {res_type}"),
             ));
         }
-        None => return Err(Error::invalid_at("required", "resourceType", "The body has no resourceType")),
+        None => {
+            return Err(Error::invalid_at(
+                "required",
+                "resourceType",
+                "The body has no resourceType",
+            ));
+        }
     }
     if let Some(expected) = expected_id {
         match map.get("id").and_then(Value::as_str) {

@@ -22,10 +22,8 @@ impl StoreError {
     pub fn is_conflict(&self) -> bool {
         match self {
             StoreError::Database(sqlx::Error::Database(e)) => {
-                matches!(
-                    e.kind(),
-                    sqlx::error::ErrorKind::UniqueViolation
-                ) || matches!(e.code().as_deref(), Some("40001") | Some("40P01"))
+                matches!(e.kind(), sqlx::error::ErrorKind::UniqueViolation)
+                    || matches!(e.code().as_deref(), Some("40001") | Some("40P01"))
             }
             _ => false,
         }

@@ -67,11 +67,7 @@ pub async fn current(tx: &mut Tx, res_type: &str, res_id: &str) -> Result<Option
 
 /// Like [`current`], but locks the row until the transaction ends so that concurrent
 /// writers of one resource are serialised (SQLite's write transaction already is).
-pub async fn current_for_update(
-    tx: &mut Tx,
-    res_type: &str,
-    res_id: &str,
-) -> Result<Option<Current>, StoreError> {
+pub async fn current_for_update(tx: &mut Tx, res_type: &str, res_id: &str) -> Result<Option<Current>, StoreError> {
     if let Tx::Postgres(t) = tx {
         let row = sqlx::query(
             "SELECT pk, version, last_updated, deleted FROM resources \
@@ -92,11 +88,7 @@ pub async fn current_for_update(
 }
 
 /// The current version with its content, in one round trip: the read path.
-pub async fn read_current(
-    tx: &mut Tx,
-    res_type: &str,
-    res_id: &str,
-) -> Result<Option<StoredVersion>, StoreError> {
+pub async fn read_current(tx: &mut Tx, res_type: &str, res_id: &str) -> Result<Option<StoredVersion>, StoreError> {
     let row = on_conn!(tx, |c| sqlx::query(
         "SELECT r.version, r.last_updated, v.content FROM resources r \
          JOIN resource_versions v ON v.pk = r.pk AND v.version = r.version \

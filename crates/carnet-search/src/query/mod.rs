@@ -37,7 +37,11 @@ pub struct ParsedQuery {
 pub enum ChainStep {
     /// `subject:Patient.` / `subject.`: follow reference parameter `param` of the
     /// current resources to resources of one of `target_types`.
-    Forward { param: String, explicit_type: Option<String>, target_types: Vec<String> },
+    Forward {
+        param: String,
+        explicit_type: Option<String>,
+        target_types: Vec<String>,
+    },
     /// `_has:Observation:patient:`: the current resources are those referenced by
     /// `param` of some `source_type` resource matching the rest.
     Reverse { source_type: String, param: String },
@@ -132,21 +136,39 @@ pub enum SearchValue {
     /// `:missing=true|false`
     Missing(bool),
     /// Unescaped, and [`crate::normalize`]d for the default/`:contains` matches.
-    String { value: String, normalized: String },
+    String {
+        value: String,
+        normalized: String,
+    },
     Token(TokenQuery),
     /// Token `:text`: normalised text to match display/text.
     Text(String),
     /// Token `:of-type` (`type-system|type-code|value`).
-    OfType { type_system: String, type_code: String, value: String },
+    OfType {
+        type_system: String,
+        type_code: String,
+        value: String,
+    },
     /// `Type/id`, bare `id` (type from `:Type` or a single-target parameter), or an
     /// absolute URL / canonical (with `|version`).
     Reference(ReferenceValue),
     /// Reference `:identifier`.
     Identifier(TokenQuery),
     /// The range the date covers at its precision; the prefix says how to compare.
-    Date { prefix: Prefix, range: DateRange },
-    Number { prefix: Prefix, number: NumberValue },
-    Quantity { prefix: Prefix, number: NumberValue, system: Option<String>, code: Option<String> },
+    Date {
+        prefix: Prefix,
+        range: DateRange,
+    },
+    Number {
+        prefix: Prefix,
+        number: NumberValue,
+    },
+    Quantity {
+        prefix: Prefix,
+        number: NumberValue,
+        system: Option<String>,
+        code: Option<String>,
+    },
     /// Uri (also with `:above` / `:below`).
     Uri(String),
     /// `a$b`: one value per component, in the parameter's component order.
@@ -163,17 +185,25 @@ pub fn parse_query(
     lenient: bool,
 ) -> Result<ParsedQuery, Vec<QueryError>> {
     let mut errors = Vec::new();
-    let mut query = ParsedQuery { resource_type: resource_type.map(str::to_owned), ..ParsedQuery::default() };
+    let mut query = ParsedQuery {
+        resource_type: resource_type.map(str::to_owned),
+        ..ParsedQuery::default()
+    };
     if let Some(t) = resource_type
         && !crate::registry::is_resource_type(t)
     {
-        return Err(vec![QueryError { param: "_type".into(), message: format!("unknown resource type {t}") }]);
+        return Err(vec![QueryError {
+            param: "_type".into(),
+            message: format!("unknown resource type {t}"),
+        }]);
     }
-    let (result_pairs, criteria_pairs): (Vec<_>, Vec<_>) =
-        pairs.iter().partition(|(k, _)| result::is_result_param(k));
+    let (result_pairs, criteria_pairs): (Vec<_>, Vec<_>) = pairs.iter().partition(|(k, _)| result::is_result_param(k));
     for (key, val) in result_pairs {
         if let Err(message) = result::apply(registry, resource_type, &mut query.result, key, val) {
-            errors.push(QueryError { param: key.clone(), message });
+            errors.push(QueryError {
+                param: key.clone(),
+                message,
+            });
         }
     }
     let base_types: Vec<String> = match resource_type {
@@ -186,11 +216,12 @@ pub fn parse_query(
         if val.is_empty() {
             continue;
         }
-        match name::resolve(registry, &base_types, key)
-            .and_then(|target| value::criterion(registry, target, val))
-        {
+        match name::resolve(registry, &base_types, key).and_then(|target| value::criterion(registry, target, val)) {
             Ok(c) => query.criteria.push(c),
-            Err(message) => errors.push(QueryError { param: key.clone(), message }),
+            Err(message) => errors.push(QueryError {
+                param: key.clone(),
+                message,
+            }),
         }
     }
     if errors.is_empty() {

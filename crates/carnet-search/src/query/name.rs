@@ -20,18 +20,25 @@ pub fn resolve<'r>(reg: &'r Registry, types: &[String], name: &str) -> Result<Ta
         Some((c, m)) => (c, Some(m)),
         None => (last, None),
     };
-    let found: Vec<(&String, &SearchParam)> =
-        types.iter().filter_map(|t| Some((t, reg.param(t, code)?))).collect();
+    let found: Vec<(&String, &SearchParam)> = types.iter().filter_map(|t| Some((t, reg.param(t, code)?))).collect();
     let Some(&(_, param)) = found.first() else {
         return Err(format!("unknown search parameter '{code}' for {}", types.join(", ")));
     };
     if !param.supported {
         return Err(format!("search parameter '{code}' is not supported"));
     }
-    let resource_types =
-        found.iter().filter(|(_, p)| p.param_type == param.param_type).map(|(t, _)| (*t).clone()).collect();
+    let resource_types = found
+        .iter()
+        .filter(|(_, p)| p.param_type == param.param_type)
+        .map(|(t, _)| (*t).clone())
+        .collect();
     let modifier = modifier.map(|m| check_modifier(param, m)).transpose()?;
-    Ok(Target { chain, resource_types, param, modifier })
+    Ok(Target {
+        chain,
+        resource_types,
+        param,
+        modifier,
+    })
 }
 
 fn check_modifier(param: &SearchParam, m: &str) -> Result<Modifier, String> {
@@ -43,7 +50,11 @@ fn check_modifier(param: &SearchParam, m: &str) -> Result<Modifier, String> {
         });
     };
     if !param.modifiers().contains(&modifier.kind()) {
-        return Err(format!("modifier ':{m}' is not allowed on {} parameter '{}'", param.param_type.as_str(), param.code));
+        return Err(format!(
+            "modifier ':{m}' is not allowed on {} parameter '{}'",
+            param.param_type.as_str(),
+            param.code
+        ));
     }
     if let Modifier::Type(t) = &modifier
         && !param.targets.is_empty()
@@ -70,12 +81,14 @@ fn walk<'n>(
             return Err(format!("unknown resource type '{source}' in _has"));
         }
         let p = reference_param(reg, &[source.to_owned()], code)?;
-        let points_here = p.targets.is_empty()
-            || types.iter().any(|t| t == "Resource" || p.targets.contains(t));
+        let points_here = p.targets.is_empty() || types.iter().any(|t| t == "Resource" || p.targets.contains(t));
         if !points_here {
             return Err(format!("{source}.{code} cannot refer to {}", types.join(", ")));
         }
-        chain.push(ChainStep::Reverse { source_type: source.to_owned(), param: code.to_owned() });
+        chain.push(ChainStep::Reverse {
+            source_type: source.to_owned(),
+            param: code.to_owned(),
+        });
         return walk(reg, vec![source.to_owned()], tail, chain);
     }
     let Some((head, tail)) = name.split_once('.') else {
@@ -101,7 +114,9 @@ fn walk<'n>(
     if next != "_has" {
         targets.retain(|t| reg.param(t, next).is_some());
         if targets.is_empty() {
-            return Err(format!("no resource that '{code}' refers to has a search parameter '{next}'"));
+            return Err(format!(
+                "no resource that '{code}' refers to has a search parameter '{next}'"
+            ));
         }
     }
     chain.push(ChainStep::Forward {
@@ -118,8 +133,9 @@ fn reference_param<'r>(reg: &'r Registry, types: &[String], code: &str) -> Resul
         .find_map(|t| reg.param(t, code))
         .ok_or_else(|| format!("unknown search parameter '{code}' for {}", types.join(", ")))?;
     if p.param_type != ParamType::Reference {
-        return Err(format!("'{code}' is not a reference parameter, so it cannot be chained"));
+        return Err(format!(
+            "'{code}' is not a reference parameter, so it cannot be chained"
+        ));
     }
     Ok(p)
 }
-

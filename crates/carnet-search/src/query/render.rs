@@ -9,7 +9,9 @@ impl Criterion {
         let mut out = String::new();
         for step in &self.chain {
             match step {
-                ChainStep::Forward { param, explicit_type, .. } => {
+                ChainStep::Forward {
+                    param, explicit_type, ..
+                } => {
                     out.push_str(param);
                     if let Some(t) = explicit_type {
                         out.push(':');
@@ -46,7 +48,12 @@ impl ParsedQuery {
         let mut out: Vec<(String, String)> = self
             .criteria
             .iter()
-            .map(|c| (c.name(), c.values.iter().map(|v| v.raw.as_str()).collect::<Vec<_>>().join(",")))
+            .map(|c| {
+                (
+                    c.name(),
+                    c.values.iter().map(|v| v.raw.as_str()).collect::<Vec<_>>().join(","),
+                )
+            })
             .collect();
         let r = &self.result;
         let mut push = |k: &str, v: String| out.push((k.to_owned(), v));
@@ -54,13 +61,20 @@ impl ParsedQuery {
             push("_type", r.types.join(","));
         }
         if !r.sort.is_empty() {
-            let keys: Vec<String> =
-                r.sort.iter().map(|s| format!("{}{}", if s.descending { "-" } else { "" }, s.param)).collect();
+            let keys: Vec<String> = r
+                .sort
+                .iter()
+                .map(|s| format!("{}{}", if s.descending { "-" } else { "" }, s.param))
+                .collect();
             push("_sort", keys.join(","));
         }
         for (name, list) in [("_include", &r.include), ("_revinclude", &r.revinclude)] {
             for i in list {
-                let key = if i.iterate { format!("{name}:iterate") } else { name.to_owned() };
+                let key = if i.iterate {
+                    format!("{name}:iterate")
+                } else {
+                    name.to_owned()
+                };
                 push(&key, include(i));
             }
         }
@@ -111,6 +125,8 @@ impl ParsedQuery {
 
     /// `pairs()` form-urlencoded, e.g. `name=peter&_count=10`.
     pub fn to_query_string(&self) -> String {
-        form_urlencoded::Serializer::new(String::new()).extend_pairs(self.pairs()).finish()
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(self.pairs())
+            .finish()
     }
 }

@@ -61,8 +61,20 @@ pub struct ResultParams {
 
 /// Names (before any `:modifier`) handled here rather than as criteria.
 const RESULT_PARAMS: &[&str] = &[
-    "_count", "_offset", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total", "_format",
-    "_pretty", "_type", "_since", "_contained", "_containedType",
+    "_count",
+    "_offset",
+    "_sort",
+    "_include",
+    "_revinclude",
+    "_summary",
+    "_elements",
+    "_total",
+    "_format",
+    "_pretty",
+    "_type",
+    "_since",
+    "_contained",
+    "_containedType",
 ];
 
 /// Defined by the spec but refused here, so the error is explicit.
@@ -103,16 +115,25 @@ pub fn apply(
                     None => (false, key),
                 };
                 let t = resource_type.unwrap_or("Resource");
-                let p = reg.param(t, code).ok_or_else(|| format!("cannot sort by unknown parameter '{code}'"))?;
+                let p = reg
+                    .param(t, code)
+                    .ok_or_else(|| format!("cannot sort by unknown parameter '{code}'"))?;
                 if matches!(p.param_type, ParamType::Composite | ParamType::Special) || !p.supported {
                     return Err(format!("cannot sort by '{code}'"));
                 }
-                r.sort.push(SortKey { param: code.to_owned(), descending });
+                r.sort.push(SortKey {
+                    param: code.to_owned(),
+                    descending,
+                });
             }
         }
         "_include" | "_revinclude" => {
             let inc = include(reg, resource_type, val, iterate)?;
-            if base == "_include" { r.include.push(inc) } else { r.revinclude.push(inc) }
+            if base == "_include" {
+                r.include.push(inc)
+            } else {
+                r.revinclude.push(inc)
+            }
         }
         "_summary" => {
             r.summary = Some(match val {
@@ -183,9 +204,16 @@ fn include(reg: &Registry, resource_type: Option<&str>, val: &str, iterate: bool
         return Err(format!("unknown resource type '{source}'"));
     }
     if code == "*" {
-        return Ok(Include { source_type: source.to_owned(), param: None, target_type: None, iterate });
+        return Ok(Include {
+            source_type: source.to_owned(),
+            param: None,
+            target_type: None,
+            iterate,
+        });
     }
-    let p = reg.param(source, code).ok_or_else(|| format!("{source} has no search parameter '{code}'"))?;
+    let p = reg
+        .param(source, code)
+        .ok_or_else(|| format!("{source} has no search parameter '{code}'"))?;
     if p.param_type != ParamType::Reference {
         return Err(format!("{source}:{code} is not a reference parameter"));
     }
@@ -194,5 +222,10 @@ fn include(reg: &Registry, resource_type: Option<&str>, val: &str, iterate: bool
     {
         return Err(format!("{source}:{code} cannot refer to {t}"));
     }
-    Ok(Include { source_type: source.to_owned(), param: Some(code.to_owned()), target_type: target.map(str::to_owned), iterate })
+    Ok(Include {
+        source_type: source.to_owned(),
+        param: Some(code.to_owned()),
+        target_type: target.map(str::to_owned),
+        iterate,
+    })
 }

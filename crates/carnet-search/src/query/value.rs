@@ -19,7 +19,10 @@ pub fn criterion(reg: &Registry, target: Target<'_>, raw: &str) -> Result<Criter
         }
         let value = parse(reg, param, param.param_type, target.modifier.as_ref(), piece)
             .map_err(|e| format!("invalid value '{piece}': {e}"))?;
-        values.push(QueryValue { raw: piece.to_owned(), value });
+        values.push(QueryValue {
+            raw: piece.to_owned(),
+            value,
+        });
     }
     Ok(Criterion {
         chain: target.chain,
@@ -48,7 +51,10 @@ fn parse(
     match param_type {
         ParamType::String => {
             let value = unescape(raw);
-            Ok(SearchValue::String { normalized: normalize(&value), value })
+            Ok(SearchValue::String {
+                normalized: normalize(&value),
+                value,
+            })
         }
         ParamType::Token => match modifier {
             Some(Modifier::Text) => Ok(SearchValue::Text(normalize(&unescape(raw)))),
@@ -81,11 +87,20 @@ fn parse(
             let parts = split(rest, '|');
             let (num, system, code) = match parts.as_slice() {
                 [n] => (*n, None, None),
-                [n, s, c] => (*n, Some(*s).filter(|s| !s.is_empty()), Some(*c).filter(|c| !c.is_empty())),
+                [n, s, c] => (
+                    *n,
+                    Some(*s).filter(|s| !s.is_empty()),
+                    Some(*c).filter(|c| !c.is_empty()),
+                ),
                 _ => return Err("a quantity is number or number|system|code".into()),
             };
             let number = number::parse_number(num).ok_or("not a number")?;
-            Ok(SearchValue::Quantity { prefix, number, system: system.map(unescape), code: code.map(unescape) })
+            Ok(SearchValue::Quantity {
+                prefix,
+                number,
+                system: system.map(unescape),
+                code: code.map(unescape),
+            })
         }
         ParamType::Uri => Ok(SearchValue::Uri(unescape(raw))),
         ParamType::Composite => {
@@ -120,11 +135,23 @@ fn prefix(raw: &str) -> Result<(Prefix, &str), String> {
 /// `code`, `system|code`, `|code`, `system|`.
 fn token(raw: &str) -> Result<TokenQuery, String> {
     match split(raw, '|').as_slice() {
-        [code] => Ok(TokenQuery { system: TokenSystem::Any, code: Some(unescape(code)) }),
+        [code] => Ok(TokenQuery {
+            system: TokenSystem::Any,
+            code: Some(unescape(code)),
+        }),
         ["", ""] => Err("a token needs a system or a code".into()),
-        ["", code] => Ok(TokenQuery { system: TokenSystem::None, code: Some(unescape(code)) }),
-        [system, ""] => Ok(TokenQuery { system: TokenSystem::Is(unescape(system)), code: None }),
-        [system, code] => Ok(TokenQuery { system: TokenSystem::Is(unescape(system)), code: Some(unescape(code)) }),
+        ["", code] => Ok(TokenQuery {
+            system: TokenSystem::None,
+            code: Some(unescape(code)),
+        }),
+        [system, ""] => Ok(TokenQuery {
+            system: TokenSystem::Is(unescape(system)),
+            code: None,
+        }),
+        [system, code] => Ok(TokenQuery {
+            system: TokenSystem::Is(unescape(system)),
+            code: Some(unescape(code)),
+        }),
         _ => Err("a token has at most one unescaped '|'".into()),
     }
 }
@@ -135,7 +162,11 @@ fn reference(param: &SearchParam, modifier: Option<&Modifier>, v: &str) -> Resul
         _ => None,
     };
     let absolute = v.contains("://") || v.starts_with("urn:");
-    let mut r = if absolute || v.contains('/') { parse_reference(v) } else { ReferenceValue::default() };
+    let mut r = if absolute || v.contains('/') {
+        parse_reference(v)
+    } else {
+        ReferenceValue::default()
+    };
     if !absolute {
         if v.contains('/') {
             if r.target_type.is_none() {

@@ -32,7 +32,12 @@ fn activate_form(lang: Lang, error: &str, status: StatusCode) -> Response {
         field(lang, "password", "field.password", "password", "new-password"),
         submit(lang, "button.activate", "activate")
     );
-    pages::page(status, lang, "title.activate", &format!("{}{}", error_text(error), form("activate", &inner)))
+    pages::page(
+        status,
+        lang,
+        "title.activate",
+        &format!("{}{}", error_text(error), form("activate", &inner)),
+    )
 }
 
 pub async fn activate_page(headers: HeaderMap) -> Response {
@@ -41,8 +46,20 @@ pub async fn activate_page(headers: HeaderMap) -> Response {
 
 pub async fn activate(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<Fields>) -> Response {
     let lang = Lang::from_headers(&headers);
-    match accounts::activate(&state, get(&f, "activation_code"), get(&f, "username"), get(&f, "password")).await {
-        Ok(Ok(_)) => pages::page(StatusCode::OK, lang, "title.done", &format!("<p>{}</p>", t(lang, "done.activated"))),
+    match accounts::activate(
+        &state,
+        get(&f, "activation_code"),
+        get(&f, "username"),
+        get(&f, "password"),
+    )
+    .await
+    {
+        Ok(Ok(_)) => pages::page(
+            StatusCode::OK,
+            lang,
+            "title.done",
+            &format!("<p>{}</p>", t(lang, "done.activated")),
+        ),
         Ok(Err(e)) => {
             let (key, status) = match e {
                 ActivationError::BadCode => (t(lang, "err.activation"), StatusCode::BAD_REQUEST),
@@ -116,7 +133,12 @@ async fn reset_inner(state: &AppState, lang: Lang, f: &Fields) -> Result<Respons
                 code: Some(code),
             })?;
         }
-        return Ok(pages::page(StatusCode::OK, lang, "title.reset", &format!("<p>{}</p>", t(lang, "done.code_sent"))));
+        return Ok(pages::page(
+            StatusCode::OK,
+            lang,
+            "title.reset",
+            &format!("<p>{}</p>", t(lang, "done.code_sent")),
+        ));
     }
     let Some(account) = account.filter(|a| a.status == Status::Active) else {
         return Ok(reset_form(lang, t(lang, "err.code"), StatusCode::BAD_REQUEST));
@@ -127,7 +149,15 @@ async fn reset_inner(state: &AppState, lang: Lang, f: &Fields) -> Result<Respons
     if get(f, "password").chars().count() < crate::auth::passwords::MIN_LENGTH {
         return Ok(reset_form(lang, t(lang, "err.password_weak"), StatusCode::BAD_REQUEST));
     }
-    match codes::redeem(state.store(), Kind::Reset, get(f, "code").trim(), &account.id, state.now()).await? {
+    match codes::redeem(
+        state.store(),
+        Kind::Reset,
+        get(f, "code").trim(),
+        &account.id,
+        state.now(),
+    )
+    .await?
+    {
         Redeemed::Ok { .. } => {}
         _ => {
             let locked = lockout::record_failure(state.store(), &account.id).await?;
@@ -139,7 +169,12 @@ async fn reset_inner(state: &AppState, lang: Lang, f: &Fields) -> Result<Respons
     // A new password ends every session that the old one opened.
     crate::auth::sessions::revoke_account(state.store(), &account.id, state.now()).await?;
     state.auth().cache.forget_subject(&account.id);
-    Ok(pages::page(StatusCode::OK, lang, "title.done", &format!("<p>{}</p>", t(lang, "done.reset"))))
+    Ok(pages::page(
+        StatusCode::OK,
+        lang,
+        "title.done",
+        &format!("<p>{}</p>", t(lang, "done.reset")),
+    ))
 }
 
 fn deactivate_form(lang: Lang, error: &str, status: StatusCode) -> Response {
@@ -149,7 +184,12 @@ fn deactivate_form(lang: Lang, error: &str, status: StatusCode) -> Response {
         field(lang, "password", "field.password", "password", "current-password"),
         submit(lang, "button.deactivate", "deactivate")
     );
-    pages::page(status, lang, "title.deactivate", &format!("{}{}", error_text(error), form("deactivate", &inner)))
+    pages::page(
+        status,
+        lang,
+        "title.deactivate",
+        &format!("{}{}", error_text(error), form("deactivate", &inner)),
+    )
 }
 
 pub async fn deactivate_page(headers: HeaderMap) -> Response {
@@ -162,7 +202,11 @@ pub async fn deactivate(State(state): State<AppState>, headers: HeaderMap, Form(
     let result = async {
         let Some(account) = accounts::by_username(state.store(), get(&f, "username")).await? else {
             crate::auth::passwords::verify_dummy(get(&f, "password"));
-            return Ok(deactivate_form(lang, t(lang, "err.credentials"), StatusCode::UNAUTHORIZED));
+            return Ok(deactivate_form(
+                lang,
+                t(lang, "err.credentials"),
+                StatusCode::UNAUTHORIZED,
+            ));
         };
         if account.locked {
             return Ok(deactivate_form(lang, t(lang, "err.locked"), StatusCode::FORBIDDEN));

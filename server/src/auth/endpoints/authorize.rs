@@ -78,7 +78,12 @@ pub async fn start(
     let lang = Lang::from_headers(&headers);
     let get = |k: &str| p.get(k).filter(|v| !v.is_empty()).cloned();
     let (Some(client_id), Some(redirect_uri)) = (get("client_id"), get("redirect_uri")) else {
-        return pages::page(StatusCode::BAD_REQUEST, lang, "title.error", &error_text(t(lang, "err.client")));
+        return pages::page(
+            StatusCode::BAD_REQUEST,
+            lang,
+            "title.error",
+            &error_text(t(lang, "err.client")),
+        );
     };
     let client = match clients::get(state.store(), &client_id).await {
         Ok(c) => c,
@@ -86,7 +91,12 @@ pub async fn start(
     };
     // Never redirect to an address the client did not register (open redirector).
     let Some(client) = client.filter(|c| c.redirect_uris.iter().any(|u| u == &redirect_uri)) else {
-        return pages::page(StatusCode::BAD_REQUEST, lang, "title.error", &error_text(t(lang, "err.client")));
+        return pages::page(
+            StatusCode::BAD_REQUEST,
+            lang,
+            "title.error",
+            &error_text(t(lang, "err.client")),
+        );
     };
     let req = AuthRequest {
         client_id: client.client_id.clone(),
@@ -102,7 +112,11 @@ pub async fn start(
         return redirect_error(&req, "unsupported_response_type", "response_type must be code");
     }
     if req.code_challenge.is_empty() || get("code_challenge_method").as_deref() != Some("S256") {
-        return redirect_error(&req, "invalid_request", "PKCE with code_challenge_method S256 is required");
+        return redirect_error(
+            &req,
+            "invalid_request",
+            "PKCE with code_challenge_method S256 is required",
+        );
     }
     if get("aud").as_deref().map(|a| a.trim_end_matches('/')) != Some(state.base_url()) {
         return redirect_error(&req, "invalid_request", "aud must be this server's FHIR base URL");
@@ -128,11 +142,13 @@ pub async fn start(
     let params = serde_json::to_string(&req).unwrap_or_default();
     let stored = async {
         let mut tx = state.store().begin_write().await?;
-        on_conn!(&mut tx, |c| sqlx::query("DELETE FROM auth_requests WHERE expires_at < $1")
-            .bind(now)
-            .execute(c)
-            .await?
-            .rows_affected());
+        on_conn!(&mut tx, |c| sqlx::query(
+            "DELETE FROM auth_requests WHERE expires_at < $1"
+        )
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected());
         on_conn!(&mut tx, |c| sqlx::query(
             "INSERT INTO auth_requests (id, params, stage, expires_at, created_at) VALUES ($1, $2, 'password', $3, $4)"
         )
@@ -168,7 +184,16 @@ fn password_page(lang: Lang, tx: &str, error: &str) -> Response {
             )
         )
     );
-    pages::page(if error.is_empty() { StatusCode::OK } else { StatusCode::UNAUTHORIZED }, lang, "title.signin", &body)
+    pages::page(
+        if error.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::UNAUTHORIZED
+        },
+        lang,
+        "title.signin",
+        &body,
+    )
 }
 
 fn code_page(lang: Lang, tx: &str, error: &str) -> Response {
@@ -185,9 +210,21 @@ fn code_page(lang: Lang, tx: &str, error: &str) -> Response {
                 submit(lang, "button.continue", "continue")
             )
         ),
-        form("authorize", &format!("{}{}", hidden("tx", tx), submit(lang, "button.resend", "resend")))
+        form(
+            "authorize",
+            &format!("{}{}", hidden("tx", tx), submit(lang, "button.resend", "resend"))
+        )
     );
-    pages::page(if error.is_empty() { StatusCode::OK } else { StatusCode::UNAUTHORIZED }, lang, "title.code", &body)
+    pages::page(
+        if error.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::UNAUTHORIZED
+        },
+        lang,
+        "title.code",
+        &body,
+    )
 }
 
 fn patient_page(lang: Lang, tx: &str, choices: &[Represented]) -> Response {
@@ -199,8 +236,14 @@ fn patient_page(lang: Lang, tx: &str, choices: &[Represented]) -> Response {
             pages::escape(&c.display)
         ));
     }
-    let body =
-        form("authorize", &format!("{}{radios}{}", hidden("tx", tx), submit(lang, "button.continue", "continue")));
+    let body = form(
+        "authorize",
+        &format!(
+            "{}{radios}{}",
+            hidden("tx", tx),
+            submit(lang, "button.continue", "continue")
+        ),
+    );
     pages::page(StatusCode::OK, lang, "title.patient", &body)
 }
 
@@ -223,21 +266,29 @@ async fn load(state: &AppState, id: &str) -> Result<Option<Pending>, Error> {
     .bind(state.now())
     .fetch_optional(c)
     .await?
-    .map(|r| (r.get::<String, _>(0), r.get::<Option<String>, _>(1), r.get::<String, _>(2))));
+    .map(|r| (
+        r.get::<String, _>(0),
+        r.get::<Option<String>, _>(1),
+        r.get::<String, _>(2)
+    )));
     Ok(row.and_then(|(params, account_id, stage)| {
-        serde_json::from_str(&params).ok().map(|req| Pending { req, account_id, stage })
+        serde_json::from_str(&params)
+            .ok()
+            .map(|req| Pending { req, account_id, stage })
     }))
 }
 
 async fn set_stage(state: &AppState, id: &str, stage: &str, account_id: Option<&str>) -> Result<(), Error> {
     let mut tx = state.store().begin_write().await?;
-    on_conn!(&mut tx, |c| sqlx::query("UPDATE auth_requests SET stage = $1, account_id = $2 WHERE id = $3")
-        .bind(stage)
-        .bind(account_id)
-        .bind(id)
-        .execute(c)
-        .await?
-        .rows_affected());
+    on_conn!(&mut tx, |c| sqlx::query(
+        "UPDATE auth_requests SET stage = $1, account_id = $2 WHERE id = $3"
+    )
+    .bind(stage)
+    .bind(account_id)
+    .bind(id)
+    .execute(c)
+    .await?
+    .rows_affected());
     tx.commit().await?;
     Ok(())
 }
@@ -342,7 +393,12 @@ async fn step_inner(state: &AppState, lang: Lang, f: &HashMap<String, String>) -
             let choices = match accounts::represented(state.store(), &account, state.now()).await? {
                 Ok(c) => c,
                 Err(r) => {
-                    return Ok(pages::page(StatusCode::FORBIDDEN, lang, "title.error", &error_text(r.text(lang))));
+                    return Ok(pages::page(
+                        StatusCode::FORBIDDEN,
+                        lang,
+                        "title.error",
+                        &error_text(r.text(lang)),
+                    ));
                 }
             };
             if choices.len() > 1 {
@@ -358,7 +414,12 @@ async fn step_inner(state: &AppState, lang: Lang, f: &HashMap<String, String>) -
             let choices = match accounts::represented(state.store(), &account, state.now()).await? {
                 Ok(c) => c,
                 Err(r) => {
-                    return Ok(pages::page(StatusCode::FORBIDDEN, lang, "title.error", &error_text(r.text(lang))));
+                    return Ok(pages::page(
+                        StatusCode::FORBIDDEN,
+                        lang,
+                        "title.error",
+                        &error_text(r.text(lang)),
+                    ));
                 }
             };
             let Some(chosen) = choices.iter().find(|c| c.patient == field("patient")) else {
@@ -387,9 +448,17 @@ async fn complete(
 ) -> Result<Response, Error> {
     finish_request(state, tx_id).await?;
     let Some(client) = clients::get(state.store(), &req.client_id).await? else {
-        return Ok(redirect_error(req, "unauthorized_client", "the client is no longer registered"));
+        return Ok(redirect_error(
+            req,
+            "unauthorized_client",
+            "the client is no longer registered",
+        ));
     };
-    let kind = if accounts::is_patient_facing(account) { ActorKind::PatientFacing } else { ActorKind::Practitioner };
+    let kind = if accounts::is_patient_facing(account) {
+        ActorKind::PatientFacing
+    } else {
+        ActorKind::Practitioner
+    };
     let mut granted = Scopes::parse(&req.scope).0.narrow(&client.scopes, kind);
     let (fhir_user, patient) = match (kind, chosen) {
         (ActorKind::PatientFacing, Some(c)) => (c.fhir_user.clone(), Some(c.patient.clone())),
@@ -414,9 +483,18 @@ async fn complete(
         }
     };
     if granted.resources.is_empty() {
-        return Ok(redirect_error(req, "invalid_scope", "none of the requested scopes can be granted to this user"));
+        return Ok(redirect_error(
+            req,
+            "invalid_scope",
+            "none of the requested scopes can be granted to this user",
+        ));
     }
-    let grant = Grant { scope: granted.to_string(), fhir_user: Some(fhir_user), patient, subject: account.id.clone() };
+    let grant = Grant {
+        scope: granted.to_string(),
+        fhir_user: Some(fhir_user),
+        patient,
+        subject: account.id.clone(),
+    };
     let code = crate::auth::random_token()?;
     let data = json!({
         "client_id": req.client_id,
@@ -443,6 +521,7 @@ async fn complete(
         pairs.push(("state", s));
     }
     let mut resp = redirect_with(&req.redirect_uri, &pairs);
-    resp.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
     Ok(resp)
 }

@@ -17,7 +17,10 @@ pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, Form(
     let result = async {
         let (_, authenticated) = authenticate_client(&state, &headers, &p).await?;
         if !authenticated {
-            return Err(OAuthError::new("invalid_client", "introspection needs a confidential client"));
+            return Err(OAuthError::new(
+                "invalid_client",
+                "introspection needs a confidential client",
+            ));
         }
         let token = p.get("token").map(String::as_str).unwrap_or("");
         let body = match middleware::verify(&state, token).await {

@@ -31,8 +31,16 @@ pub struct OAuthError {
 
 impl OAuthError {
     pub fn new(error: &'static str, description: impl Into<String>) -> OAuthError {
-        let status = if error == "invalid_client" { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
-        OAuthError { status, error, description: description.into() }
+        let status = if error == "invalid_client" {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        OAuthError {
+            status,
+            error,
+            description: description.into(),
+        }
     }
 }
 
@@ -49,11 +57,17 @@ impl From<Error> for OAuthError {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let mut resp = (self.status, axum::Json(json!({"error": self.error, "error_description": self.description})))
+        let mut resp = (
+            self.status,
+            axum::Json(json!({"error": self.error, "error_description": self.description})),
+        )
             .into_response();
         no_store(resp.headers_mut());
         if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"carnet\""));
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"carnet\""),
+            );
         }
         resp
     }
@@ -88,16 +102,25 @@ pub async fn authenticate_client(
             .map_err(|_| OAuthError::new("invalid_client", "malformed client assertion"))?;
         let client_id = claims["iss"].as_str().unwrap_or("").to_string();
         if param(p, "client_id").is_some_and(|c| c != client_id) {
-            return Err(OAuthError::new("invalid_client", "client_id does not match the assertion"));
+            return Err(OAuthError::new(
+                "invalid_client",
+                "client_id does not match the assertion",
+            ));
         }
         let client = clients::get(state.store(), &client_id)
             .await?
             .filter(|c| c.kind == ClientKind::Asymmetric)
             .ok_or_else(|| OAuthError::new("invalid_client", "unknown client"))?;
-        let jwks = client.jwks.as_ref().ok_or_else(|| OAuthError::new("invalid_client", "client has no keys"))?;
+        let jwks = client
+            .jwks
+            .as_ref()
+            .ok_or_else(|| OAuthError::new("invalid_client", "client has no keys"))?;
         let token_url = format!("{}/token", state.config().auth_url());
         let claims = jwt::verify_assertion(assertion, jwks, &client.client_id, &token_url, now).map_err(|e| {
-            OAuthError::new("invalid_client", format!("client assertion refused: {}", assertion_reason(&e)))
+            OAuthError::new(
+                "invalid_client",
+                format!("client assertion refused: {}", assertion_reason(&e)),
+            )
         })?;
         if !clients::record_assertion_jti(
             state.store(),
@@ -108,7 +131,10 @@ pub async fn authenticate_client(
         )
         .await?
         {
-            return Err(OAuthError::new("invalid_client", "client assertion replayed (jti already used)"));
+            return Err(OAuthError::new(
+                "invalid_client",
+                "client assertion replayed (jti already used)",
+            ));
         }
         return Ok((client, true));
     }
@@ -240,7 +266,10 @@ async fn handle(state: &AppState, headers: &HeaderMap, p: &Params) -> Result<Tok
 async fn client_credentials(state: &AppState, headers: &HeaderMap, p: &Params) -> Result<TokenResponse, OAuthError> {
     let (client, authenticated) = authenticate_client(state, headers, p).await?;
     if !authenticated {
-        return Err(OAuthError::new("unauthorized_client", "client_credentials needs a confidential client"));
+        return Err(OAuthError::new(
+            "unauthorized_client",
+            "client_credentials needs a confidential client",
+        ));
     }
     let requested = match param(p, "scope") {
         Some(s) => Scopes::parse(s).0,
@@ -253,7 +282,12 @@ async fn client_credentials(state: &AppState, headers: &HeaderMap, p: &Params) -
             "no requested scope can be granted to this client (system/ scopes only)",
         ));
     }
-    let grant = Grant { scope: granted.to_string(), fhir_user: None, patient: None, subject: client.client_id.clone() };
+    let grant = Grant {
+        scope: granted.to_string(),
+        fhir_user: None,
+        patient: None,
+        subject: client.client_id.clone(),
+    };
     let now = state.now();
     let sid = sessions::create(state.store(), None, &client.client_id, &grant, now).await?;
     let (access_token, _) = mint_access(state, &sid, &client.client_id, &grant).await?;
@@ -272,7 +306,9 @@ async fn client_credentials(state: &AppState, headers: &HeaderMap, p: &Params) -
 
 /// RFC 7636 S256: BASE64URL(SHA256(verifier)) == challenge, compared in constant time.
 pub fn pkce_ok(verifier: &str, challenge: &str) -> bool {
-    let valid_chars = verifier.chars().all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c));
+    let valid_chars = verifier
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c));
     if !(43..=128).contains(&verifier.len()) || !valid_chars {
         return false;
     }
@@ -298,10 +334,16 @@ async fn authorization_code(state: &AppState, headers: &HeaderMap, p: &Params) -
         Redeemed::Unknown => return Err(OAuthError::new("invalid_grant", "unknown authorization code")),
     };
     if data["client_id"].as_str() != Some(client.client_id.as_str()) {
-        return Err(OAuthError::new("invalid_grant", "authorization code was issued to another client"));
+        return Err(OAuthError::new(
+            "invalid_grant",
+            "authorization code was issued to another client",
+        ));
     }
     if param(p, "redirect_uri") != data["redirect_uri"].as_str() {
-        return Err(OAuthError::new("invalid_grant", "redirect_uri does not match the authorization request"));
+        return Err(OAuthError::new(
+            "invalid_grant",
+            "redirect_uri does not match the authorization request",
+        ));
     }
     let verifier =
         param(p, "code_verifier").ok_or_else(|| OAuthError::new("invalid_request", "code_verifier is required"))?;
@@ -311,8 +353,9 @@ async fn authorization_code(state: &AppState, headers: &HeaderMap, p: &Params) -
     let grant: Grant = serde_json::from_value(data["grant"].clone())
         .map_err(|_| OAuthError::from(Error::Internal("stored grant is unreadable".into())))?;
     let account_id = data["account"].as_str();
-    let sid =
-        data["session"].as_str().ok_or_else(|| OAuthError::from(Error::Internal("code without session".into())))?;
+    let sid = data["session"]
+        .as_str()
+        .ok_or_else(|| OAuthError::from(Error::Internal("code without session".into())))?;
     sessions::create_with_id(state.store(), sid, account_id, &client.client_id, &grant, now).await?;
     let refresh_token = Some(sessions::issue_refresh(state.store(), sid, now).await?);
     let scopes = Scopes::parse(&grant.scope).0;
@@ -322,7 +365,11 @@ async fn authorization_code(state: &AppState, headers: &HeaderMap, p: &Params) -
         None
     };
     let (access_token, _) = mint_access(state, sid, &client.client_id, &grant).await?;
-    let patient = if scopes.has("launch/patient") || scopes.has("launch") { grant.patient.clone() } else { None };
+    let patient = if scopes.has("launch/patient") || scopes.has("launch") {
+        grant.patient.clone()
+    } else {
+        None
+    };
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
@@ -344,20 +391,30 @@ async fn refresh(state: &AppState, headers: &HeaderMap, p: &Params) -> Result<To
     let sid = match sessions::use_refresh(state.store(), token, now).await? {
         RefreshOutcome::Ok(sid) => sid,
         RefreshOutcome::Expired => {
-            return Err(OAuthError::new("invalid_grant", "refresh token expired (10 idle minutes)"));
+            return Err(OAuthError::new(
+                "invalid_grant",
+                "refresh token expired (10 idle minutes)",
+            ));
         }
         RefreshOutcome::Replayed => {
-            return Err(OAuthError::new("invalid_grant", "refresh token already used; the session is revoked"));
+            return Err(OAuthError::new(
+                "invalid_grant",
+                "refresh token already used; the session is revoked",
+            ));
         }
         RefreshOutcome::Unknown => return Err(OAuthError::new("invalid_grant", "unknown refresh token")),
     };
-    let session =
-        sessions::get(state.store(), &sid).await?.ok_or_else(|| OAuthError::new("invalid_grant", "unknown session"))?;
+    let session = sessions::get(state.store(), &sid)
+        .await?
+        .ok_or_else(|| OAuthError::new("invalid_grant", "unknown session"))?;
     if session.revoked {
         return Err(OAuthError::new("invalid_grant", "the session has ended"));
     }
     if session.client_id != client.client_id {
-        return Err(OAuthError::new("invalid_grant", "refresh token was issued to another client"));
+        return Err(OAuthError::new(
+            "invalid_grant",
+            "refresh token was issued to another client",
+        ));
     }
     if let Some(account_id) = &session.account_id {
         let ok = crate::auth::accounts::by_id(state.store(), account_id)
@@ -373,7 +430,10 @@ async fn refresh(state: &AppState, headers: &HeaderMap, p: &Params) -> Result<To
         let (asked, rejected) = Scopes::parse(s);
         let had = Scopes::parse(&grant.scope).0;
         if !rejected.is_empty() || !had.covers(&asked) {
-            return Err(OAuthError::new("invalid_scope", "a refresh may only ask for scopes already granted"));
+            return Err(OAuthError::new(
+                "invalid_scope",
+                "a refresh may only ask for scopes already granted",
+            ));
         }
         grant.scope = asked.to_string();
     }

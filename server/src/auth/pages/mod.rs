@@ -42,7 +42,11 @@ pub fn page(status: StatusCode, lang: Lang, title_key: &str, body: &str) -> Resp
 }
 
 pub fn error_text(message: &str) -> String {
-    if message.is_empty() { String::new() } else { format!("<p role=\"alert\">{}</p>", escape(message)) }
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!("<p role=\"alert\">{}</p>", escape(message))
+    }
 }
 
 pub fn hidden(name: &str, value: &str) -> String {
@@ -58,7 +62,10 @@ pub fn field(lang: Lang, name: &str, label_key: &str, kind: &str, autocomplete: 
 }
 
 pub fn submit(lang: Lang, key: &str, name: &str) -> String {
-    format!("<p><button type=\"submit\" name=\"{name}\" value=\"1\">{}</button></p>", t(lang, key))
+    format!(
+        "<p><button type=\"submit\" name=\"{name}\" value=\"1\">{}</button></p>",
+        t(lang, key)
+    )
 }
 
 /// A form posting to `action` with the given inner HTML.

@@ -20,14 +20,7 @@ use super::SqlQuery;
 
 const DAY: i64 = 86_400_000_000;
 
-pub fn cond(
-    q: &mut SqlQuery,
-    low: &str,
-    high: &str,
-    prefix: Prefix,
-    r: DateRange,
-    now: i64,
-) -> String {
+pub fn cond(q: &mut SqlQuery, low: &str, high: &str, prefix: Prefix, r: DateRange, now: i64) -> String {
     let (ql, qh) = (r.low, r.high);
     match prefix {
         Prefix::Eq => format!("({low} >= {} AND {high} <= {})", q.int(ql), q.int(qh)),

@@ -153,11 +153,7 @@ pub async fn execute(tx: &mut Tx, sql: &str, binds: &[Bind]) -> Result<(), Store
 }
 
 /// Runs a query and decodes each row's columns as `kinds`.
-pub async fn fetch(
-    tx: &mut Tx,
-    q: &SqlQuery,
-    kinds: &[Kind],
-) -> Result<Vec<Vec<Cell>>, StoreError> {
+pub async fn fetch(tx: &mut Tx, q: &SqlQuery, kinds: &[Kind]) -> Result<Vec<Vec<Cell>>, StoreError> {
     let rows = on_conn!(tx, |c| {
         let rows = bound!(&q.sql, &q.binds).fetch_all(c).await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -228,9 +224,7 @@ impl<'a> Builder<'a> {
         let mut w = Vec::new();
         match step {
             ChainStep::Forward {
-                param,
-                target_types,
-                ..
+                param, target_types, ..
             } => {
                 w.extend(self.q.type_filter(&format!("{rf}.res_type"), types));
                 w.push(format!("{rf}.param = {}", self.q.text(param)));
@@ -285,11 +279,7 @@ impl<'a> Builder<'a> {
         w.extend(self.q.type_filter(&format!("{a}.res_type"), types));
         w.push(format!("{a}.param = {}", self.q.text(&c.param)));
         w.push(format!("({})", ors.join(" OR ")));
-        let sub = format!(
-            "SELECT {a}.pk FROM {} {a} WHERE {}",
-            table.name(),
-            w.join(" AND ")
-        );
+        let sub = format!("SELECT {a}.pk FROM {} {a} WHERE {}", table.name(), w.join(" AND "));
         Ok(if c.modifier == Some(Modifier::Not) {
             // `:not` also matches resources without any value (R4 search 3.1.1.5.5).
             format!("{alias}.pk NOT IN ({sub})")
@@ -299,13 +289,7 @@ impl<'a> Builder<'a> {
     }
 
     /// `:missing=true` / `false` as (NOT) EXISTS over the resource's rows.
-    pub(crate) fn missing(
-        &mut self,
-        c: &Criterion,
-        table: Table,
-        param: &str,
-        alias: &str,
-    ) -> String {
+    pub(crate) fn missing(&mut self, c: &Criterion, table: Table, param: &str, alias: &str) -> String {
         let mut ors = Vec::new();
         for v in &c.values {
             let a = self.alias("m");
@@ -328,23 +312,14 @@ impl<'a> Builder<'a> {
         let mut ids = Vec::new();
         for v in &c.values {
             match (&v.value, c.param.as_str()) {
-                (SearchValue::Missing(m), _) => {
-                    ors.push(if *m { "1 = 0" } else { "1 = 1" }.to_string())
-                }
+                (SearchValue::Missing(m), _) => ors.push(if *m { "1 = 0" } else { "1 = 1" }.to_string()),
                 (SearchValue::Token(t), "_id") => match &t.code {
                     Some(code) => ids.push(code.clone()),
                     None => return Err(unsupported(c)),
                 },
                 (SearchValue::Date { prefix, range }, "_lastUpdated") => {
                     let col = format!("{alias}.last_updated");
-                    ors.push(date::cond(
-                        &mut self.q,
-                        &col,
-                        &col,
-                        *prefix,
-                        *range,
-                        self.ctx.now,
-                    ));
+                    ors.push(date::cond(&mut self.q, &col, &col, *prefix, *range, self.ctx.now));
                 }
                 _ => return Err(unsupported(c)),
             }
@@ -372,12 +347,8 @@ impl<'a> Builder<'a> {
         let q = &mut self.q;
         Ok(match v {
             SearchValue::String { value, normalized } => string::cond(q, a, value, normalized, m),
-            SearchValue::Token(_) | SearchValue::Text(_) | SearchValue::OfType { .. } => {
-                token::cond(q, a, v)
-            }
-            SearchValue::Reference(_) | SearchValue::Identifier(_) => {
-                reference::cond(q, a, v, targets, self.ctx.base)
-            }
+            SearchValue::Token(_) | SearchValue::Text(_) | SearchValue::OfType { .. } => token::cond(q, a, v),
+            SearchValue::Reference(_) | SearchValue::Identifier(_) => reference::cond(q, a, v, targets, self.ctx.base),
             SearchValue::Date { prefix, range } => date::cond(
                 q,
                 &format!("{a}.low"),
@@ -415,10 +386,7 @@ fn unsupported(c: &Criterion) -> Error {
     Error::invalid_at(
         "not-supported",
         c.name(),
-        format!(
-            "This use of search parameter '{}' is not supported",
-            c.name()
-        ),
+        format!("This use of search parameter '{}' is not supported", c.name()),
     )
 }
 

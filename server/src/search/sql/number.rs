@@ -12,16 +12,8 @@ pub fn cond(q: &mut SqlQuery, a: &str, prefix: Prefix, n: &NumberValue) -> Strin
     let v = n.value.unwrap_or(n.low);
     let (low, high) = (format!("{a}.low"), format!("{a}.high"));
     match prefix {
-        Prefix::Eq => format!(
-            "({low} >= {} AND {high} < {})",
-            q.float(n.low),
-            q.float(n.high)
-        ),
-        Prefix::Ne => format!(
-            "({low} < {} OR {high} >= {})",
-            q.float(n.low),
-            q.float(n.high)
-        ),
+        Prefix::Eq => format!("({low} >= {} AND {high} < {})", q.float(n.low), q.float(n.high)),
+        Prefix::Ne => format!("({low} < {} OR {high} >= {})", q.float(n.low), q.float(n.high)),
         Prefix::Gt => format!("{high} > {}", q.float(v)),
         Prefix::Lt => format!("{low} < {}", q.float(v)),
         Prefix::Ge => format!("{high} >= {}", q.float(v)),
@@ -30,11 +22,7 @@ pub fn cond(q: &mut SqlQuery, a: &str, prefix: Prefix, n: &NumberValue) -> Strin
         Prefix::Eb => format!("{high} < {}", q.float(n.low)),
         Prefix::Ap => {
             let d = (v * 0.1).abs();
-            format!(
-                "({low} >= {} AND {high} <= {})",
-                q.float(v - d),
-                q.float(v + d)
-            )
+            format!("({low} >= {} AND {high} <= {})", q.float(v - d), q.float(v + d))
         }
     }
 }

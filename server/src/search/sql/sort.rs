@@ -20,9 +20,9 @@ pub fn key(b: &mut Builder<'_>, types: &[String], key: &SortKey, alias: &str) ->
         "_lastUpdated" => (format!("{alias}.last_updated"), Kind::I64),
         code => {
             let t = types.first().map_or("Resource", String::as_str);
-            let p = Registry::r4().param(t, code).ok_or_else(|| {
-                Error::invalid_at("not-supported", "_sort", format!("Cannot sort by '{code}'"))
-            })?;
+            let p = Registry::r4()
+                .param(t, code)
+                .ok_or_else(|| Error::invalid_at("not-supported", "_sort", format!("Cannot sort by '{code}'")))?;
             let (col, kind) = match (p.param_type, key.descending) {
                 (ParamType::String, _) => ("normalized", Kind::Text),
                 (ParamType::Token, _) => ("code", Kind::Text),
@@ -40,9 +40,8 @@ pub fn key(b: &mut Builder<'_>, types: &[String], key: &SortKey, alias: &str) ->
                     ));
                 }
             };
-            let table = Table::of(p.param_type).ok_or_else(|| {
-                Error::invalid_at("not-supported", "_sort", format!("Cannot sort by '{code}'"))
-            })?;
+            let table = Table::of(p.param_type)
+                .ok_or_else(|| Error::invalid_at("not-supported", "_sort", format!("Cannot sort by '{code}'")))?;
             let agg = if key.descending { "MAX" } else { "MIN" };
             let a = b.alias("k");
             let param = b.q.text(code);

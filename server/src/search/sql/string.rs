@@ -5,13 +5,7 @@ use carnet_search::{Modifier, normalize};
 
 use super::{SqlQuery, prefix_cond};
 
-pub fn cond(
-    q: &mut SqlQuery,
-    a: &str,
-    value: &str,
-    normalized: &str,
-    m: Option<&Modifier>,
-) -> String {
+pub fn cond(q: &mut SqlQuery, a: &str, value: &str, normalized: &str, m: Option<&Modifier>) -> String {
     match m {
         Some(Modifier::Exact) => {
             // The prefix range narrows through the index; `exact` then decides.

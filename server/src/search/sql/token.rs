@@ -25,13 +25,7 @@ pub fn cond(q: &mut SqlQuery, a: &str, v: &SearchValue) -> String {
 }
 
 /// A token query against a system and a code column (also Reference `:identifier`).
-pub fn token(
-    q: &mut SqlQuery,
-    a: &str,
-    system_col: &str,
-    code_col: &str,
-    t: &TokenQuery,
-) -> String {
+pub fn token(q: &mut SqlQuery, a: &str, system_col: &str, code_col: &str, t: &TokenQuery) -> String {
     let mut parts = Vec::new();
     if let Some(code) = &t.code {
         parts.push(format!("{a}.{code_col} = {}", q.text(&clip(code))));

@@ -81,14 +81,7 @@ impl Answer {
         )
     }
 
-    pub fn found(
-        base: &str,
-        t: &str,
-        id: &str,
-        version: i64,
-        last_updated: i64,
-        content: Vec<u8>,
-    ) -> Answer {
+    pub fn found(base: &str, t: &str, id: &str, version: i64, last_updated: i64, content: Vec<u8>) -> Answer {
         Answer::version(
             base,
             StatusCode::OK,
@@ -122,9 +115,7 @@ impl Answer {
         match prefer {
             Prefer::Representation => a.resource = Some(content),
             Prefer::Minimal => {}
-            Prefer::OperationOutcome => {
-                a.outcome = Some(outcome(&[Issue::information("informational", message)]))
-            }
+            Prefer::OperationOutcome => a.outcome = Some(outcome(&[Issue::information("informational", message)])),
         }
         a
     }

@@ -12,29 +12,19 @@ pub fn json_patch(resource: Value) -> Result<Value, (&'static str, String)> {
     if ty != Some("Binary") {
         return Err((
             ".resourceType",
-            "A PATCH entry takes a Binary holding a JSON Patch (FHIRPath Patch is not supported)"
-                .to_string(),
+            "A PATCH entry takes a Binary holding a JSON Patch (FHIRPath Patch is not supported)".to_string(),
         ));
     }
-    let ct = resource
-        .get("contentType")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let ct = resource.get("contentType").and_then(Value::as_str).unwrap_or("");
     if !ct.trim().to_ascii_lowercase().starts_with(JSON_PATCH) {
-        return Err((
-            ".contentType",
-            format!("The Binary's contentType must be {JSON_PATCH}"),
-        ));
+        return Err((".contentType", format!("The Binary's contentType must be {JSON_PATCH}")));
     }
     let data = resource.get("data").and_then(Value::as_str).unwrap_or("");
     let bytes = decode(data).ok_or((".data", "Binary.data is not valid base64".to_string()))?;
-    let doc: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| (".data", format!("The patch is not valid JSON: {e}")))?;
+    let doc: Value =
+        serde_json::from_slice(&bytes).map_err(|e| (".data", format!("The patch is not valid JSON: {e}")))?;
     if !doc.is_array() {
-        return Err((
-            ".data",
-            "A JSON Patch document is an array of operations".to_string(),
-        ));
+        return Err((".data", "A JSON Patch document is an array of operations".to_string()));
     }
     Ok(doc)
 }

@@ -182,11 +182,7 @@ pub fn parse(body: Value, base: &str) -> Result<(Kind, Vec<Entry>)> {
             ));
         }
         None => {
-            return Err(Error::invalid_at(
-                "required",
-                "Bundle.type",
-                "The Bundle has no type",
-            ));
+            return Err(Error::invalid_at("required", "Bundle.type", "The Bundle has no type"));
         }
     };
     let raw = match bundle.remove("entry") {
@@ -260,8 +256,7 @@ fn entry(index: usize, v: Value, base: &str) -> Result<Entry> {
             ));
         }
     };
-    let action = action(method, &url, base)
-        .map_err(|m| Error::invalid_at("value", at(index, ".request.url"), m))?;
+    let action = action(method, &url, base).map_err(|m| Error::invalid_at("value", at(index, ".request.url"), m))?;
     let path = relative(&url, base)
         .ok()
         .and_then(|r| r.split('?').next())
@@ -277,10 +272,7 @@ fn entry(index: usize, v: Value, base: &str) -> Result<Entry> {
         action,
         body,
         if_match: if_match(index, &request)?,
-        if_none_exist: request
-            .get("ifNoneExist")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        if_none_exist: request.get("ifNoneExist").and_then(Value::as_str).map(str::to_string),
         plan: Plan::Undecided,
     })
 }
@@ -331,11 +323,9 @@ fn body(index: usize, method: Method, resource: Option<Value>) -> Result<Option<
             at(index, ".resource"),
             format!("A {} entry needs a resource", method.as_str()),
         )),
-        Some(r @ Value::Object(_)) if method == Method::Patch => {
-            binary::json_patch(r).map(Some).map_err(|(path, msg)| {
-                Error::invalid_at("invalid", at(index, &format!(".resource{path}")), msg)
-            })
-        }
+        Some(r @ Value::Object(_)) if method == Method::Patch => binary::json_patch(r)
+            .map(Some)
+            .map_err(|(path, msg)| Error::invalid_at("invalid", at(index, &format!(".resource{path}")), msg)),
         Some(r @ Value::Object(_)) => Ok(Some(r)),
         Some(_) => Err(Error::invalid_at(
             "structure",
@@ -353,10 +343,7 @@ fn relative<'a>(url: &'a str, base: &str) -> Result<&'a str, String> {
         return Ok(rest.trim_start_matches('/'));
     }
     if url.contains("://") || url.starts_with("urn:") {
-        return Err(format!(
-            "'{}' is not a URL on this server",
-            ids::truncate(url, 120)
-        ));
+        return Err(format!("'{}' is not a URL on this server", ids::truncate(url, 120)));
     }
     Ok(url.trim_start_matches('/'))
 }
@@ -443,15 +430,9 @@ mod tests {
     #[test]
     fn urls() {
         let base = "http://h/fhir";
-        assert!(
-            matches!(action(Method::Post, "Patient", base), Ok(Action::Create(t)) if t == "Patient")
-        );
-        assert!(
-            matches!(action(Method::Put, "http://h/fhir/Patient/1", base), Ok(Action::Update(_, id)) if id == "1")
-        );
-        assert!(
-            matches!(action(Method::Delete, "Patient?_id=1", base), Ok(Action::CondDelete(_, c)) if c == "_id=1")
-        );
+        assert!(matches!(action(Method::Post, "Patient", base), Ok(Action::Create(t)) if t == "Patient"));
+        assert!(matches!(action(Method::Put, "http://h/fhir/Patient/1", base), Ok(Action::Update(_, id)) if id == "1"));
+        assert!(matches!(action(Method::Delete, "Patient?_id=1", base), Ok(Action::CondDelete(_, c)) if c == "_id=1"));
         assert!(action(Method::Post, "Patient/1", base).is_err());
         assert!(action(Method::Put, "Patient", base).is_err());
         assert!(action(Method::Put, "http://elsewhere/fhir/Patient/1", base).is_err());
