@@ -63,7 +63,10 @@ async fn write_compartment(tx: &mut Tx, pk: i64, res_type: &str, id: &str) -> Re
     };
     let mut q = SqlQuery::default();
     let p = q.int(pk);
-    let inlist = q.in_list("param", params);
+    // `|| ''` hides these columns from the planner: the pk index is the only way in.
+    // Without statistics (a new database) both planners otherwise scan every Patient
+    // reference through the (target_type, target_id) index on each write.
+    let inlist = q.in_list("(param || '')", params);
     let own = if res_type == "Patient" {
         format!(" UNION SELECT {p}, {}", q.text(id))
     } else {
@@ -71,7 +74,7 @@ async fn write_compartment(tx: &mut Tx, pk: i64, res_type: &str, id: &str) -> Re
     };
     q.sql = format!(
         "INSERT INTO patient_compartment (pk, patient_id) SELECT DISTINCT pk, target_id FROM idx_reference \
-         WHERE pk = {p} AND {inlist} AND target_type = 'Patient' AND target_id IS NOT NULL{own}"
+         WHERE pk = {p} AND {inlist} AND (target_type || '') = 'Patient' AND target_id IS NOT NULL{own}"
     );
     execute(tx, &q.sql, &q.binds).await?;
     let mut all = before;
