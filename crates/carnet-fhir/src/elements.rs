@@ -307,7 +307,7 @@ mod tests {
         let t = table().unwrap();
         let names = data_resource_names();
         assert_eq!(names.len(), 146);
-        assert_eq!(names, crate::RESOURCE_TYPES);
+        assert_eq!(names, *crate::RESOURCE_TYPES);
         for n in &names {
             assert!(t.get(n).is_some(), "{n}");
         }

@@ -123,7 +123,7 @@ pub fn resource_types() -> impl Iterator<Item = &'static str> {
 }
 
 pub fn is_resource_type(name: &str) -> bool {
-    resource_types().any(|t| t == name)
+    !matches!(name, "Resource" | "DomainResource") && carnet_fhirpath::types::resource_type(name).is_some()
 }
 
 impl Registry {
