@@ -13,10 +13,11 @@ use tokio::sync::{mpsc, oneshot};
 use super::Record;
 use crate::auth::principal::Actor;
 use crate::error::{Error, Result};
-use crate::search::sql::{Bind, Kind, SqlQuery, execute, fetch};
 use crate::service::{read, write};
 use crate::state::AppState;
 use crate::store::Tx;
+use crate::store::bulk::{self, ColType, Rows};
+use crate::store::sql::{Bind, Kind, SqlQuery, fetch};
 
 /// Most records in one transaction: bounds the latency a batch adds to its last member.
 const MAX_BATCH: usize = 512;
@@ -81,76 +82,129 @@ async fn writer(state: AppState, mut rx: mpsc::UnboundedReceiver<Job>) {
 }
 
 /// Writes the AuditEvents of a batch in one transaction (and, for allowed reads by
-/// practitioners, the R4 prior-access facts they establish).
+/// practitioners, the R4 prior-access facts they establish). Everything that needs no
+/// write lock (who the touched records belong to, the events' JSON and index rows) is
+/// done first, so SQLite's single writer is held only for the inserts.
 pub async fn write_batch(state: &AppState, records: &[&Record]) -> Result<()> {
-    let mut tx = state.store().begin_write().await?;
-    let mut names: HashMap<String, Option<String>> = HashMap::new();
+    let owners = {
+        let mut conn = state.store().reader().await?;
+        let owners = owners_of(&mut conn, records).await?;
+        let names = practitioner_names(&mut conn, records).await?;
+        (owners, names)
+    };
+    let (owners, names) = owners;
+    let now = state.now();
+    let mut events = Vec::with_capacity(records.len());
+    let mut prior = Rows::new("prior_access", PRIOR_COLUMNS);
     for r in records {
-        let patients = patients_of(&mut tx, r).await?;
+        let patients = patients_of(r, &owners);
         let display = match &r.actor {
-            Some(Actor::Practitioner { id, .. }) => {
-                if !names.contains_key(id) {
-                    let n = practitioner_name(&mut tx, id).await?;
-                    names.insert(id.clone(), n);
-                }
-                names.get(id).cloned().flatten()
-            }
+            Some(Actor::Practitioner { id, .. }) => names.get(id.as_str()).map(String::as_str),
             _ => None,
         };
-        let ev = r.to_fhir(state.base_url(), &patients, display.as_deref());
-        let Value::Object(map) = ev else { continue };
-        write::create_checked(state, &mut tx, "AuditEvent", map, None).await?;
+        let Value::Object(map) = r.to_fhir(state.base_url(), &patients, display) else {
+            continue;
+        };
+        events.push(write::NewResource::prepare("AuditEvent", map, None, now)?);
         if let Some(Actor::Practitioner { id, .. }) = &r.actor
             && r.succeeded()
             && r.action == "R"
         {
             for p in &patients {
-                execute(
-                    &mut tx,
-                    "INSERT INTO prior_access (practitioner_id, patient_id, first_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (practitioner_id, patient_id) DO NOTHING",
-                    &[
-                        Bind::Text(Some(id.clone())),
-                        Bind::Text(Some(p.clone())),
-                        Bind::I64(Some(r.recorded)),
-                    ],
-                )
-                .await?;
+                prior.push([
+                    Bind::Text(Some(id.clone())),
+                    Bind::Text(Some(p.clone())),
+                    Bind::I64(Some(r.recorded)),
+                ]);
             }
         }
     }
+    let mut tx = state.store().begin_write().await?;
+    write::create_many(state, &mut tx, &events, "POST").await?;
+    bulk::insert(&mut tx, &prior, "ON CONFLICT (practitioner_id, patient_id) DO NOTHING").await?;
     tx.commit().await?;
     Ok(())
 }
 
-/// The patients whose compartments hold what the request touched.
-async fn patients_of(tx: &mut Tx, r: &Record) -> Result<Vec<String>> {
-    let mut out: Vec<String> = Vec::new();
-    if let Some(p) = r.actor.as_ref().and_then(Actor::context_patient) {
-        out.push(p.to_string());
-    }
-    let res: Vec<&(String, String)> = r.notes.resources.iter().filter(|(t, _)| t != "AuditEvent").collect();
-    if !res.is_empty() {
+const PRIOR_COLUMNS: &[(&str, ColType)] = &[
+    ("practitioner_id", ColType::Text),
+    ("patient_id", ColType::Text),
+    ("first_at", ColType::I64),
+];
+
+/// Most `(type, id)` pairs looked up in one statement.
+const OWNERS_PER_QUERY: usize = 400;
+
+/// For every resource the batch's requests touched, the patients whose compartment
+/// holds it: one query per few hundred resources instead of one per request.
+async fn owners_of(tx: &mut Tx, records: &[&Record]) -> Result<HashMap<(String, String), Vec<String>>> {
+    let mut wanted: Vec<&(String, String)> = records
+        .iter()
+        .flat_map(|r| r.notes.resources.iter())
+        .filter(|(t, _)| t != "AuditEvent")
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut out: HashMap<(String, String), Vec<String>> = HashMap::new();
+    for chunk in wanted.chunks(OWNERS_PER_QUERY) {
         let mut q = SqlQuery::default();
-        let ors: Vec<String> = res
+        let ors: Vec<String> = chunk
             .iter()
             .map(|(t, id)| format!("(r.res_type = {} AND r.res_id = {})", q.text(t), q.text(id)))
             .collect();
         q.sql = format!(
-            "SELECT DISTINCT pc.patient_id FROM resources r JOIN patient_compartment pc ON pc.pk = r.pk WHERE {}",
+            "SELECT r.res_type, r.res_id, pc.patient_id FROM resources r \
+             JOIN patient_compartment pc ON pc.pk = r.pk WHERE {}",
             ors.join(" OR ")
         );
-        for row in fetch(tx, &q, &[Kind::Text]).await? {
-            if let Some(p) = row.first().and_then(|c| c.text())
-                && !out.iter().any(|o| o == p)
-            {
-                out.push(p.to_string());
+        for row in fetch(tx, &q, &[Kind::Text, Kind::Text, Kind::Text]).await? {
+            if let (Some(t), Some(id), Some(p)) = (row[0].text(), row[1].text(), row[2].text()) {
+                out.entry((t.to_string(), id.to_string()))
+                    .or_default()
+                    .push(p.to_string());
             }
         }
     }
     Ok(out)
 }
 
+/// The patients whose records one request touched: the token's patient context, then
+/// the owners of what it read or wrote.
+fn patients_of(r: &Record, owners: &HashMap<(String, String), Vec<String>>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    if let Some(p) = r.actor.as_ref().and_then(Actor::context_patient) {
+        out.push(p.to_string());
+    }
+    for key in &r.notes.resources {
+        for p in owners.get(key).into_iter().flatten() {
+            if !out.contains(p) {
+                out.push(p.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The names of the practitioners among the batch's callers (AuditEvent
+/// `agent.who.display`, which patients read to see who looked at their record).
+async fn practitioner_names(tx: &mut Tx, records: &[&Record]) -> Result<HashMap<String, String>> {
+    let mut ids: Vec<&str> = records
+        .iter()
+        .filter_map(|r| match &r.actor {
+            Some(Actor::Practitioner { id, .. }) => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut out = HashMap::new();
+    for id in ids {
+        if let Some(name) = practitioner_name(tx, id).await? {
+            out.insert(id.to_string(), name);
+        }
+    }
+    Ok(out)
+}
 async fn practitioner_name(tx: &mut Tx, id: &str) -> Result<Option<String>> {
     let Ok(v) = read::read(tx, "Practitioner", id).await else {
         return Ok(None);

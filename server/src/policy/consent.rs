@@ -11,8 +11,8 @@
 use serde_json::Value;
 
 use crate::error::Result;
-use crate::search::sql::{Bind, Kind, SqlQuery, execute, fetch};
 use crate::store::Tx;
+use crate::store::sql::{Bind, Kind, SqlQuery, execute, fetch};
 
 pub const CONSENT_CATEGORY: &str = "https://carnet.dev/fhir/CodeSystem/consent-category";
 pub const RESULT_PUBLICATION: &str = "result-publication";
@@ -83,7 +83,7 @@ pub async fn recompute(tx: &mut Tx, patient: &str) -> Result<()> {
         let (Some(pk), Some(at)) = (r[0].i64(), r[1].i64()) else {
             continue;
         };
-        let crate::search::sql::Cell::Bytes(Some(content)) = &r[2] else {
+        let crate::store::sql::Cell::Bytes(Some(content)) = &r[2] else {
             continue;
         };
         let Ok(c) = serde_json::from_slice::<Value>(content) else {

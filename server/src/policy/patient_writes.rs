@@ -7,8 +7,8 @@ use serde_json::Value;
 use super::Access;
 use crate::error::{Error, Result};
 use crate::search::AccessScope;
-use crate::search::sql::{Cell, Kind, SqlQuery, fetch};
 use crate::store::Tx;
+use crate::store::sql::{Cell, Kind, SqlQuery, fetch};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Write {

@@ -4,8 +4,8 @@
 
 use super::Access;
 use crate::error::{Error, Result};
-use crate::search::sql::{Cell, Kind, SqlQuery, fetch};
 use crate::service::{ids, read};
+use crate::store::sql::{Cell, Kind, SqlQuery, fetch};
 use crate::store::{StoredVersion, Tx};
 
 /// `version`: `None` for the current one.

@@ -1,14 +1,14 @@
 //! Search index rows, written in the same transaction as the version they describe.
 //!
 //! One typed table per parameter type (see `migrations/*/0002_search_index.sql`).
-//! A write deletes the resource's rows and inserts the new ones with one multi-row
-//! INSERT per table that has rows: this runs on every create and update, so it stays
-//! at a handful of statements per resource.
+//! Rows are computed from the resource first ([`IndexRows`], no I/O), then stored with
+//! one bulk insert per table that has rows, for one resource or for many at once.
 
-use carnet_search::{IndexValue, NumberValue, Registry, TokenValue};
+use carnet_search::{IndexEntry, IndexValue, NumberValue, Registry, TokenValue};
 use serde_json::Value;
 
-use super::sql::{Bind, execute};
+use crate::store::bulk::{self, ColType, Rows};
+use crate::store::sql::{Bind, execute};
 use crate::store::{StoreError, Tx};
 
 /// Longest text kept in an indexed column. PostgreSQL refuses B-tree entries above
@@ -67,16 +67,77 @@ impl Table {
         }
     }
 
-    /// Value columns after `(pk, res_type, param, grp)`.
-    fn columns(self) -> &'static [&'static str] {
+    /// Every column: `(pk, res_type, param, grp)` then the table's values.
+    fn columns(self) -> &'static [(&'static str, ColType)] {
+        use ColType::{F64, I64, Text};
         match self {
-            Table::String => &["normalized", "exact"],
-            Table::Token => &["system", "code", "text", "type_system", "type_code"],
-            Table::Reference => &["target_type", "target_id", "url", "version", "id_system", "id_value"],
-            Table::Date => &["low", "high"],
-            Table::Number => &["value", "low", "high"],
-            Table::Quantity => &["value", "low", "high", "system", "code", "unit"],
-            Table::Uri => &["uri"],
+            Table::String => &[
+                ("pk", I64),
+                ("res_type", Text),
+                ("param", Text),
+                ("grp", I64),
+                ("normalized", Text),
+                ("exact", Text),
+            ],
+            Table::Token => &[
+                ("pk", I64),
+                ("res_type", Text),
+                ("param", Text),
+                ("grp", I64),
+                ("system", Text),
+                ("code", Text),
+                ("text", Text),
+                ("type_system", Text),
+                ("type_code", Text),
+            ],
+            Table::Reference => &[
+                ("pk", I64),
+                ("res_type", Text),
+                ("param", Text),
+                ("grp", I64),
+                ("target_type", Text),
+                ("target_id", Text),
+                ("url", Text),
+                ("version", Text),
+                ("id_system", Text),
+                ("id_value", Text),
+            ],
+            Table::Date => &[
+                ("pk", I64),
+                ("res_type", Text),
+                ("param", Text),
+                ("grp", I64),
+                ("low", I64),
+                ("high", I64),
+            ],
+            Table::Number => &[
+                ("pk", I64),
+                ("res_type", Text),
+                ("param", Text),
+                ("grp", I64),
+                ("value", F64),
+                ("low", F64),
+                ("high", F64),
+            ],
+            Table::Quantity => &[
+                ("pk", I64),
+                ("res_type", Text),
+                ("param", Text),
+                ("grp", I64),
+                ("value", F64),
+                ("low", F64),
+                ("high", F64),
+                ("system", Text),
+                ("code", Text),
+                ("unit", Text),
+            ],
+            Table::Uri => &[
+                ("pk", I64),
+                ("res_type", Text),
+                ("param", Text),
+                ("grp", I64),
+                ("uri", Text),
+            ],
         }
     }
 
@@ -159,68 +220,75 @@ fn row(value: &IndexValue) -> Option<(Table, Vec<Bind>)> {
 /// and the table's value columns.
 type Row = (String, Option<i64>, Vec<Bind>);
 
-/// Rows per INSERT: well under SQLite's 32766 and PostgreSQL's 65535 bound values.
-const ROWS_PER_INSERT: usize = 500;
+/// The index rows of one resource, computed before its pk is known (so that many
+/// resources can be prepared apart from the transaction that stores them).
+#[derive(Debug, Clone, Default)]
+pub struct IndexRows {
+    by_table: [Vec<Row>; Table::ALL.len()],
+}
 
-/// Replaces the index rows of resource `pk` with those extracted from `resource`.
-pub async fn replace(tx: &mut Tx, pk: i64, res_type: &str, resource: &Value) -> Result<(), StoreError> {
-    clear(tx, pk).await?;
-    let entries = Registry::r4().extract(res_type, resource);
-    let mut rows: Vec<Vec<Row>> = vec![Vec::new(); Table::ALL.len()];
-    let mut grp = 0i64;
-    for e in &entries {
-        if is_resource_column(e.param) {
-            continue;
-        }
-        match &e.value {
-            IndexValue::Composite(parts) => {
-                grp += 1;
-                for (i, part) in parts.iter().enumerate() {
-                    if let Some((table, binds)) = row(part) {
-                        rows[table as usize].push((format!("{}${i}", e.param), Some(grp), binds));
+impl IndexRows {
+    /// The rows of the entries extracted from one resource.
+    pub fn of(entries: &[IndexEntry<'_>]) -> IndexRows {
+        let mut out = IndexRows::default();
+        let mut grp = 0i64;
+        for e in entries {
+            if is_resource_column(e.param) {
+                continue;
+            }
+            match &e.value {
+                IndexValue::Composite(parts) => {
+                    grp += 1;
+                    for (i, part) in parts.iter().enumerate() {
+                        if let Some((table, binds)) = row(part) {
+                            out.by_table[table as usize].push((format!("{}${i}", e.param), Some(grp), binds));
+                        }
+                    }
+                }
+                v => {
+                    if let Some((table, binds)) = row(v) {
+                        out.by_table[table as usize].push((e.param.to_string(), None, binds));
                     }
                 }
             }
-            v => {
-                if let Some((table, binds)) = row(v) {
-                    rows[table as usize].push((e.param.to_string(), None, binds));
-                }
+        }
+        out
+    }
+
+    /// The rows of `resource` (a `res_type`), by evaluating every parameter.
+    pub fn extract(res_type: &str, resource: &Value) -> IndexRows {
+        IndexRows::of(&Registry::r4().extract(res_type, resource))
+    }
+}
+
+/// Inserts the index rows of many resources (`(pk, type, rows)`), one statement per
+/// table on PostgreSQL whatever their number.
+pub async fn insert(tx: &mut Tx, items: &[(i64, &str, &IndexRows)]) -> Result<(), StoreError> {
+    for table in Table::ALL {
+        let mut rows = Rows::new(table.name(), table.columns());
+        for (pk, res_type, index) in items {
+            for (param, grp, values) in &index.by_table[table as usize] {
+                rows.push(
+                    [
+                        Bind::I64(Some(*pk)),
+                        Bind::Text(Some((*res_type).to_string())),
+                        Bind::Text(Some(param.clone())),
+                        Bind::I64(*grp),
+                    ]
+                    .into_iter()
+                    .chain(values.iter().cloned()),
+                );
             }
         }
-    }
-    for table in Table::ALL {
-        for chunk in rows[table as usize].chunks(ROWS_PER_INSERT) {
-            insert(tx, table, pk, res_type, chunk).await?;
-        }
+        bulk::insert(tx, &rows, "").await?;
     }
     Ok(())
 }
 
-async fn insert(tx: &mut Tx, table: Table, pk: i64, res_type: &str, rows: &[Row]) -> Result<(), StoreError> {
-    let cols = table.columns();
-    let mut sql = format!(
-        "INSERT INTO {} (pk, res_type, param, grp, {}) VALUES ",
-        table.name(),
-        cols.join(", ")
-    );
-    let mut binds: Vec<Bind> = vec![Bind::I64(Some(pk)), Bind::Text(Some(res_type.to_string()))];
-    for (i, (param, grp, values)) in rows.iter().enumerate() {
-        if i > 0 {
-            sql.push(',');
-        }
-        // pk and res_type are the same on every row: $1 and $2.
-        sql.push_str("($1, $2");
-        binds.push(Bind::Text(Some(param.clone())));
-        sql.push_str(&format!(", ${}", binds.len()));
-        binds.push(Bind::I64(*grp));
-        sql.push_str(&format!(", ${}", binds.len()));
-        for v in values {
-            binds.push(v.clone());
-            sql.push_str(&format!(", ${}", binds.len()));
-        }
-        sql.push(')');
-    }
-    execute(tx, &sql, &binds).await
+/// Replaces the index rows of resource `pk` (a new version of it was written).
+pub async fn replace(tx: &mut Tx, pk: i64, res_type: &str, rows: &IndexRows) -> Result<(), StoreError> {
+    clear(tx, pk).await?;
+    insert(tx, &[(pk, res_type, rows)]).await
 }
 
 /// Removes the index rows of a resource (on delete, and before re-indexing).

@@ -8,8 +8,8 @@ use crate::fhir::instant::{format_micros, parse_instant};
 use crate::fhir::meta::etag;
 use crate::policy::{Access, visibility};
 use crate::search::AccessScope;
-use crate::search::sql::{Cell, Kind, SqlQuery, fetch};
 use crate::state::AppState;
+use crate::store::sql::{Cell, Kind, SqlQuery, fetch};
 use crate::store::{HistoryEntry, HistoryQuery, Tx, resources};
 
 /// What the client asked for, from the query string.

@@ -4,9 +4,11 @@
 //! written once and expanded for each backend by the [`on_conn!`] macro. Everything the
 //! server knows lives here: two processes on one PostgreSQL see the same state.
 
+pub mod bulk;
 mod connect;
 mod error;
 pub mod resources;
+pub mod sql;
 
 pub use connect::{Backend, Store, redact as connect_redacted};
 pub use error::StoreError;

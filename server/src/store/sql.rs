@@ -1,0 +1,220 @@
+//! SQL text with bound values, run on either backend: the primitives every query of
+//! the server is built from. Statements are text with generated `$n` placeholders and
+//! fixed identifiers; values are always bound.
+
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
+use sqlx::sqlite::SqliteArguments;
+use sqlx::{Postgres, Row, Sqlite};
+
+use super::{StoreError, Tx};
+
+/// A bound value. `None` binds SQL NULL of the column's type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bind {
+    I64(Option<i64>),
+    F64(Option<f64>),
+    Text(Option<String>),
+    Bool(bool),
+    Bytes(Option<Vec<u8>>),
+    /// A whole column at once (PostgreSQL only: `store::bulk` binds `UNNEST` arrays).
+    Array(Box<BindArray>),
+}
+
+/// A column of values bound as one PostgreSQL array.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BindArray {
+    I64(Vec<Option<i64>>),
+    F64(Vec<Option<f64>>),
+    Text(Vec<Option<String>>),
+    Bool(Vec<bool>),
+    Bytes(Vec<Option<Vec<u8>>>),
+}
+
+/// What a result column decodes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    I64,
+    F64,
+    Text,
+    Bytes,
+}
+
+/// A decoded result cell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    I64(Option<i64>),
+    F64(Option<f64>),
+    Text(Option<String>),
+    Bytes(Option<Vec<u8>>),
+}
+
+impl Cell {
+    pub fn i64(&self) -> Option<i64> {
+        match self {
+            Cell::I64(v) => *v,
+            _ => None,
+        }
+    }
+
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Cell::Text(v) => v.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub fn to_bind(&self) -> Bind {
+        match self {
+            Cell::I64(v) => Bind::I64(*v),
+            Cell::F64(v) => Bind::F64(*v),
+            Cell::Text(v) => Bind::Text(v.clone()),
+            Cell::Bytes(v) => Bind::Bytes(v.clone()),
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(
+            self,
+            Cell::I64(None) | Cell::F64(None) | Cell::Text(None) | Cell::Bytes(None)
+        )
+    }
+}
+
+/// SQL text and its bound values, `$1..$n` in `binds` order.
+#[derive(Debug, Clone, Default)]
+pub struct SqlQuery {
+    pub sql: String,
+    pub binds: Vec<Bind>,
+}
+
+impl SqlQuery {
+    /// Binds a value and returns its placeholder.
+    pub fn bind(&mut self, b: Bind) -> String {
+        self.binds.push(b);
+        format!("${}", self.binds.len())
+    }
+
+    pub fn text(&mut self, s: &str) -> String {
+        self.bind(Bind::Text(Some(s.to_string())))
+    }
+
+    pub fn int(&mut self, v: i64) -> String {
+        self.bind(Bind::I64(Some(v)))
+    }
+
+    pub fn float(&mut self, v: f64) -> String {
+        self.bind(Bind::F64(Some(v)))
+    }
+
+    /// `col = $n` or `col IN ($a, $b, …)`.
+    pub fn in_list(&mut self, col: &str, items: &[String]) -> String {
+        match items {
+            [] => "1 = 0".to_string(),
+            [one] => format!("{col} = {}", self.text(one)),
+            many => {
+                let ps: Vec<String> = many.iter().map(|i| self.text(i)).collect();
+                format!("{col} IN ({})", ps.join(", "))
+            }
+        }
+    }
+
+    /// A condition on `col` restricting to `types`; none for `Resource` (any type).
+    pub fn type_filter(&mut self, col: &str, types: &[String]) -> Option<String> {
+        if types.is_empty() || types.iter().any(|t| t == "Resource") {
+            None
+        } else {
+            Some(self.in_list(col, types))
+        }
+    }
+}
+
+macro_rules! bound {
+    ($sql:expr, $binds:expr, $array:expr) => {{
+        let mut q = sqlx::query(sqlx::AssertSqlSafe($sql.to_string()));
+        for b in $binds {
+            q = match b {
+                Bind::I64(v) => q.bind(*v),
+                Bind::F64(v) => q.bind(*v),
+                Bind::Text(v) => q.bind(v.clone()),
+                Bind::Bool(v) => q.bind(*v),
+                Bind::Bytes(v) => q.bind(v.clone()),
+                Bind::Array(a) => $array(q, a),
+            };
+        }
+        q
+    }};
+}
+
+fn pg_array<'q>(q: Query<'q, Postgres, PgArguments>, a: &BindArray) -> Query<'q, Postgres, PgArguments> {
+    match a {
+        BindArray::I64(v) => q.bind(v.clone()),
+        BindArray::F64(v) => q.bind(v.clone()),
+        BindArray::Text(v) => q.bind(v.clone()),
+        BindArray::Bool(v) => q.bind(v.clone()),
+        BindArray::Bytes(v) => q.bind(v.clone()),
+    }
+}
+
+/// SQLite has no arrays: `store::bulk` never sends it one, so this only keeps the
+/// placeholder count right.
+fn sqlite_array<'q>(q: Query<'q, Sqlite, SqliteArguments>, _: &BindArray) -> Query<'q, Sqlite, SqliteArguments> {
+    q.bind(None::<i64>)
+}
+
+/// Runs `$body` with `$q` bound to the statement for whichever backend `$tx` holds.
+macro_rules! with_query {
+    ($tx:expr, $sql:expr, $binds:expr, |$q:ident, $c:ident| $body:expr) => {
+        match $tx {
+            Tx::Sqlite(t) => {
+                let $c = &mut **t;
+                let $q = bound!($sql, $binds, sqlite_array);
+                $body
+            }
+            Tx::SqliteConn(t) => {
+                let $c = &mut **t;
+                let $q = bound!($sql, $binds, sqlite_array);
+                $body
+            }
+            Tx::Postgres(t) => {
+                let $c = &mut **t;
+                let $q = bound!($sql, $binds, pg_array);
+                $body
+            }
+            Tx::PostgresConn(t) => {
+                let $c = &mut **t;
+                let $q = bound!($sql, $binds, pg_array);
+                $body
+            }
+        }
+    };
+}
+
+pub async fn execute(tx: &mut Tx, sql: &str, binds: &[Bind]) -> Result<(), StoreError> {
+    with_query!(tx, sql, binds, |q, c| {
+        q.execute(c).await?;
+    });
+    Ok(())
+}
+
+/// Runs a query and decodes each row's columns as `kinds`.
+pub async fn fetch(tx: &mut Tx, q: &SqlQuery, kinds: &[Kind]) -> Result<Vec<Vec<Cell>>, StoreError> {
+    let rows = with_query!(tx, &q.sql, &q.binds, |query, c| {
+        let rows = query.fetch_all(c).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let mut cells = Vec::with_capacity(kinds.len());
+            for (i, k) in kinds.iter().enumerate() {
+                cells.push(match k {
+                    Kind::I64 => Cell::I64(r.try_get(i)?),
+                    Kind::F64 => Cell::F64(r.try_get(i)?),
+                    Kind::Text => Cell::Text(r.try_get(i)?),
+                    Kind::Bytes => Cell::Bytes(r.try_get(i)?),
+                });
+            }
+            out.push(cells);
+        }
+        out
+    });
+    Ok(rows)
+}
