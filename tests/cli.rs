@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use carnet_tests::{TestServer, on_both_backends};
@@ -15,29 +14,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// Builds the debug `carnet` binary once per test process and returns its path.
 fn carnet_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("workspace")
-            .to_path_buf();
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-p", "carnet"])
-            .current_dir(&workspace)
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build -p carnet failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(|d| workspace.join(d))
-            .unwrap_or_else(|| workspace.join("target"));
-        let bin = target
-            .join("debug")
-            .join(format!("carnet{}", std::env::consts::EXE_SUFFIX));
-        assert!(bin.is_file(), "no binary at {}", bin.display());
-        bin
-    })
+    carnet_tests::bin::carnet_binary()
 }
 
 struct Out {

@@ -9,104 +9,15 @@
 mod support;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use carnet_tests::{TestServer, on_both_backends};
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::*;
-
-/// `cargo build -p carnet` into the same target directory, then the binary's path
-/// (`$CARGO_TARGET_DIR/debug/carnet`, else `target/debug/carnet`).
-///
-/// Cargo keeps the target directory locked while it runs tests (rust-lang/rust#35816),
-/// so under `cargo test` the nested build can wait forever on its own parent: when it
-/// reports waiting for the lock and our parent is cargo, it is stopped and the binary
-/// already built is used, provided it is newer than every source file of the server.
-fn carnet_binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let root = manifest.parent().unwrap();
-    let mut build = Command::new(cargo)
-        .args(["build", "-p", "carnet", "--bin", "carnet"])
-        .current_dir(root)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run cargo build");
-    let blocked = Arc::new(AtomicBool::new(false));
-    let stderr = build.stderr.take().unwrap();
-    let flag = blocked.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("Blocking waiting for file lock") {
-                flag.store(true, Ordering::SeqCst);
-            }
-        }
-    });
-    let parent_is_cargo = std::fs::read_to_string(format!("/proc/{}/comm", std::os::unix::process::parent_id()))
-        .is_ok_and(|c| c.trim() == "cargo");
-    let start = Instant::now();
-    let built = loop {
-        if let Some(status) = build.try_wait().unwrap() {
-            assert!(status.success(), "cargo build -p carnet failed");
-            break true;
-        }
-        if (blocked.load(Ordering::SeqCst) && parent_is_cargo && start.elapsed() > Duration::from_secs(3))
-            || start.elapsed() > Duration::from_secs(600)
-        {
-            let _ = build.kill();
-            let _ = build.wait();
-            break false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join("target"));
-    let bin = [target.join("debug/carnet"), root.join("target/debug/carnet")]
-        .into_iter()
-        .find(|b| b.exists())
-        .expect("no carnet binary: run `cargo build -p carnet` first");
-    if !built {
-        let made = std::fs::metadata(&bin).unwrap().modified().unwrap();
-        let newest = ["server/src", "migrations", "crates"]
-            .iter()
-            .map(|d| newest(&root.join(d)))
-            .max()
-            .unwrap();
-        assert!(
-            made >= newest,
-            "{} is older than the sources: run `cargo build -p carnet` first",
-            bin.display()
-        );
-    }
-    bin
-}
-
-fn newest(dir: &Path) -> SystemTime {
-    let mut t = SystemTime::UNIX_EPOCH;
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        let m = if p.is_dir() {
-            if p.ends_with("target") {
-                continue;
-            }
-            newest(&p)
-        } else {
-            e.metadata()
-                .and_then(|m| m.modified())
-                .unwrap_or(SystemTime::UNIX_EPOCH)
-        };
-        t = t.max(m);
-    }
-    t
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -161,7 +72,9 @@ async fn token(s: &TestServer, p: &Process, client_id: &str, key: &carnet_tests:
 }
 
 async fn kill_nine(s: &TestServer) {
-    let bin = tokio::task::spawn_blocking(carnet_binary).await.unwrap();
+    let bin = tokio::task::spawn_blocking(|| carnet_tests::bin::carnet_binary().to_path_buf())
+        .await
+        .unwrap();
     // The data and a backend client, written into the database the process will use.
     let patient = s
         .create(json!({"resourceType": "Patient", "name": [{"family": "Kill"}]}))

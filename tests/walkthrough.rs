@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use base64::Engine;
@@ -22,26 +21,8 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds the debug `carnet` binary once per test process and returns its path.
 fn carnet_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let workspace = workspace();
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-p", "carnet"])
-            .current_dir(&workspace)
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build -p carnet failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(|d| workspace.join(d))
-            .unwrap_or_else(|| workspace.join("target"));
-        let bin = target
-            .join("debug")
-            .join(format!("carnet{}", std::env::consts::EXE_SUFFIX));
-        assert!(bin.is_file(), "no binary at {}", bin.display());
-        bin
-    })
+    carnet_tests::bin::carnet_binary()
 }
 
 /// The first ```sh block after `heading` in README.md.

@@ -28,6 +28,28 @@ enum Command {
     /// Manage user accounts (activation codes, lockout).
     #[command(subcommand)]
     Account(AccountCommand),
+    /// Load FHIR data: NDJSON files (a resource a line) and JSON files (transaction or
+    /// collection Bundles, or single resources), or folders of them. Resumable: run the
+    /// same command again after an interruption and it goes on where it stopped.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ImportArgs {
+    /// Files or folders (`*.ndjson`, `*.json`, read in name order).
+    #[arg(required = true)]
+    paths: Vec<std::path::PathBuf>,
+    /// Import files again even if an earlier import finished them.
+    #[arg(long)]
+    force: bool,
+    /// Units (lines, entries, transaction Bundles) per database transaction.
+    #[arg(long, default_value_t = 1000)]
+    chunk: usize,
+    /// Threads checking resources (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    #[command(flatten)]
+    args: ServeArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,6 +136,7 @@ pub fn main() -> ExitCode {
             Some(Command::Migrate(args)) => migrate(args).await,
             Some(Command::Client(c)) => crate::auth::admin::client(c.into()).await,
             Some(Command::Account(c)) => crate::auth::admin::account(c.into()).await,
+            Some(Command::Import(a)) => import(a).await,
         }
     });
     match result {
@@ -162,6 +185,91 @@ async fn migrate(args: ServeArgs) -> anyhow::Result<()> {
         crate::store::connect_redacted(&config.database_url)
     );
     Ok(())
+}
+
+async fn import(a: ImportArgs) -> anyhow::Result<()> {
+    use crate::service::import::{self, Importer, Options, Progress};
+    use std::io::IsTerminal;
+    let config = Config::resolve(&a.args)?;
+    let db = crate::store::connect_redacted(&config.database_url);
+    let state = crate::app::build_state(config, None).await?;
+    let opts = Options {
+        force: a.force,
+        resume: true,
+        chunk: a.chunk.max(1),
+        threads: a.threads,
+    };
+    let who = Importer {
+        client_id: "carnet-import".to_string(),
+        remote_addr: None,
+        path: "carnet import".to_string(),
+    };
+    let started = std::time::Instant::now();
+    let tty = std::io::stderr().is_terminal();
+    // When the last line was shown, and what it said (the end is reported once).
+    let last = std::sync::Mutex::new((std::time::Instant::now(), (0u64, 0u64)));
+    let show = |p: &Progress| {
+        let Ok(mut last) = last.lock() else { return };
+        let every = if tty { 0.25 } else { 10.0 };
+        let done = p.bytes_done >= p.bytes_total;
+        let seen = (p.resources, p.bytes_done);
+        if (last.0.elapsed().as_secs_f64() < every && !done) || last.1 == seen {
+            return;
+        }
+        *last = (std::time::Instant::now(), seen);
+        let secs = started.elapsed().as_secs_f64().max(0.001);
+        let rate = p.resources as f64 / secs;
+        let frac = if p.bytes_total == 0 {
+            1.0
+        } else {
+            p.bytes_done as f64 / p.bytes_total as f64
+        };
+        let eta = if frac > 0.0 { secs / frac - secs } else { 0.0 };
+        let line = format!(
+            "{} resources, {} rejected, {rate:.0}/s, {:.0}%, ETA {}",
+            p.resources,
+            p.rejected,
+            frac * 100.0,
+            clock(eta)
+        );
+        if tty {
+            eprint!("\r{line}\x1b[K");
+        } else {
+            eprintln!("{line}");
+        }
+    };
+    let report = import::import_files(&state, &a.paths, &opts, &who, &show).await;
+    if tty {
+        eprintln!();
+    }
+    state.store().close().await;
+    let report = report.map_err(|e| anyhow::anyhow!("{}", crate::service::import::describe(&e)))?;
+    for s in &report.skipped {
+        println!("{s}: already imported (use --force to import it again)");
+    }
+    for r in &report.rejected {
+        println!("rejected: {r}");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "imported {} resources into {db} in {secs:.1} s ({:.0}/s); {} rejected",
+        report.resources,
+        report.resources as f64 / secs.max(0.001),
+        report.rejected.len()
+    );
+    if report.rejected.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(
+            "{} units were rejected (listed above)",
+            report.rejected.len()
+        ))
+    }
+}
+
+fn clock(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
 /// Ctrl-C or SIGTERM: stop accepting, finish what is in flight.

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod auth;
+pub mod bin;
 
 use std::sync::Arc;
 

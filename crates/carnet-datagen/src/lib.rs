@@ -165,6 +165,69 @@ pub fn transaction(resources: &[Value]) -> Value {
     json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
 }
 
+/// A transaction Bundle as Synthea writes them: every resource POSTed under a
+/// `urn:uuid:` fullUrl, references between them by those URNs, ids left to the server.
+/// References to resources outside `resources` stay as they are.
+pub fn synthea_transaction(resources: &[Value]) -> Value {
+    let urn = |ty: &str, id: &str| {
+        // A stable UUID-shaped name for `Type/id` (the generator's ids are not UUIDs).
+        let mut h: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+        for b in ty.bytes().chain([b'/']).chain(id.bytes()) {
+            h = (h ^ b as u128).wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
+        }
+        let x = format!("{h:032x}");
+        format!(
+            "urn:uuid:{}-{}-{}-{}-{}",
+            &x[0..8],
+            &x[8..12],
+            &x[12..16],
+            &x[16..20],
+            &x[20..32]
+        )
+    };
+    let local: std::collections::HashMap<String, String> = resources
+        .iter()
+        .filter_map(|r| {
+            let ty = r["resourceType"].as_str()?;
+            let id = r["id"].as_str()?;
+            Some((format!("{ty}/{id}"), urn(ty, id)))
+        })
+        .collect();
+    let entries: Vec<Value> = resources
+        .iter()
+        .map(|r| {
+            let ty = r["resourceType"].as_str().unwrap_or_default();
+            let mut body = r.clone();
+            let full = urn(ty, r["id"].as_str().unwrap_or_default());
+            if let Some(m) = body.as_object_mut() {
+                m.remove("id");
+            }
+            rewrite_refs(&mut body, &local);
+            json!({"fullUrl": full, "resource": body, "request": {"method": "POST", "url": ty}})
+        })
+        .collect();
+    json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+}
+
+fn rewrite_refs(v: &mut Value, map: &std::collections::HashMap<String, String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m.iter_mut() {
+                match child {
+                    Value::String(s) if k == "reference" => {
+                        if let Some(u) = map.get(s.as_str()) {
+                            *s = u.clone();
+                        }
+                    }
+                    other => rewrite_refs(other, map),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|c| rewrite_refs(c, map)),
+        _ => {}
+    }
+}
+
 fn address(rng: &mut Rng, city: &str, district: &str) -> Value {
     let letters = b"ABCEGHJKLMNPRSTVWXYZ";
     let l = letters[rng.below(letters.len() as u64) as usize] as char;

@@ -120,7 +120,7 @@ pub async fn write_batch(state: &AppState, records: &[&Record]) -> Result<()> {
         }
     }
     let mut tx = state.store().begin_write().await?;
-    write::create_many(state, &mut tx, &events, "POST").await?;
+    write::create_many(state, &mut tx, &events.iter().collect::<Vec<_>>(), "POST").await?;
     bulk::insert(&mut tx, &prior, "ON CONFLICT (practitioner_id, patient_id) DO NOTHING").await?;
     tx.commit().await?;
     Ok(())

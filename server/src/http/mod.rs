@@ -5,6 +5,7 @@ pub mod crud;
 pub mod error;
 pub mod extract;
 pub mod history;
+pub mod import;
 pub mod metadata;
 pub mod negotiate;
 pub mod respond;
@@ -24,6 +25,7 @@ pub fn router(state: AppState) -> Router {
     let fhir = Router::new()
         .route("/", get(search::system).post(bundle::process))
         .route("/_history", get(history::system))
+        .route("/$import", post(import::import))
         .route(
             "/{type}",
             get(search::type_get)

@@ -5,6 +5,7 @@ pub mod bundle;
 pub mod conditional;
 pub mod history;
 pub mod ids;
+pub mod import;
 pub mod read;
 pub mod validate;
 pub mod write;

@@ -288,7 +288,7 @@ const VERSION_COLUMNS: &[(&str, ColType)] = &[
 /// Creates many resources in the caller's transaction with a few statements per table
 /// instead of a few per resource: the path of the audit trail and of imports. Fails
 /// with a conflict, writing nothing the caller keeps, if any type/id already exists.
-pub async fn create_many(state: &AppState, tx: &mut Tx, items: &[NewResource], method: &str) -> Result<()> {
+pub async fn create_many(state: &AppState, tx: &mut Tx, items: &[&NewResource], method: &str) -> Result<()> {
     if items.is_empty() {
         return Ok(());
     }

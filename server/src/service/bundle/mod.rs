@@ -10,7 +10,7 @@ mod binary;
 mod envelope;
 mod exec;
 mod get;
-mod refs;
+pub(crate) mod refs;
 
 use std::collections::HashMap;
 

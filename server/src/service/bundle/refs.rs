@@ -33,7 +33,7 @@ pub fn visit(v: &Value, f: &mut impl FnMut(&str)) {
     }
 }
 
-fn visit_mut(v: &mut Value, f: &mut impl FnMut(&mut String)) {
+pub fn visit_mut(v: &mut Value, f: &mut impl FnMut(&mut String)) {
     match v {
         Value::Object(map) => {
             for (k, child) in map.iter_mut() {
