@@ -14,6 +14,10 @@ use crate::error::{Error, Result};
 use crate::fhir::bundle::{BundleWriter, Link};
 use crate::fhir::outcome::{Issue, outcome};
 use crate::fhir::summary::Shape;
+
+/// Without `_total`, a first page says how many match only up to this many: beyond it
+/// counting would cost more than the page (`_total=accurate` always counts).
+pub const DEFAULT_TOTAL_CAP: i64 = 1000;
 use crate::state::AppState;
 use crate::store::{StoreError, Tx};
 
@@ -51,18 +55,16 @@ pub async fn searchset(
         (hits, more)
     };
 
-    let want_total = count_only
-        || match r.total {
-            Some(Total::None) => false,
-            Some(Total::Accurate | Total::Estimate) => true,
-            None => cursor.is_none(),
-        };
+    let exact = count_only || matches!(r.total, Some(Total::Accurate | Total::Estimate));
+    let want_total = exact || (r.total.is_none() && cursor.is_none());
     let total = if !want_total {
         None
     } else if cursor.is_none() && !has_more && !count_only {
         Some(hits.len() as i64)
-    } else {
+    } else if exact {
         Some(plan.count(tx).await?)
+    } else {
+        plan.count_up_to(tx, DEFAULT_TOTAL_CAP).await?
     };
 
     let match_pks: Vec<i64> = hits.iter().map(|h| h.pk).collect();

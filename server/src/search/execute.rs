@@ -8,7 +8,7 @@ use carnet_search::{Include, ParsedQuery, ResultParams};
 use super::compartment;
 use super::cursor::Cursor;
 use super::sql::sort::{self, SortCol};
-use super::sql::{Bind, Builder, Cell, Ctx, Kind, SqlQuery, fetch};
+use super::sql::{Bind, Builder, Cell, Ctx, Kind, SqlQuery, fetch, fold};
 use crate::error::{Error, Result};
 use crate::store::Tx;
 
@@ -31,11 +31,12 @@ pub fn plan(ctx: Ctx<'_>, parsed: &ParsedQuery, compartment: Option<&str>) -> Re
         None => vec!["Resource".to_string()],
     };
     let mut w = vec!["r.deleted = FALSE".to_string()];
-    // With criteria, the index subqueries are the selective part: `|| ''` hides the
-    // type column from the planner so SQLite starts from their pks instead of reading
-    // every resource of the type (PostgreSQL plans by cost either way). Without
-    // criteria the type index is the way in.
-    let type_col = if parsed.criteria.is_empty() && compartment.is_none() {
+    let units = fold::units(&parsed.criteria, parsed.resource_type.as_deref());
+    // With criteria that list pks, those lists are the selective part: `|| ''` hides the
+    // type column from the planner so SQLite starts from them instead of reading every
+    // resource of the type (PostgreSQL plans by cost either way). Without them the type
+    // index is the way in, in pk order, each resource tested until the page is full.
+    let type_col = if !units.iter().any(fold::Unit::drives) && compartment.is_none() {
         "r.res_type"
     } else {
         "(r.res_type || '')"
@@ -47,8 +48,12 @@ pub fn plan(ctx: Ctx<'_>, parsed: &ParsedQuery, compartment: Option<&str>) -> Re
         w.push(c);
     }
     w.extend(b.scope("r"));
-    for c in &parsed.criteria {
-        w.push(b.criterion(c, &base_types, "r")?);
+    for u in &units {
+        w.push(match u {
+            fold::Unit::Plain(c) => b.criterion(c, &base_types, "r")?,
+            fold::Unit::Folded { target, patient, dates } => b.folded(target, *patient, dates, "r")?,
+            fold::Unit::HasPatient(c) => b.has_patient(c, "r")?,
+        });
     }
     let where_binds = b.q.binds.len();
     let mut sort = Vec::new();
@@ -191,6 +196,23 @@ impl Plan {
             cond = format!("({strict} OR ({equal} AND {cond}))");
         }
         cond
+    }
+
+    /// The number of matches if it is at most `cap`, else `None`: what a search answers
+    /// by default costs at most `cap` matches to count, however large the result.
+    pub async fn count_up_to(&self, tx: &mut Tx, cap: i64) -> Result<Option<i64>> {
+        let mut q = SqlQuery {
+            sql: String::new(),
+            binds: self.q.binds[..self.where_binds].to_vec(),
+        };
+        let limit = q.int(cap.saturating_add(1));
+        q.sql = format!(
+            "SELECT COUNT(*) FROM (SELECT 1 AS one FROM resources r WHERE {} LIMIT {limit}) capped",
+            self.q.sql
+        );
+        let rows = fetch(tx, &q, &[Kind::I64]).await?;
+        let n = rows.first().and_then(|r| r.first()).and_then(Cell::i64).unwrap_or(0);
+        Ok((n <= cap).then_some(n))
     }
 
     pub async fn count(&self, tx: &mut Tx) -> Result<i64> {

@@ -89,6 +89,10 @@ impl Table {
                 ("text", Text),
                 ("type_system", Text),
                 ("type_code", Text),
+                ("rpatient", Text),
+                ("rdate_low", I64),
+                ("rdate_high", I64),
+                ("rflags", I64),
             ],
             Table::Reference => &[
                 ("pk", I64),
@@ -101,6 +105,9 @@ impl Table {
                 ("version", Text),
                 ("id_system", Text),
                 ("id_value", Text),
+                ("rdate_low", I64),
+                ("rdate_high", I64),
+                ("rflags", I64),
             ],
             Table::Date => &[
                 ("pk", I64),
@@ -225,12 +232,86 @@ type Row = (String, Option<i64>, Vec<Bind>);
 #[derive(Debug, Clone, Default)]
 pub struct IndexRows {
     by_table: [Vec<Row>; Table::ALL.len()],
+    co: CoFacts,
+}
+
+/// Facts of the whole resource repeated on its token and reference rows (migration
+/// 0010), so that `code` + `patient`, `code` + `date`, chains to the Patient and
+/// `_has` read one index range (docs/design.md, "Search plans").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CoFacts {
+    /// The one Patient its `patient` parameter names.
+    pub patient: Option<String>,
+    /// The one value of its `date` parameter, when at most [`MAX_FOLDED_SPAN`] long.
+    pub date: Option<(i64, i64)>,
+    pub flags: i64,
+}
+
+/// The resource has a `date` value that is not in [`CoFacts::date`].
+pub const FLAG_DATE: i64 = 1;
+/// The resource names several patients.
+pub const FLAG_PATIENTS: i64 = 2;
+/// Longest `date` value folded into the token and reference rows: queries bound the
+/// folded start by the searched range widened by this much, which is what lets a date
+/// range be an index range together with a code.
+pub const MAX_FOLDED_SPAN: i64 = 400 * 86_400_000_000;
+
+impl CoFacts {
+    pub fn of(entries: &[IndexEntry<'_>]) -> CoFacts {
+        let mut patients: Vec<&str> = Vec::new();
+        let mut dates: Vec<(i64, i64)> = Vec::new();
+        for e in entries {
+            match (e.param, &e.value) {
+                ("patient", IndexValue::Reference(r)) if r.target_type.as_deref() == Some("Patient") => {
+                    if let Some(id) = r.target_id.as_deref()
+                        && !patients.contains(&id)
+                    {
+                        patients.push(id);
+                    }
+                }
+                ("date", IndexValue::Date(d)) if !dates.contains(&(d.low, d.high)) => dates.push((d.low, d.high)),
+                _ => {}
+            }
+        }
+        let mut flags = 0;
+        let patient = match patients.as_slice() {
+            [one] => Some(clip(one)),
+            [] => None,
+            _ => {
+                flags |= FLAG_PATIENTS;
+                None
+            }
+        };
+        let date = match dates.as_slice() {
+            [(low, high)] if high.saturating_sub(*low) <= MAX_FOLDED_SPAN => Some((*low, *high)),
+            [] => None,
+            _ => {
+                flags |= FLAG_DATE;
+                None
+            }
+        };
+        CoFacts { patient, date, flags }
+    }
+
+    fn binds(&self, with_patient: bool) -> Vec<Bind> {
+        let mut b = Vec::with_capacity(4);
+        if with_patient {
+            b.push(Bind::Text(self.patient.clone()));
+        }
+        b.push(Bind::I64(self.date.map(|d| d.0)));
+        b.push(Bind::I64(self.date.map(|d| d.1)));
+        b.push(Bind::I64(Some(self.flags)));
+        b
+    }
 }
 
 impl IndexRows {
     /// The rows of the entries extracted from one resource.
     pub fn of(entries: &[IndexEntry<'_>]) -> IndexRows {
-        let mut out = IndexRows::default();
+        let mut out = IndexRows {
+            co: CoFacts::of(entries),
+            ..IndexRows::default()
+        };
         let mut grp = 0i64;
         for e in entries {
             if is_resource_column(e.param) {
@@ -267,6 +348,11 @@ pub async fn insert(tx: &mut Tx, items: &[(i64, &str, &IndexRows)]) -> Result<()
     for table in Table::ALL {
         let mut rows = Rows::new(table.name(), table.columns());
         for (pk, res_type, index) in items {
+            let co = match table {
+                Table::Token => index.co.binds(true),
+                Table::Reference => index.co.binds(false),
+                _ => Vec::new(),
+            };
             for (param, grp, values) in &index.by_table[table as usize] {
                 rows.push(
                     [
@@ -276,7 +362,8 @@ pub async fn insert(tx: &mut Tx, items: &[(i64, &str, &IndexRows)]) -> Result<()
                         Bind::I64(*grp),
                     ]
                     .into_iter()
-                    .chain(values.iter().cloned()),
+                    .chain(values.iter().cloned())
+                    .chain(co.iter().cloned()),
                 );
             }
         }

@@ -7,9 +7,10 @@
 //! - Paging is keyset-based: `next` / `previous` links carry an opaque `_cursor`
 //!   holding the sort key values and pk of the page's last (first) row, so pages stay
 //!   correct while resources are written. Default order is by creation (pk).
-//! - `total` is counted on the first page unless `_total=none`; later pages carry it
-//!   only with `_total=accurate` or `_total=estimate` (both count exactly).
-//!   `_summary=count` always counts. A first page that is not full needs no count.
+//! - `total` is given on the first page unless `_total=none`, when there are at most
+//!   1000 matches (counting more would cost more than the page); `_total=accurate` or
+//!   `_total=estimate` always count exactly, on every page, and so does
+//!   `_summary=count`. A first page that is not full needs no count.
 //! - `_include` / `_revinclude` add at most 1000 resources per page, `:iterate`
 //!   follows at most 4 more levels.
 

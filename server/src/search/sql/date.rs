@@ -42,8 +42,7 @@ pub fn cond(q: &mut SqlQuery, low: &str, high: &str, prefix: Prefix, r: DateRang
         Prefix::Sa => format!("{low} > {}", q.int(qh)),
         Prefix::Eb => format!("{high} < {}", q.int(ql)),
         Prefix::Ap => {
-            let gap = (now.saturating_sub(ql)).saturating_abs() / 10;
-            let d = gap.max(DAY);
+            let d = ap_margin(ql, now);
             format!(
                 "({low} <= {} AND {high} >= {})",
                 q.int(qh.saturating_add(d)),
@@ -51,4 +50,10 @@ pub fn cond(q: &mut SqlQuery, low: &str, high: &str, prefix: Prefix, r: DateRang
             )
         }
     }
+}
+
+/// How far `ap` widens the query range on each side: 10 % of the distance between the
+/// value and now, at least a day.
+pub fn ap_margin(ql: i64, now: i64) -> i64 {
+    (now.saturating_sub(ql)).saturating_abs().saturating_div(10).max(DAY)
 }

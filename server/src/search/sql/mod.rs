@@ -7,6 +7,7 @@
 
 mod composite;
 mod date;
+pub(crate) mod fold;
 mod number;
 mod reference;
 pub(crate) mod sort;
@@ -63,7 +64,7 @@ impl<'a> Builder<'a> {
         self.step(c, 0, types, alias)
     }
 
-    fn step(&mut self, c: &Criterion, at: usize, types: &[String], alias: &str) -> Result<String> {
+    pub(crate) fn step(&mut self, c: &Criterion, at: usize, types: &[String], alias: &str) -> Result<String> {
         let Some(step) = c.chain.get(at) else {
             return self.leaf(c, alias);
         };
@@ -219,7 +220,7 @@ impl<'a> Builder<'a> {
 }
 
 /// The types a bare reference id may point to, from the parameter's definition.
-fn reference_targets(c: &Criterion) -> Vec<String> {
+pub(crate) fn reference_targets(c: &Criterion) -> Vec<String> {
     if c.param_type != ParamType::Reference {
         return Vec::new();
     }
