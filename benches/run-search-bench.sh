@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Search benchmarks in one command: generate data, load it through Carnet's write path,
+# Search benchmarks in one command: generate data, load it with `carnet import`,
 # run the criterion search benches (library executor), then wrk over HTTP against a
 # release `carnet` (each common search alone, then a mix), and the query plans.
 #
@@ -57,7 +57,7 @@ esac
 
 if [[ ! -f $loaded_marker ]]; then
   log "loading into $url"
-  "$bin/carnet-load" --database-url "$url" --input "$data" 2>&1 | tee "$out/load.txt"
+  "$bin/carnet" import "$data" --database-url "$url" 2>&1 | tee "$out/load.txt"
   touch "$loaded_marker"
 fi
 if [[ $backend == sqlite ]]; then

@@ -1,6 +1,6 @@
 //! Common searches through the library's search executor (`carnet::search::search`:
 //! parse, SQL, count, page, `_include`, the searchset Bundle's bytes; no HTTP) on a
-//! database pre-loaded by `carnet-load`.
+//! database pre-loaded by `carnet import`.
 //!
 //! `CARNET_BENCH_DB=sqlite:///tmp/carnet-1m.db cargo bench -p carnet-benches --bench search`
 //! (`CARNET_BENCH_SEED` if the data was generated with another seed than 1). Without
@@ -21,7 +21,7 @@ use criterion::Criterion;
 fn main() {
     let Ok(url) = std::env::var("CARNET_BENCH_DB") else {
         eprintln!(
-            "search bench: CARNET_BENCH_DB is not set (sqlite://… or postgres://… loaded by carnet-load); skipping"
+            "search bench: CARNET_BENCH_DB is not set (sqlite://… or postgres://… loaded by carnet import); skipping"
         );
         return;
     };

@@ -59,6 +59,9 @@ impl Store {
                 .connect_with(opts.clone())
                 .await?;
             sqlx::migrate!("../migrations/sqlite").run(&write).await?;
+            // SQLite never gathers statistics by itself; this refreshes the ones that are
+            // stale, cheaply (sqlite.org/lang_analyze.html#pragma_optimize).
+            sqlx::query("PRAGMA optimize=0x10002").execute(&write).await?;
             let read = SqlitePoolOptions::new()
                 .max_connections(max_connections.max(2))
                 .connect_with(opts.read_only(true))
@@ -99,6 +102,20 @@ impl Store {
             Store::Sqlite { read, .. } => Tx::SqliteConn(read.acquire().await?),
             Store::Postgres(pool) => Tx::PostgresConn(pool.acquire().await?),
         })
+    }
+
+    /// Refreshes the planners' statistics: after a bulk load both planners would
+    /// otherwise plan as if the tables were empty.
+    pub async fn analyze(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite { write, .. } => {
+                sqlx::query("ANALYZE").execute(write).await?;
+            }
+            Store::Postgres(pool) => {
+                sqlx::query("ANALYZE").execute(pool).await?;
+            }
+        }
+        Ok(())
     }
 
     pub async fn close(&self) {

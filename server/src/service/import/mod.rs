@@ -49,6 +49,9 @@ impl Default for Options {
     }
 }
 
+/// Resources after which an import refreshes the planners' statistics.
+const ANALYZE_AFTER: u64 = 10_000;
+
 /// Who imports, for the AuditEvents.
 #[derive(Debug, Clone)]
 pub struct Importer {
@@ -146,6 +149,9 @@ pub async fn import_files(
             on_progress,
         )
         .await?;
+    }
+    if report.resources >= ANALYZE_AFTER {
+        state.store().analyze().await?;
     }
     Ok(report)
 }
