@@ -27,6 +27,20 @@ pub async fn sqlite_state() -> anyhow_free::Result<BenchStore> {
     })
 }
 
+/// A store on the PostgreSQL database named by `CARNET_BENCH_POSTGRES_URL` (it must
+/// exist; migrations run; the bench writes into it), or `None` when it is not set.
+pub async fn postgres_state() -> Option<anyhow_free::Result<BenchStore>> {
+    let url = std::env::var("CARNET_BENCH_POSTGRES_URL").ok()?;
+    let open = async {
+        let store = Store::connect(&url, 8).await?;
+        Ok(BenchStore {
+            state: AppState::new(Config::for_database(&url), store, Arc::new(SystemClock)),
+            _dir: tempfile::tempdir()?,
+        })
+    };
+    Some(open.await)
+}
+
 /// Error plumbing without pulling anyhow into the benches.
 pub mod anyhow_free {
     pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
