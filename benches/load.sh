@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The HTTP load suite in one command: a release `carnet` on a fresh database, a real
+# client_credentials token, then `wrk` (2 threads, on this same machine) per scenario.
+# Each scenario prints throughput, p50/p95/p99 and the server's memory (RSS).
+#
+#   benches/load.sh                         # SQLite, every scenario
+#   benches/load.sh postgres read post      # PostgreSQL, two scenarios
+#
+# Scenarios: read (audited GET Patient/{id}: token check, policy, AuditEvent committed
+# before the answer), post (POST Observation: check, index, policy tables, audit),
+# static (the same bytes from memory by a bare axum server: the ceiling).
+# Environment: SECS (10), CONNS (32), CARNET_BIN (default: the release build in
+# $CARGO_TARGET_DIR), SKIP_BUILD=1, PG_ADMIN (postgres://postgres@127.0.0.1:5432/postgres).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+backend=${1:-sqlite}
+shift || true
+scenarios=("$@")
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(read post static)
+secs=${SECS:-10}
+conns=${CONNS:-32}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/carnet-release}
+bin_dir=$CARGO_TARGET_DIR/release
+carnet=${CARNET_BIN:-$bin_dir/carnet}
+"$here/ensure-tools.sh"
+if [[ -z ${SKIP_BUILD:-} ]]; then
+  (cd "$root" && cargo build --release -p carnet -p carnet-benches --bins)
+fi
+work=$(mktemp -d /var/tmp/carnet-load.XXXXXX)
+port=$((20000 + RANDOM % 20000))
+case $backend in
+  sqlite) url="sqlite://$work/carnet.db" ;;
+  postgres)
+    pg_admin=${PG_ADMIN:-postgres://postgres@127.0.0.1:5432/postgres}
+    db=carnet_load_$$
+    psql "$pg_admin" -qc "CREATE DATABASE $db"
+    url="${pg_admin%/*}/$db"
+    ;;
+  *) echo "backend: sqlite or postgres" >&2; exit 2 ;;
+esac
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [[ $backend == postgres ]] && psql "$pg_admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+log() { echo "== $* (load average: $(cut -d' ' -f1-3 /proc/loadavg))"; }
+
+"$carnet" client register --database-url "$url" --client-id load --name load --scope 'system/*.*' --secret \
+  --data-dir "$work/data" --outbox-dir "$work/outbox" > "$work/client.txt"
+secret=$(grep -oE '[A-Za-z0-9_-]{20,}' "$work/client.txt" | tail -n 1)
+CARNET_LOG=warn "$carnet" serve --database-url "$url" --listen "127.0.0.1:$port" \
+  --data-dir "$work/data" --outbox-dir "$work/outbox" > "$work/server.log" 2>&1 &
+server=$!
+pids+=("$server")
+base=http://127.0.0.1:$port/fhir
+for _ in $(seq 1 100); do curl -fs "$base/metadata" > /dev/null && break; sleep 0.2; done
+rss() { echo "$(( $(ps -o rss= -p "$server") / 1024 )) MB"; }
+token() {
+  curl -fs "http://127.0.0.1:$port/auth/token" -d grant_type=client_credentials \
+    -d client_id=load --data-urlencode "client_secret=$secret" -d scope='system/*.*' | jq -r .access_token
+}
+log "carnet $backend on :$port, idle RSS $(rss)"
+TOKEN=$(token)
+export TOKEN
+cat > "$work/patient.json" <<'JSON'
+{"resourceType":"Patient","id":"bench-patient","identifier":[{"system":"https://ramq.gouv.qc.ca/nam","value":"TREM80022912"}],"name":[{"family":"Tremblay","given":["Élise","Marie"]}],"telecom":[{"system":"phone","value":"514-555-0100","use":"home"}],"gender":"female","birthDate":"1980-02-29","address":[{"line":["1000 rue Sherbrooke"],"city":"Montréal","state":"QC","postalCode":"H3A 0G4"}]}
+JSON
+curl -fs -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/fhir+json' \
+  --data-binary @"$work/patient.json" "$base/Patient/bench-patient" -o "$work/stored.json"
+
+for s in "${scenarios[@]}"; do
+  TOKEN=$(token)
+  case $s in
+    read)
+      log "read: GET Patient/bench-patient, $conns connections, ${secs}s"
+      wrk -t2 -c"$conns" -d"${secs}s" -s "$here/wrk/report.lua" "$base/Patient/bench-patient" | tail -n 1
+      ;;
+    post)
+      log "post: POST Observation, $((conns / 2)) connections, ${secs}s"
+      WRK_METHOD=POST WRK_BODY_FILE="$here/wrk/observation.json" \
+        wrk -t2 -c"$((conns / 2))" -d"${secs}s" -s "$here/wrk/report.lua" "$base/Observation" | tail -n 1
+      ;;
+    static)
+      sport=$((port + 1))
+      "$bin_dir/static-server" "127.0.0.1:$sport" "$work/stored.json" > /dev/null 2>&1 &
+      pids+=("$!")
+      sleep 0.5
+      log "static: the same Patient bytes from memory, $conns connections, ${secs}s"
+      wrk -t2 -c"$conns" -d"${secs}s" -s "$here/wrk/report.lua" "http://127.0.0.1:$sport/fhir/Patient/bench-patient" | tail -n 1
+      ;;
+    *) echo "unknown scenario $s" >&2 ;;
+  esac
+  echo "   server RSS after: $(rss)"
+done
