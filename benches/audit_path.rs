@@ -100,7 +100,10 @@ async fn batch(state: &AppState, id: &str, principal: Option<&Arc<Principal>>) -
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut backends = vec![("SQLite", rt.block_on(sqlite_state()).unwrap())];
     if let Some(pg) = rt.block_on(postgres_state()) {
         backends.push(("PostgreSQL", pg.unwrap()));

@@ -32,6 +32,15 @@ enum Command {
     /// collection Bundles, or single resources), or folders of them. Resumable: run the
     /// same command again after an interruption and it goes on where it stopped.
     Import(ImportArgs),
+    /// Rebuild the search index and the policy tables from the stored resources (after
+    /// changing the sensitivity settings, or on a database written by an older version).
+    Reindex {
+        /// Only these resource types (may be repeated).
+        #[arg(long = "type")]
+        types: Vec<String>,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -137,6 +146,7 @@ pub fn main() -> ExitCode {
             Some(Command::Client(c)) => crate::auth::admin::client(c.into()).await,
             Some(Command::Account(c)) => crate::auth::admin::account(c.into()).await,
             Some(Command::Import(a)) => import(a).await,
+            Some(Command::Reindex { types, args }) => reindex(types, args).await,
         }
     });
     match result {
@@ -265,6 +275,23 @@ async fn import(a: ImportArgs) -> anyhow::Result<()> {
             report.rejected.len()
         ))
     }
+}
+
+async fn reindex(types: Vec<String>, args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config::resolve(&args)?;
+    let state = crate::app::build_state(config, None).await?;
+    let started = std::time::Instant::now();
+    let show = |done: u64, total: u64| eprintln!("{done} / {total} resources re-derived");
+    let done = crate::service::reindex::reindex(&state, &types, &show)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", crate::service::import::describe(&e)));
+    state.store().close().await;
+    println!(
+        "re-derived the search index and policy tables of {} resources in {:.1} s",
+        done?,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 fn clock(secs: f64) -> String {

@@ -192,12 +192,17 @@ impl TestServer {
 
     /// Stops the server (waiting for in-flight requests) and starts a new one on the
     /// same database.
-    pub async fn restart(mut self) -> TestServer {
+    pub async fn restart(self) -> TestServer {
+        self.restart_with(|_| {}).await
+    }
+
+    /// [`TestServer::restart`] with another configuration.
+    pub async fn restart_with(mut self, tweak: impl FnOnce(&mut Config)) -> TestServer {
         if let Some(r) = self.running.take() {
             r.stop().await.unwrap();
         }
         let (dir, pg_db) = (self._dir.take(), self.pg_db.take());
-        Self::start_on(self.backend, self.database_url.clone(), dir, pg_db, |_| {}).await
+        Self::start_on(self.backend, self.database_url.clone(), dir, pg_db, tweak).await
     }
 
     pub async fn stop(mut self) {

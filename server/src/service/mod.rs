@@ -7,5 +7,6 @@ pub mod history;
 pub mod ids;
 pub mod import;
 pub mod read;
+pub mod reindex;
 pub mod validate;
 pub mod write;
