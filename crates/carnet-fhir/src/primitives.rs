@@ -13,6 +13,9 @@ pub enum PrimError {
     Value(String),
 }
 
+/// Longest decimal text accepted: far beyond the 18 digits R4 asks servers to keep.
+const MAX_DECIMAL_TEXT: usize = 64;
+
 /// Checks one JSON value (not `null`, not an array) against primitive type `p`.
 pub fn check(p: Prim, v: &Value) -> Result<(), PrimError> {
     match p {
@@ -22,8 +25,15 @@ pub fn check(p: Prim, v: &Value) -> Result<(), PrimError> {
         },
         Prim::Integer | Prim::UnsignedInt | Prim::PositiveInt => check_integer(p, v),
         Prim::Decimal => match v {
-            // serde_json only produces numbers matching the R4 decimal regex.
-            Value::Number(_) => Ok(()),
+            // serde_json only produces numbers matching the R4 decimal regex; beyond a
+            // double's range a value could be neither compared nor searched.
+            Value::Number(n) if n.as_f64().is_some_and(f64::is_finite) && n.to_string().len() <= MAX_DECIMAL_TEXT => {
+                Ok(())
+            }
+            Value::Number(n) => Err(PrimError::Value(format!(
+                "{} is out of range for decimal (at most {MAX_DECIMAL_TEXT} characters, within ±1.7e308)",
+                clip(&n.to_string())
+            ))),
             _ => Err(PrimError::JsonType("a JSON number")),
         },
         _ => match v {

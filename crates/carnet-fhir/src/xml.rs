@@ -55,6 +55,9 @@ pub fn from_xml(xml: &[u8]) -> Result<Value, Vec<Issue>> {
     Ok(value)
 }
 
+/// Deepest element nesting accepted (real resources stay far below it).
+const MAX_DEPTH: usize = 128;
+
 fn placeholder(n: usize) -> String {
     format!("<div xmlns=\"{XHTML_NS}\">{n}</div>")
 }
@@ -89,6 +92,11 @@ fn scan_xml(xml: &[u8]) -> Result<(Vec<u8>, Vec<String>), String> {
         }
         if !is_div {
             depth += usize::from(!empty);
+            // fhirbolt's reader recurses once per level: a deep enough document would
+            // overflow the stack. JSON input has the same bound (serde_json's 128).
+            if depth > MAX_DEPTH {
+                return Err(format!("elements are nested deeper than {MAX_DEPTH} levels"));
+            }
             continue;
         }
         let mut self_contained = true;
@@ -98,6 +106,9 @@ fn scan_xml(xml: &[u8]) -> Result<(Vec<u8>, Vec<String>), String> {
                 Event::Start(e) => {
                     self_contained &= !e.name().as_ref().contains(&b':');
                     inner += 1;
+                    if depth + inner > MAX_DEPTH {
+                        return Err(format!("elements are nested deeper than {MAX_DEPTH} levels"));
+                    }
                 }
                 Event::Empty(e) => self_contained &= !e.name().as_ref().contains(&b':'),
                 Event::End(_) => inner -= 1,

@@ -75,6 +75,14 @@ async fn writer(state: AppState, mut rx: mpsc::UnboundedReceiver<Job>) {
         }
         let records: Vec<&Record> = batch.iter().map(|j| &j.record).collect();
         let result = write_batch(&state, &records).await.map_err(|e| e.to_string());
+        if result.is_err() && batch.len() > 1 {
+            // One record the database refuses must not cost the others their answer.
+            for j in batch {
+                let one = write_batch(&state, &[&j.record]).await.map_err(|e| e.to_string());
+                let _ = j.done.send(one);
+            }
+            continue;
+        }
         for j in batch {
             let _ = j.done.send(result.clone());
         }

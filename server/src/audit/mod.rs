@@ -56,6 +56,11 @@ pub struct EntryNote {
 
 impl Notes {
     pub fn resource(&self, res_type: &str, id: &str) {
+        // Only what a resource can be named by reaches the trail (and its SQL): a
+        // request with a malformed id is refused before it touches anything.
+        if !carnet_fhir::is_resource_type(res_type) || crate::service::ids::check_id(id).is_err() {
+            return;
+        }
         if let Ok(mut n) = self.inner.lock()
             && n.resources.len() < MAX_ENTITIES
             && !n.resources.iter().any(|(t, i)| t == res_type && i == id)

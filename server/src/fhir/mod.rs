@@ -2,6 +2,7 @@
 //! formats and resource shaping.
 
 pub mod bundle;
+pub mod form;
 pub mod format;
 pub mod instant;
 pub mod meta;

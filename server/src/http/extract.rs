@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, header};
 use serde_json::Value;
 
 use crate::error::Error;
+use crate::fhir::form::parse_form;
 use crate::fhir::format::{Format, request_format};
 use crate::fhir::meta::parse_etag;
 use crate::state::AppState;
@@ -90,12 +91,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Query(parse_query(parts.uri.query().unwrap_or(""))))
+        Ok(Query(parse_form(parts.uri.query().unwrap_or("").as_bytes())?))
     }
-}
-
-pub fn parse_query(q: &str) -> Vec<(String, String)> {
-    form_urlencoded::parse(q.as_bytes()).into_owned().collect()
 }
 
 impl Query {

@@ -11,14 +11,15 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::error::Error;
+use crate::fhir::form::parse_form;
 use crate::fhir::format::{Format, Output, response_format};
-use crate::http::extract::parse_query;
 
 /// Largest response this layer will buffer to convert; bigger ones are sent as JSON.
 const MAX_CONVERT: usize = 256 * 1024 * 1024;
 
 pub async fn negotiate(mut req: Request, next: Next) -> Response {
-    let query = parse_query(req.uri().query().unwrap_or(""));
+    // A query string that does not decode is refused by the handler's own extractor.
+    let query = parse_form(req.uri().query().unwrap_or("").as_bytes()).unwrap_or_default();
     let get = |n: &str| query.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
     let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let output = match response_format(accept, get("_format"), get("_pretty")) {

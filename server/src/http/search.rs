@@ -67,7 +67,13 @@ pub async fn type_post(
         .await
         .map_err(|_| Error::PayloadTooLarge(limit))?;
     let mut pairs = q.0;
-    pairs.extend(form_urlencoded::parse(&bytes).into_owned());
+    pairs.extend(crate::fhir::form::parse_form(&bytes)?);
+    if pairs.len() > crate::fhir::form::MAX_PARAMETERS {
+        return Err(Error::invalid(
+            "too-costly",
+            format!("More than {} parameters", crate::fhir::form::MAX_PARAMETERS),
+        ));
+    }
     let path = res_type.clone();
     run(
         &state,

@@ -69,11 +69,11 @@ fn decide(
 
 /// read: 404 hidden or absent, 403 refused, 410 deleted.
 pub async fn read(access: &Access, tx: &mut Tx, res_type: &str, id: &str) -> Result<StoredVersion> {
+    ids::check_id(id)?;
     access.note(res_type, id);
     if access.actor().is_none() {
         return read::read(tx, res_type, id).await;
     }
-    ids::check_id(id)?;
     let found = fetch_governed(access, tx, res_type, id, None).await?;
     let v = decide(access, res_type, id, found, || {
         Error::NotFound(format!("{res_type}/{id} not found"))
@@ -85,11 +85,11 @@ pub async fn read(access: &Access, tx: &mut Tx, res_type: &str, id: &str) -> Res
 }
 
 pub async fn vread(access: &Access, tx: &mut Tx, res_type: &str, id: &str, version: &str) -> Result<StoredVersion> {
+    ids::check_id(id)?;
     access.note(res_type, id);
     if access.actor().is_none() {
         return read::vread(tx, res_type, id, version).await;
     }
-    ids::check_id(id)?;
     let missing = || {
         Error::NotFound(format!(
             "{res_type}/{id} has no version '{}'",
@@ -110,8 +110,8 @@ pub async fn vread(access: &Access, tx: &mut Tx, res_type: &str, id: &str, versi
 /// Instance history and `$release` start here: the resource must exist and be
 /// visible (deleted ones too: their history stays readable).
 pub async fn check_instance(access: &Access, tx: &mut Tx, res_type: &str, id: &str) -> Result<()> {
-    access.note(res_type, id);
     ids::check_id(id)?;
+    access.note(res_type, id);
     let found = fetch_governed(access, tx, res_type, id, None).await?;
     decide(access, res_type, id, found, || {
         Error::NotFound(format!("{res_type}/{id} not found"))

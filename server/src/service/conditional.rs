@@ -27,8 +27,8 @@ pub async fn resolve(
     res_type: &str,
     criteria: &str,
 ) -> Result<Matches> {
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(criteria.trim_start_matches('?').as_bytes())
-        .into_owned()
+    let pairs: Vec<(String, String)> = crate::fhir::form::parse_form(criteria.trim_start_matches('?').as_bytes())?
+        .into_iter()
         .filter(|(k, _)| !matches!(k.as_str(), "_format" | "_pretty"))
         .collect();
     if pairs.is_empty() {

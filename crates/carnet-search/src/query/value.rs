@@ -10,15 +10,25 @@ use crate::registry::{ParamType, Registry, SearchParam};
 use crate::values::ReferenceValue;
 use crate::{datetime, number};
 
+/// Most comma-separated values in one parameter: each becomes a test in the SQL, and a
+/// few hundred already cover real uses (a list of ids, of codes).
+pub const MAX_VALUES: usize = 500;
+
 pub fn criterion(reg: &Registry, target: Target<'_>, raw: &str) -> Result<Criterion, String> {
     let param = target.param;
     let mut values = Vec::new();
-    for piece in split(raw, ',') {
+    let pieces = split(raw, ',');
+    if pieces.len() > MAX_VALUES {
+        return Err(format!("more than {MAX_VALUES} values"));
+    }
+    for piece in pieces {
         if piece.is_empty() {
             return Err("empty value in a comma-separated list".into());
         }
-        let value = parse(reg, param, param.param_type, target.modifier.as_ref(), piece)
-            .map_err(|e| format!("invalid value '{piece}': {e}"))?;
+        let value = parse(reg, param, param.param_type, target.modifier.as_ref(), piece).map_err(|e| {
+            let shown: String = piece.chars().take(80).collect();
+            format!("invalid value '{shown}': {e}")
+        })?;
         values.push(QueryValue {
             raw: piece.to_owned(),
             value,

@@ -60,7 +60,8 @@ pub fn parse(segments: &[&str], query: &str, head: bool) -> Result<GetRequest, S
         [t, id, "_history", v] => Target::VRead(resource_type(t)?, logical_id(id)?, (*v).to_string()),
         _ => return Err("This URL is not a read, vread, history or search".to_string()),
     };
-    let query = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let query = crate::fhir::form::parse_form(query.as_bytes())
+        .map_err(|_| "The query string is not valid UTF-8, or has too many parameters".to_string())?;
     Ok(GetRequest { target, query, head })
 }
 
