@@ -23,7 +23,7 @@ conns=${CONNS:-32}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/carnet-release}
 bin_dir=$CARGO_TARGET_DIR/release
 carnet=${CARNET_BIN:-$bin_dir/carnet}
-"$here/ensure-tools.sh"
+"$root/scripts/ensure-tools.sh" wrk curl jq
 if [[ -z ${SKIP_BUILD:-} ]]; then
   (cd "$root" && cargo build --release -p carnet -p carnet-benches --bins)
 fi

@@ -11,13 +11,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 scripts/ensure-postgres.sh
 # tests/walkthrough.rs runs the README's shell walk-through, which uses these tools.
-missing=()
-for tool in curl jq openssl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "test.sh: installing ${missing[*]} from Debian's packages" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+scripts/ensure-tools.sh curl jq openssl
 # The official R4 examples and definitions, fetched from npm at test time.
 CARNET_FHIR_PACKAGES_DIR=$(scripts/fetch-fhir-packages.sh)
 export CARNET_FHIR_EXAMPLES="$CARNET_FHIR_PACKAGES_DIR/package"

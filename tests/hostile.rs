@@ -23,6 +23,12 @@ async fn stored(s: &TestServer) -> Vec<(String, i64)> {
     out
 }
 
+/// The resource [`healthy`] reads back.
+async fn known(s: &TestServer) {
+    let known = json!({"resourceType": "Patient", "id": "known", "name": [{"family": "Known"}]});
+    assert_eq!(s.send_json(Method::PUT, "Patient/known", &known).await.status(), 201);
+}
+
 async fn healthy(s: &TestServer) {
     let (st, b) = s.get_json("Patient/known").await;
     assert_eq!((st, b["id"].as_str()), (200, Some("known")), "the server still answers");
@@ -74,8 +80,7 @@ async fn raw(s: &TestServer, bytes: &[u8], wait: Duration) -> String {
 }
 
 async fn hostile_bodies(s: &TestServer) {
-    let known = json!({"resourceType": "Patient", "id": "known", "name": [{"family": "Known"}]});
-    assert_eq!(s.send_json(Method::PUT, "Patient/known", &known).await.status(), 201);
+    known(s).await;
     let before = stored(s).await;
 
     // Deep nesting: 100 000 levels of arrays inside an extension.
@@ -142,8 +147,7 @@ async fn hostile_bodies(s: &TestServer) {
 }
 
 async fn hostile_urls_and_parameters(s: &TestServer) {
-    let known = json!({"resourceType": "Patient", "id": "known", "name": [{"family": "Known"}]});
-    assert_eq!(s.send_json(Method::PUT, "Patient/known", &known).await.status(), 201);
+    known(s).await;
     let before = stored(s).await;
 
     // SQL in values is data; in names, modifiers and sort keys it is refused.
@@ -222,8 +226,7 @@ async fn hostile_urls_and_parameters(s: &TestServer) {
 /// A client that sends its headers a byte at a time is cut off, and does not keep the
 /// server from answering others meanwhile.
 async fn slow_clients_are_cut_off(s: &TestServer) {
-    let known = json!({"resourceType": "Patient", "id": "known", "name": [{"family": "Known"}]});
-    assert_eq!(s.send_json(Method::PUT, "Patient/known", &known).await.status(), 201);
+    known(s).await;
     let host = s
         .base
         .trim_start_matches("http://")

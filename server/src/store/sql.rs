@@ -273,7 +273,10 @@ mod tests {
         assert!(out.starts_with("SELECT ?, ?, ? FROM t WHERE a IN (?, ?"));
         assert!(out.ends_with("?) AND b = 'x$'"));
         assert_eq!(ordered.len(), 41);
-        assert_eq!(ordered[..3], [Bind::I64(Some(2)), Bind::I64(Some(1)), Bind::I64(Some(2))]);
+        assert_eq!(
+            ordered[..3],
+            [Bind::I64(Some(2)), Bind::I64(Some(1)), Bind::I64(Some(2))]
+        );
         assert_eq!(ordered[40], Bind::I64(Some(40)));
         let few = &binds[..3];
         assert_eq!(sqlite_positional("SELECT $1", few).0, "SELECT $1");

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The load tools the benches use, from Debian's packages when missing: wrk (HTTP load),
-# curl and jq (tokens and set-up). Idempotent.
+# Installs the named command-line tools from Debian's packages when they are missing
+# (the package has the tool's name). Idempotent: `scripts/ensure-tools.sh curl jq`.
 set -euo pipefail
 missing=()
-for tool in wrk curl jq; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in "$@"; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "ensure-tools: installing ${missing[*]} from Debian's packages" >&2
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
