@@ -1,72 +1,43 @@
-//! The only module that touches fhirbolt. Every call is strict (the lax modes silently
-//! drop data) and runs under `catch_unwind`, because fhirbolt unwraps in a few places.
+//! fhirbolt's verdicts (`carnet-fhirbolt`) as issues: what it refuses is located in the
+//! resource where it can be, what makes it fail is an exception.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-
-use fhirbolt::model::r4::Resource;
-use fhirbolt::serde::{DeserializationConfig, DeserializationMode};
+use carnet_fhirbolt::Failure;
 use serde_json::Value;
 
 use crate::types::{Issue, Severity};
 
-fn strict() -> Option<DeserializationConfig> {
-    Some(DeserializationConfig {
-        mode: DeserializationMode::Strict,
-    })
-}
-
-fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, Issue> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(msg)) => Err(Issue::found("structure", None, format!("{what}: {msg}"))),
-        Err(_) => Err(Issue {
+fn issue(what: &str, f: Failure) -> Issue {
+    if f.panicked {
+        Issue {
             severity: Severity::Fatal,
             code: "exception",
             expression: None,
-            diagnostics: format!("{what}: the FHIR parser failed on this input"),
-        }),
+            diagnostics: format!("{what}: {}", f.message),
+        }
+    } else {
+        Issue::found("structure", None, format!("{what}: {}", f.message))
     }
-}
-
-/// Strictly parses a JSON resource into fhirbolt's model.
-pub fn parse_json(value: &Value) -> Result<Resource, Issue> {
-    guarded("invalid resource", || {
-        fhirbolt::json::from_json_value::<Resource>(value.clone(), strict()).map_err(|e| tidy(&e.to_string()))
-    })
-    .map_err(|mut issue| {
-        issue.expression = locate(value, &issue.diagnostics);
-        issue
-    })
 }
 
 /// fhirbolt's strict parse as a backstop after our own walk.
 pub fn strict_check(value: &Value) -> Result<(), Issue> {
-    parse_json(value).map(drop)
-}
-
-pub fn parse_xml(xml: &[u8]) -> Result<Resource, Issue> {
-    guarded("invalid FHIR XML", || {
-        fhirbolt::xml::from_slice::<Resource>(xml, strict()).map_err(|e| tidy(&e.to_string()))
+    carnet_fhirbolt::check_json(value).map_err(|f| {
+        let mut i = issue("invalid resource", f);
+        i.expression = locate(value, &i.diagnostics);
+        i
     })
 }
 
-pub fn write_xml(resource: &Resource) -> Result<String, Issue> {
-    guarded("cannot convert to XML", || {
-        fhirbolt::xml::to_string(resource, None).map_err(|e| tidy(&e.to_string()))
+pub fn json_to_xml(value: &Value) -> Result<String, Issue> {
+    carnet_fhirbolt::json_to_xml(value).map_err(|f| {
+        let mut i = issue("invalid resource", f);
+        i.expression = locate(value, &i.diagnostics);
+        i
     })
 }
 
-pub fn write_json(resource: Resource) -> Result<Value, Issue> {
-    guarded("cannot convert to JSON", || {
-        fhirbolt::json::to_json_value(resource, None).map_err(|e| tidy(&e.to_string()))
-    })
-}
-
-/// Drops serde's "expected one of ..." lists (dozens of names) and position suffixes.
-fn tidy(msg: &str) -> String {
-    let msg = msg.split(", expected one of").next().unwrap_or(msg);
-    let msg = msg.split(" at line ").next().unwrap_or(msg);
-    msg.trim().to_owned()
+pub fn xml_to_json(xml: &[u8]) -> Result<Value, Issue> {
+    carnet_fhirbolt::xml_to_json(xml).map_err(|f| issue("invalid FHIR XML", f))
 }
 
 /// Best-effort path for a fhirbolt message naming a field in backticks: the first place

@@ -1,8 +1,8 @@
 //! FHIR R4 structure checks and XML <-> JSON conversion.
 //!
-//! fhirbolt's generated R4 model is huge; keeping every use of it behind these few
-//! non-generic functions means it is monomorphised and compiled once, in this crate,
-//! while the rest of the server works with `serde_json::Value`.
+//! fhirbolt's generated R4 model is huge; every use of it sits behind the three plain
+//! functions of `carnet-fhirbolt`, so it is monomorphised and compiled once, there,
+//! while this crate (and the rest of the server) works with `serde_json::Value`.
 //!
 //! fhirbolt's strict parser only checks the JSON shape it needs to fill its structs
 //! (it accepts bad dates, bad codes, arrays for single elements...), so

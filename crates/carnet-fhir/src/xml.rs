@@ -35,8 +35,7 @@ pub fn to_xml(value: &Value, pretty: bool) -> Result<String, Vec<Issue>> {
         .to_owned();
     let mut path = root;
     stash_divs(&mut value, &mut divs, &mut path).map_err(|i| vec![i])?;
-    let resource = bolt::parse_json(&value).map_err(|i| vec![i])?;
-    let raw = bolt::write_xml(&resource).map_err(|i| vec![i])?;
+    let raw = bolt::json_to_xml(&value).map_err(|i| vec![i])?;
     reemit(&raw, &divs, pretty)
         .map_err(|e| vec![Issue::found("exception", None, format!("cannot convert to XML: {e}"))])
 }
@@ -47,8 +46,7 @@ pub fn from_xml(xml: &[u8]) -> Result<Value, Vec<Issue>> {
     let (patched, divs) =
         scan_xml(xml).map_err(|e| vec![Issue::found("structure", None, format!("invalid FHIR XML: {e}"))])?;
     let input = if divs.is_empty() { xml } else { &patched };
-    let resource = bolt::parse_xml(input).map_err(|i| vec![i])?;
-    let mut value = bolt::write_json(resource).map_err(|i| vec![i])?;
+    let mut value = bolt::xml_to_json(input).map_err(|i| vec![i])?;
     if !divs.is_empty() {
         restore_divs(&mut value, &divs);
     }
