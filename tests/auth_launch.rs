@@ -1056,6 +1056,12 @@ async fn v2_restrictions_narrow_every_read(s: &TestServer) {
     let (_, b) = get_as(s, t, "Observation?_summary=count").await;
     assert_eq!(b["total"], 2, "{b}");
     assert_eq!(get_as(s, t, &format!("Observation/{vital}")).await.0, 200);
+    // No scope reads Patients: not directly, and not through an include either.
+    assert_eq!(get_as(s, t, &format!("Patient/{patient}")).await.0, 403);
+    let (_, b) = get_as(s, t, "Observation?_include=Observation:subject").await;
+    let mut want = vec![format!("Observation/{lab}"), format!("Observation/{vital}")];
+    want.sort();
+    assert_eq!(bundle_ids(&b), want, "{b}");
 }
 
 async fn password_reset_and_self_deactivation(s: &TestServer) {

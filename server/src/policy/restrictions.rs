@@ -12,8 +12,9 @@
 //! A resource is reachable when one reading scope matches its type and, if that scope
 //! is restricted, its criteria (so `patient/Observation.rs?category=a` and
 //! `patient/Observation.rs?category=b` together reach either). Types no reading scope
-//! names are left as before (the edge check decides them). A restriction the search
-//! parser refuses reaches nothing (fail closed).
+//! names are unreachable: a token for `patient/Observation.rs` reads no Patient, not even
+//! through `_include`, a chain or `$everything`. A restriction the search parser
+//! refuses reaches nothing (fail closed).
 
 use std::sync::Arc;
 
@@ -38,14 +39,12 @@ struct Alternative {
 #[derive(Debug, Clone)]
 pub struct Restrictions {
     alternatives: Vec<Alternative>,
-    /// The types the reading scopes name (when none is `*`): others are not restricted here.
-    named: Option<Vec<String>>,
     /// For `ap` date comparisons.
     now: i64,
 }
 
-/// The restrictions of `principal`'s reading scopes, or `None` when none is restricted
-/// (or an unrestricted `*` scope reaches everything).
+/// What `principal`'s reading scopes reach, or `None` when an unrestricted `*` scope
+/// reaches every type.
 pub fn of(principal: &Principal, now: i64) -> Option<Arc<Restrictions>> {
     let reading: Vec<_> = principal
         .scopes
@@ -53,9 +52,6 @@ pub fn of(principal: &Principal, now: i64) -> Option<Arc<Restrictions>> {
         .iter()
         .filter(|r| r.perms & (R | S) != 0)
         .collect();
-    if !reading.iter().any(|r| !r.restriction.is_empty()) {
-        return None;
-    }
     if reading
         .iter()
         .any(|r| r.resource_type == "*" && r.restriction.is_empty())
@@ -75,19 +71,7 @@ pub fn of(principal: &Principal, now: i64) -> Option<Arc<Restrictions>> {
         };
         alternatives.push(Alternative { res_type, criteria });
     }
-    let named = if reading.iter().any(|r| r.resource_type == "*") {
-        None
-    } else {
-        let mut types: Vec<String> = reading.iter().map(|r| r.resource_type.clone()).collect();
-        types.sort();
-        types.dedup();
-        Some(types)
-    };
-    Some(Arc::new(Restrictions {
-        alternatives,
-        named,
-        now,
-    }))
+    Some(Arc::new(Restrictions { alternatives, now }))
 }
 
 /// Whether the search SQL can express these criteria (built once on a scratch query).
@@ -130,10 +114,6 @@ impl Restrictions {
     /// The condition on resource alias `alias`: some reading scope reaches the row.
     pub fn condition(&self, q: &mut SqlQuery, alias: &str) -> String {
         let mut ors = Vec::new();
-        if let Some(named) = &self.named {
-            let ps: Vec<String> = named.iter().map(|t| q.text(t)).collect();
-            ors.push(format!("{alias}.res_type NOT IN ({})", ps.join(", ")));
-        }
         for a in &self.alternatives {
             let mut ands = Vec::new();
             if let Some(t) = &a.res_type {
@@ -151,6 +131,10 @@ impl Restrictions {
                 return "1 = 1".to_string();
             }
             ors.push(format!("({})", ands.join(" AND ")));
+        }
+        if ors.is_empty() {
+            // No reading scope at all: nothing is visible (writes alone never read).
+            return "1 = 0".to_string();
         }
         format!("({})", ors.join(" OR "))
     }
