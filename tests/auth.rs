@@ -497,7 +497,68 @@ async fn revocation_reaches_another_process(s: &TestServer) {
     );
 }
 
+/// SMART v2 restrictions on writing scopes: a lab feed allowed to write laboratory
+/// Observations only cannot create, change into, change or delete anything else, alone
+/// or inside a transaction, and a refused write stores nothing.
+async fn write_restrictions_are_enforced(s: &TestServer) {
+    const CAT: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
+    let scopes = format!("system/Observation.rs system/Observation.cud?category={CAT}|laboratory");
+    let (id, key) = backend(s, &scopes).await;
+    let url = format!("{}/token", s.auth_url());
+    let (st, tok) = client_credentials(&s.anon, &url, &id, &key, &scopes, now_secs(s)).await;
+    assert_eq!(st, 200, "{tok}");
+    let t = tok["access_token"].as_str().unwrap().to_string();
+    let obs = |cat: &str| {
+        json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+            "category": [{"coding": [{"system": CAT, "code": cat}]}]})
+    };
+    let send = async |method: Method, path: &str, body: Option<Value>| {
+        let mut r = s.req_as(Some(&t), method, path);
+        if let Some(b) = body {
+            r = r
+                .header("content-type", "application/fhir+json")
+                .body(serde_json::to_vec(&b).unwrap());
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    let count = async || s.get_json("Observation?_summary=count").await.1["total"].as_i64().unwrap();
+
+    let (st, lab) = send(Method::POST, "Observation", Some(obs("laboratory"))).await;
+    assert_eq!(st, 201, "{lab}");
+    let lab_id = lab["id"].as_str().unwrap().to_string();
+    let (st, b) = send(Method::POST, "Observation", Some(obs("vital-signs"))).await;
+    assert_eq!((st, b["resourceType"].as_str()), (403, Some("OperationOutcome")), "{b}");
+    assert_eq!(count().await, 1, "the refused create stored nothing");
+    // Changing a lab result into a vital sign is refused; it stays as it was.
+    let mut changed = obs("vital-signs");
+    changed["id"] = json!(lab_id);
+    let (st, _) = send(Method::PUT, &format!("Observation/{lab_id}"), Some(changed)).await;
+    assert_eq!(st, 403);
+    let (_, now) = s.get_json(&format!("Observation/{lab_id}")).await;
+    assert_eq!(now["meta"]["versionId"], "1");
+    // A vital sign written by someone else can be neither changed nor deleted.
+    let vital = s.create(obs("vital-signs")).await;
+    let vital_id = vital["id"].as_str().unwrap().to_string();
+    let mut into_lab = obs("laboratory");
+    into_lab["id"] = json!(vital_id);
+    assert_eq!(send(Method::PUT, &format!("Observation/{vital_id}"), Some(into_lab)).await.0, 403);
+    assert_eq!(send(Method::DELETE, &format!("Observation/{vital_id}"), None).await.0, 403);
+    assert_eq!(s.get_json(&format!("Observation/{vital_id}")).await.0, 200);
+    // A transaction with one refused entry keeps none of the others.
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": obs("laboratory"), "request": {"method": "POST", "url": "Observation"}},
+        {"resource": obs("vital-signs"), "request": {"method": "POST", "url": "Observation"}}]});
+    let (st, _) = send(Method::POST, "", Some(bundle)).await;
+    assert_eq!(st, 403);
+    assert_eq!(count().await, 2);
+    // What the scopes allow still works.
+    assert_eq!(send(Method::DELETE, &format!("Observation/{lab_id}"), None).await.0, 200);
+}
+
 on_both_backends!(
+    write_restrictions_are_enforced,
     discovery_and_metadata_are_public,
     missing_and_bad_tokens_get_401,
     alg_none_and_hs256_are_refused,

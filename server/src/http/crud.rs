@@ -10,7 +10,7 @@ use crate::fhir::summary::Shape;
 use crate::http::extract::{Conditions, FhirBody, PatchBody, Query};
 use crate::http::respond;
 use crate::policy::patient_writes::{self, Write};
-use crate::policy::{Access, release, visibility};
+use crate::policy::{Access, release, visibility, write_scope};
 use crate::service::conditional;
 use crate::service::{ids, write};
 use crate::state::AppState;
@@ -40,6 +40,7 @@ pub async fn create(
     }
     let w = write::create(&state, &mut tx, &res_type, body).await?;
     access.note(&w.res_type, &w.id);
+    write_scope::check_written(&access, &mut tx, &w).await?;
     tx.commit().await?;
     Ok(respond::written(state.base_url(), w, cond.prefer_return))
 }
@@ -96,6 +97,7 @@ pub async fn update(
     let mut tx = state.store().begin_write().await?;
     patient_writes::check(&access, &mut tx, Write::Update, &res_type, Some(&id), Some(&body)).await?;
     let w = write::update(&state, &mut tx, &res_type, &id, body, cond.if_match).await?;
+    write_scope::check_written(&access, &mut tx, &w).await?;
     tx.commit().await?;
     Ok(respond::written(state.base_url(), w, cond.prefer_return))
 }
@@ -121,6 +123,7 @@ pub async fn conditional_update(
     };
     patient_writes::check(&access, &mut tx, kind, &res_type, Some(target.id()), Some(&body)).await?;
     let w = conditional::apply_update(&state, &mut tx, &res_type, &target, body, cond.if_match).await?;
+    write_scope::check_written(&access, &mut tx, &w).await?;
     tx.commit().await?;
     Ok(respond::written(state.base_url(), w, cond.prefer_return))
 }
@@ -146,6 +149,7 @@ pub async fn patch(
     let mut tx = state.store().begin_write().await?;
     patient_writes::check(&access, &mut tx, Write::Patch, &res_type, Some(&id), None).await?;
     let w = write::patch(&state, &mut tx, &res_type, &id, doc, cond.if_match).await?;
+    write_scope::check_written(&access, &mut tx, &w).await?;
     tx.commit().await?;
     Ok(respond::written(state.base_url(), w, cond.prefer_return))
 }
@@ -164,6 +168,7 @@ pub async fn conditional_patch(
     let id = conditional::exactly_one(&state, &access.match_scope(), &mut tx, &res_type, &criteria).await?;
     patient_writes::check(&access, &mut tx, Write::Patch, &res_type, Some(&id), None).await?;
     let w = write::patch(&state, &mut tx, &res_type, &id, doc, cond.if_match).await?;
+    write_scope::check_written(&access, &mut tx, &w).await?;
     tx.commit().await?;
     Ok(respond::written(state.base_url(), w, cond.prefer_return))
 }

@@ -10,6 +10,7 @@ pub mod patient_writes;
 pub mod release;
 pub mod representation;
 pub mod restrictions;
+pub mod write_scope;
 pub mod settings;
 pub mod visibility;
 

@@ -30,6 +30,15 @@ pub async fn check(
 ) -> Result<()> {
     if let Some(id) = id {
         access.note(res_type, id);
+        // What is there already must be within the scopes that allow changing it.
+        let need = match kind {
+            Write::Update | Write::Patch => Some(super::write_scope::Need::Update),
+            Write::Delete => Some(super::write_scope::Need::Delete),
+            Write::Create => None,
+        };
+        if let Some(need) = need {
+            super::write_scope::check(access, tx, need, res_type, id).await?;
+        }
     }
     if res_type == "AuditEvent" && kind != Write::Create && access.actor().is_some() {
         // An update of an id that does not exist yet creates (other systems send their

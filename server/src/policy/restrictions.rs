@@ -46,11 +46,17 @@ pub struct Restrictions {
 /// What `principal`'s reading scopes reach, or `None` when an unrestricted `*` scope
 /// reaches every type.
 pub fn of(principal: &Principal, now: i64) -> Option<Arc<Restrictions>> {
+    of_permission(principal, R | S, now)
+}
+
+/// What the scopes granting any of the `perms` letters reach (writes: `C`, `U`, `D`),
+/// or `None` when an unrestricted `*` scope among them reaches every type.
+pub fn of_permission(principal: &Principal, perms: u8, now: i64) -> Option<Arc<Restrictions>> {
     let reading: Vec<_> = principal
         .scopes
         .resources
         .iter()
-        .filter(|r| r.perms & (R | S) != 0)
+        .filter(|r| r.perms & perms != 0)
         .collect();
     if reading
         .iter()

@@ -10,7 +10,7 @@ use super::get;
 use super::refs::Rewrites;
 use crate::error::{Error, Result};
 use crate::policy::patient_writes::{self, Write};
-use crate::policy::{Access, visibility};
+use crate::policy::{Access, visibility, write_scope};
 use crate::service::conditional;
 use crate::service::{ids, validate, write};
 use crate::state::AppState;
@@ -162,6 +162,7 @@ pub async fn run(ctx: &mut Ctx<'_>, tx: &mut Tx, entry: &mut Entry) -> Result<An
             write::patch(state, tx, t, &id, body.ok_or_else(no_body)?, if_match).await?
         }
     };
+    write_scope::check_written(access, tx, &written).await?;
     Ok(Answer::written(base, written, ctx.prefer))
 }
 
@@ -189,6 +190,7 @@ async fn create(ctx: &mut Ctx<'_>, tx: &mut Tx, entry: &Entry, t: &str, body: se
     let resource = validate::resource(t, body, None)?;
     let w = write::create_checked(state, tx, t, resource, Some(id)).await?;
     ctx.access.note(&w.res_type, &w.id);
+    write_scope::check_written(ctx.access, tx, &w).await?;
     Ok(Answer::written(base, w, ctx.prefer))
 }
 
