@@ -523,7 +523,11 @@ async fn write_restrictions_are_enforced(s: &TestServer) {
         let status = r.status().as_u16();
         (status, r.json::<Value>().await.unwrap_or(Value::Null))
     };
-    let count = async || s.get_json("Observation?_summary=count").await.1["total"].as_i64().unwrap();
+    let count = async || {
+        s.get_json("Observation?_summary=count").await.1["total"]
+            .as_i64()
+            .unwrap()
+    };
 
     let (st, lab) = send(Method::POST, "Observation", Some(obs("laboratory"))).await;
     assert_eq!(st, 201, "{lab}");
@@ -543,8 +547,16 @@ async fn write_restrictions_are_enforced(s: &TestServer) {
     let vital_id = vital["id"].as_str().unwrap().to_string();
     let mut into_lab = obs("laboratory");
     into_lab["id"] = json!(vital_id);
-    assert_eq!(send(Method::PUT, &format!("Observation/{vital_id}"), Some(into_lab)).await.0, 403);
-    assert_eq!(send(Method::DELETE, &format!("Observation/{vital_id}"), None).await.0, 403);
+    assert_eq!(
+        send(Method::PUT, &format!("Observation/{vital_id}"), Some(into_lab))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        send(Method::DELETE, &format!("Observation/{vital_id}"), None).await.0,
+        403
+    );
     assert_eq!(s.get_json(&format!("Observation/{vital_id}")).await.0, 200);
     // A transaction with one refused entry keeps none of the others.
     let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
@@ -554,7 +566,10 @@ async fn write_restrictions_are_enforced(s: &TestServer) {
     assert_eq!(st, 403);
     assert_eq!(count().await, 2);
     // What the scopes allow still works.
-    assert_eq!(send(Method::DELETE, &format!("Observation/{lab_id}"), None).await.0, 200);
+    assert_eq!(
+        send(Method::DELETE, &format!("Observation/{lab_id}"), None).await.0,
+        200
+    );
 }
 
 on_both_backends!(

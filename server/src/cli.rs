@@ -201,6 +201,7 @@ async fn import(a: ImportArgs) -> anyhow::Result<()> {
     use crate::service::import::{self, Importer, Options, Progress};
     use std::io::IsTerminal;
     let config = Config::resolve(&a.args)?;
+    init_logging(config.log_format);
     let db = crate::store::connect_redacted(&config.database_url);
     let state = crate::app::build_state(config, None).await?;
     let opts = Options {

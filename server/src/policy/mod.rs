@@ -10,9 +10,9 @@ pub mod patient_writes;
 pub mod release;
 pub mod representation;
 pub mod restrictions;
-pub mod write_scope;
 pub mod settings;
 pub mod visibility;
+pub mod write_scope;
 
 pub use access::Access;
 

@@ -231,7 +231,13 @@ async fn run(
             }
         };
         let offset = chunk.offset;
-        match store::chunk(state, &source, chunk, opts.resume, who).await {
+        let started = std::time::Instant::now();
+        let stored = store::chunk(state, &source, chunk, opts.resume, who).await;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "import: chunk stored"
+        );
+        match stored {
             Ok((stored, rejected)) => {
                 progress.resources += stored;
                 progress.rejected += rejected.len() as u64;
@@ -279,7 +285,12 @@ fn read_and_check(
         }
         let units = std::mem::take(pending);
         let offset = units.last().map_or(0, |u| u.offset);
+        let started = std::time::Instant::now();
         let chunk = check_all(units, state.now(), threads).map(|items| Chunk { items, offset });
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "import: chunk checked"
+        );
         let failed = chunk.is_err();
         !stop.load(Ordering::Relaxed) && out.blocking_send(chunk).is_ok() && !failed
     };
