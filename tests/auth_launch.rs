@@ -753,6 +753,90 @@ async fn external_issuer_tokens_are_accepted(backend: carnet_tests::Backend) {
     s.stop().await;
 }
 
+/// The provider's JWKS over HTTPS (trusting the CA given by `external_jwks_ca`), read
+/// again when a token names a key it does not hold, at most once a minute; a JWKS server
+/// whose certificate is not trusted is never used.
+async fn external_jwks_over_https_rotates(backend: carnet_tests::Backend) {
+    let old = carnet_tests::auth::ClientKey::es384();
+    let new = carnet_tests::auth::ClientKey::es384();
+    let idp = carnet_tests::https::HttpsJson::start(old.jwks.to_string()).await;
+    let (url, ca) = (idp.url.clone(), idp.ca_pem.clone());
+    let s = TestServer::start_with(backend, move |c| {
+        c.external_issuer = Some("https://idp.example".into());
+        c.external_jwks = Some(url);
+        c.external_jwks_ca = Some(ca);
+    })
+    .await;
+    let p = s
+        .create(json!({"resourceType": "Patient", "birthDate": "1970-01-01"}))
+        .await;
+    let id = p["id"].as_str().unwrap().to_string();
+    let token = |key: &carnet_tests::auth::ClientKey| {
+        let now = s.state().now() / 1_000_000;
+        key.sign(
+            &json!({"iss": "https://idp.example", "aud": s.base, "sub": "idp-user-1", "exp": now + 300,
+                         "scope": "patient/*.rs", "fhirUser": format!("Patient/{id}"), "patient": id}),
+        )
+    };
+    let read = async |t: &str| {
+        s.req_as(Some(t), Method::GET, &format!("Patient/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(read(&token(&old)).await, 200);
+    assert_eq!(idp.hits(), 1);
+    // The provider rotates its key. Within the minute the JWKS is not read again.
+    idp.set_body(new.jwks.to_string());
+    assert_eq!(read(&token(&new)).await, 401);
+    assert_eq!(idp.hits(), 1);
+    s.clock.advance(Duration::from_secs(61));
+    assert_eq!(read(&token(&new)).await, 200);
+    assert_eq!(idp.hits(), 2);
+    // The retired key is gone with the old JWKS; an unknown key does not read it again.
+    assert_eq!(read(&token(&old)).await, 401);
+    assert_eq!(idp.hits(), 2);
+    s.stop().await;
+
+    // Without the CA the provider's certificate is not trusted: no token is accepted.
+    let url = idp.url.clone();
+    let s = TestServer::start_with(backend, move |c| {
+        c.external_issuer = Some("https://idp.example".into());
+        c.external_jwks = Some(url);
+    })
+    .await;
+    let p = s
+        .create(json!({"resourceType": "Patient", "birthDate": "1970-01-01"}))
+        .await;
+    let id = p["id"].as_str().unwrap().to_string();
+    let now = s.state().now() / 1_000_000;
+    let t = new.sign(
+        &json!({"iss": "https://idp.example", "aud": s.base, "sub": "idp-user-1", "exp": now + 300,
+                              "scope": "patient/*.rs", "fhirUser": format!("Patient/{id}"), "patient": id}),
+    );
+    let r = s
+        .req_as(Some(&t), Method::GET, &format!("Patient/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(idp.hits(), 2, "the TLS handshake fails before any request");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_jwks_https_sqlite() {
+    external_jwks_over_https_rotates(carnet_tests::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_jwks_https_postgres() {
+    external_jwks_over_https_rotates(carnet_tests::Backend::Postgres).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn external_issuer_sqlite() {
     external_issuer_tokens_are_accepted(carnet_tests::Backend::Sqlite).await;

@@ -68,6 +68,9 @@ pub struct ServeArgs {
     /// Audience the external provider's tokens must carry (default: the base URL).
     #[arg(long, env = "CARNET_EXTERNAL_AUDIENCE")]
     pub external_audience: Option<String>,
+    /// Extra CA certificate(s) (PEM) trusted for an https JWKS URL, besides the public roots.
+    #[arg(long, env = "CARNET_EXTERNAL_JWKS_CA")]
+    pub external_jwks_ca: Option<PathBuf>,
     /// Policy R3: days after a result is issued before patients see it (default 30).
     #[arg(long, env = "CARNET_RESULT_DELAY_DAYS")]
     pub result_delay_days: Option<i64>,
@@ -105,6 +108,7 @@ struct FileConfig {
     external_issuer: Option<String>,
     external_jwks: Option<String>,
     external_audience: Option<String>,
+    external_jwks_ca: Option<PathBuf>,
     result_delay_days: Option<i64>,
     self_access_age: Option<i32>,
     parent_access_until_age: Option<i32>,
@@ -131,6 +135,7 @@ pub struct Config {
     pub external_issuer: Option<String>,
     pub external_jwks: Option<String>,
     pub external_audience: Option<String>,
+    pub external_jwks_ca: Option<PathBuf>,
     /// The access policy's settings (docs/policy.md).
     pub policy: crate::policy::settings::PolicySettings,
 }
@@ -216,6 +221,7 @@ impl Config {
             external_issuer: args.external_issuer.clone().or(file.external_issuer),
             external_jwks: args.external_jwks.clone().or(file.external_jwks),
             external_audience: args.external_audience.clone().or(file.external_audience),
+            external_jwks_ca: args.external_jwks_ca.clone().or(file.external_jwks_ca),
             policy,
         })
     }
@@ -238,6 +244,7 @@ impl Config {
             external_issuer: None,
             external_jwks: None,
             external_audience: None,
+            external_jwks_ca: None,
             policy: crate::policy::settings::PolicySettings::default(),
         }
     }

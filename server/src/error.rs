@@ -39,6 +39,10 @@ pub enum Error {
     /// never sent, and never holds a secret.
     #[error("{0}")]
     Internal(String),
+    /// Something this request depends on outside the server (the external identity
+    /// provider's JWKS) cannot be reached (503); the text is logged, not sent.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod bin;
+pub mod https;
 
 use std::sync::Arc;
 

@@ -129,7 +129,10 @@ pub async fn verify_uncached(state: &AppState, token: &str) -> Result<Principal,
     let header = jsonwebtoken::decode_header(token).map_err(|_| AuthFailure::Invalid(TokenError::Malformed))?;
     let ours = header.kid.as_deref().is_none_or(|k| k == keys.kid);
     if !ours && let Some(ext) = super::external_issuer(state).await.map_err(AuthFailure::Internal)? {
-        return ext.verify(token, state.now()).map_err(AuthFailure::Invalid);
+        return ext.verify(token, state.now()).await.map_err(|e| match e {
+            super::external::ExternalFailure::Token(t) => AuthFailure::Invalid(t),
+            super::external::ExternalFailure::Fetch(e) => AuthFailure::Internal(e),
+        });
     }
     let issuer = state.config().auth_url();
     let claims = super::jwt::verify_access(&keys, token, state.base_url(), &issuer, state.now())

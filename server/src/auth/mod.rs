@@ -85,7 +85,11 @@ pub async fn external_issuer(state: &AppState) -> Result<Option<Arc<external::Ex
     state
         .auth()
         .external
-        .get_or_try_init(|| async { external::load(state.config()).await.map(|o| o.map(Arc::new)) })
+        .get_or_try_init(|| async {
+            external::load(state.config(), state.now())
+                .await
+                .map(|o| o.map(Arc::new))
+        })
         .await
         .cloned()
 }

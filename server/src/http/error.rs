@@ -23,6 +23,7 @@ impl Error {
             Error::NotSupported(_) => StatusCode::BAD_REQUEST,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Store(e) if e.is_conflict() => StatusCode::CONFLICT,
             Error::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -40,6 +41,10 @@ impl Error {
             Error::PreconditionFailed(m) => vec![Issue::error("conflict", m.clone())],
             Error::Forbidden(m) => vec![Issue::error("forbidden", m.clone())],
             Error::Internal(_) => vec![Issue::error("exception", "Internal server error")],
+            Error::Unavailable(_) => vec![Issue::error(
+                "transient",
+                "A service this request depends on is unreachable; retry later",
+            )],
             Error::Store(e) if e.is_conflict() => {
                 vec![Issue::error(
                     "conflict",
@@ -62,11 +67,16 @@ impl IntoResponse for Error {
         {
             tracing::error!(error = %e, "storage failure");
         }
-        if let Error::Internal(m) = &self {
+        if let Error::Internal(m) | Error::Unavailable(m) = &self {
             tracing::error!(error = %m, "internal failure");
         }
         let body = serde_json::to_vec(&self.outcome()).unwrap_or_default();
+        let retry = matches!(self, Error::Unavailable(_));
         let mut resp = (self.status(), body).into_response();
+        if retry {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+        }
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/fhir+json; charset=utf-8"),
