@@ -261,3 +261,95 @@ async fn slow_clients_are_cut_off(s: &TestServer) {
 }
 
 on_both_backends!(hostile_bodies, hostile_urls_and_parameters, slow_clients_are_cut_off);
+
+/// Rate limits (issue 8, point 5): past its bucket a client gets 429 with `Retry-After`
+/// and an OperationOutcome while another client still gets through; the per-address
+/// limit covers the sign-in pages too; both recover after the wait.
+async fn floods_are_throttled(backend: carnet_tests::Backend) {
+    let s = TestServer::start_with(backend, |c| {
+        c.rate_limit_client = 5;
+    })
+    .await;
+    known(&s).await;
+    let mut statuses = Vec::new();
+    let mut throttled = None;
+    for _ in 0..30 {
+        let r = s.get("Patient/known").await;
+        statuses.push(r.status().as_u16());
+        if r.status().as_u16() == 429 && throttled.is_none() {
+            let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+            throttled = Some((retry, answer(r).await.1));
+        }
+    }
+    // A burst of twice the rate passes (the PUT of `known` took one); the rest of a
+    // tight loop does not.
+    assert!(statuses[..9].iter().all(|&st| st == 200), "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let (retry, body) = throttled.unwrap();
+    assert_eq!(retry.as_deref(), Some("1"));
+    assert_eq!(body["issue"][0]["code"], "throttled", "{body}");
+    // Another client has its own bucket.
+    let key = carnet_tests::auth::ClientKey::es384();
+    carnet_tests::auth::register_jwks_client(s.state(), "other-backend", "system/*.rs", &key).await;
+    let token_url = format!("{}/token", s.auth_url());
+    let (st, tok) = carnet_tests::auth::client_credentials(
+        &s.anon,
+        &token_url,
+        "other-backend",
+        &key,
+        "system/Patient.rs",
+        s.state().now() / 1_000_000,
+    )
+    .await;
+    assert_eq!(st, 200, "{tok}");
+    let other = tok["access_token"].as_str().unwrap();
+    let r = s
+        .req_as(Some(other), Method::GET, "Patient/known")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    healthy(&s).await;
+    s.stop().await;
+
+    // By address: the sign-in page is throttled too, before any work is done.
+    let s = TestServer::start_with(backend, |c| {
+        c.rate_limit_ip = 3;
+    })
+    .await;
+    let page = format!("{}/authorize", s.auth_url());
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(s.anon.get(&page).send().await.unwrap().status().as_u16());
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = s.anon.get(&page).send().await.unwrap();
+    assert_ne!(r.status().as_u16(), 429);
+    // The HTML pages carry the browser-side protections (no framing, no scripts, no
+    // caching of a page with a code in it, no MIME sniffing, no referrer).
+    let h = r.headers();
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert!(
+        h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    assert_eq!(h["cache-control"], "no-store");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert!(h.get("set-cookie").is_none(), "the sign-in flow keeps no cookie");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floods_are_throttled_sqlite() {
+    floods_are_throttled(carnet_tests::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floods_are_throttled_postgres() {
+    floods_are_throttled(carnet_tests::Backend::Postgres).await;
+}

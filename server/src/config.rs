@@ -68,6 +68,12 @@ pub struct ServeArgs {
     /// Audience the external provider's tokens must carry (default: the base URL).
     #[arg(long, env = "CARNET_EXTERNAL_AUDIENCE")]
     pub external_audience: Option<String>,
+    /// Requests per second allowed from one IP address (bursts of twice that; 0 = no limit).
+    #[arg(long, env = "CARNET_RATE_LIMIT_IP")]
+    pub rate_limit_ip: Option<u32>,
+    /// FHIR requests per second allowed to one OAuth client (bursts of twice that; 0 = no limit).
+    #[arg(long, env = "CARNET_RATE_LIMIT_CLIENT")]
+    pub rate_limit_client: Option<u32>,
     /// Extra CA certificate(s) (PEM) trusted for an https JWKS URL, besides the public roots.
     #[arg(long, env = "CARNET_EXTERNAL_JWKS_CA")]
     pub external_jwks_ca: Option<PathBuf>,
@@ -109,6 +115,8 @@ struct FileConfig {
     external_jwks: Option<String>,
     external_audience: Option<String>,
     external_jwks_ca: Option<PathBuf>,
+    rate_limit_ip: Option<u32>,
+    rate_limit_client: Option<u32>,
     result_delay_days: Option<i64>,
     self_access_age: Option<i32>,
     parent_access_until_age: Option<i32>,
@@ -136,10 +144,17 @@ pub struct Config {
     pub external_jwks: Option<String>,
     pub external_audience: Option<String>,
     pub external_jwks_ca: Option<PathBuf>,
+    /// Per-process token buckets (http/rate_limit.rs); 0 turns one off.
+    pub rate_limit_ip: u32,
+    pub rate_limit_client: u32,
     /// The access policy's settings (docs/policy.md).
     pub policy: crate::policy::settings::PolicySettings,
 }
 
+/// Generous enough for an app or an EMR feed; a flood from one address or one client is
+/// cut off before it takes the whole server (docs/design.md).
+pub const DEFAULT_RATE_LIMIT_IP: u32 = 1000;
+pub const DEFAULT_RATE_LIMIT_CLIENT: u32 = 500;
 pub const DEFAULT_DATA_DIR: &str = "carnet-data";
 pub const DEFAULT_OUTBOX_DIR: &str = "carnet-data/outbox";
 
@@ -222,6 +237,14 @@ impl Config {
             external_jwks: args.external_jwks.clone().or(file.external_jwks),
             external_audience: args.external_audience.clone().or(file.external_audience),
             external_jwks_ca: args.external_jwks_ca.clone().or(file.external_jwks_ca),
+            rate_limit_ip: args
+                .rate_limit_ip
+                .or(file.rate_limit_ip)
+                .unwrap_or(DEFAULT_RATE_LIMIT_IP),
+            rate_limit_client: args
+                .rate_limit_client
+                .or(file.rate_limit_client)
+                .unwrap_or(DEFAULT_RATE_LIMIT_CLIENT),
             policy,
         })
     }
@@ -245,6 +268,9 @@ impl Config {
             external_jwks: None,
             external_audience: None,
             external_jwks_ca: None,
+            // Embedded servers and tests set their own limits when they want them.
+            rate_limit_ip: 0,
+            rate_limit_client: 0,
             policy: crate::policy::settings::PolicySettings::default(),
         }
     }

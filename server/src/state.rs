@@ -20,6 +20,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     auth: AuthState,
     auditor: crate::audit::Auditor,
+    limits: crate::http::rate_limit::Limits,
 }
 
 impl AppState {
@@ -27,11 +28,12 @@ impl AppState {
         let auth = AuthState::new(Arc::new(OutboxSender::new(config.outbox_dir.clone())));
         AppState {
             inner: Arc::new(Inner {
-                config,
                 store,
                 clock,
                 auth,
                 auditor: Default::default(),
+                limits: limits(&config),
+                config,
             }),
         }
     }
@@ -45,13 +47,19 @@ impl AppState {
     ) -> AppState {
         AppState {
             inner: Arc::new(Inner {
-                config,
                 store,
                 clock,
                 auth: AuthState::new(sender),
                 auditor: Default::default(),
+                limits: limits(&config),
+                config,
             }),
         }
+    }
+
+    /// This process's rate limiters.
+    pub fn limits(&self) -> &crate::http::rate_limit::Limits {
+        &self.inner.limits
     }
 
     /// The auth layer's caches and sender (its state proper is in the database).
@@ -82,4 +90,8 @@ impl AppState {
         let now = self.inner.clock.now_micros();
         now - now.rem_euclid(1000)
     }
+}
+
+fn limits(config: &Config) -> crate::http::rate_limit::Limits {
+    crate::http::rate_limit::Limits::new(config.rate_limit_ip, config.rate_limit_client)
 }

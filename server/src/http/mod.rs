@@ -8,6 +8,7 @@ pub mod history;
 pub mod import;
 pub mod metadata;
 pub mod negotiate;
+pub mod rate_limit;
 pub mod respond;
 pub mod search;
 
@@ -51,6 +52,11 @@ pub fn router(state: AppState) -> Router {
         .route("/{type}/{id}/_history/{vid}", get(crud::vread))
         // Inside the token check: the verified caller, for the AuditEvent.
         .route_layer(axum::middleware::from_fn(crate::audit::identify))
+        // Per OAuth client, once the token says which client this is.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::by_client,
+        ))
         // Every route above needs a valid token whose scopes allow the interaction.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -74,6 +80,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         // Bodies are read by our own extractors against the configured limit (413).
         .layer(DefaultBodyLimit::disable())
+        // Per remote address, before anything else is done for the request.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::by_ip))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let id = req

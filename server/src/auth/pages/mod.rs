@@ -38,6 +38,7 @@ pub fn page(status: StatusCode, lang: Lang, title_key: &str, body: &str) -> Resp
         HeaderValue::from_static("default-src 'none'; form-action 'self'; frame-ancestors 'none'"),
     );
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     resp
 }
 
