@@ -17,6 +17,10 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>
 enum Format {
     Ndjson,
     Bundle,
+    /// One transaction Bundle per patient as Synthea writes them (urn:uuid references,
+    /// ids left to the server), after one Bundle of the shared practitioners and
+    /// organisations.
+    Synthea,
 }
 
 #[derive(Parser)]
@@ -71,6 +75,26 @@ fn run(args: Args) -> Result<()> {
     let files = g.patients().div_ceil(per_file);
     let mut total = 0usize;
     let mut bundles = 0usize;
+    if let Format::Synthea = args.format {
+        let shared = g.shared();
+        total += shared.len();
+        let path = out.join("synthea-0000000-shared.json");
+        std::fs::write(&path, serde_json::to_vec(&carnet_datagen::transaction(&shared))?)?;
+        for i in 0..g.patients() {
+            let resources = g.patient(i);
+            total += resources.len();
+            let path = out.join(format!("synthea-{:07}.json", i + 1));
+            std::fs::write(&path, serde_json::to_vec(&carnet_datagen::synthea_transaction(&resources))?)?;
+        }
+        println!(
+            "{total} resources ({} patients, seed {}) in {} in {:.1} s",
+            g.patients(),
+            g.seed(),
+            out.display(),
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
     for f in 0..files {
         let mut resources = if f == 0 { g.shared() } else { Vec::new() };
         for i in f * per_file..((f + 1) * per_file).min(g.patients()) {
@@ -87,6 +111,7 @@ fn run(args: Args) -> Result<()> {
                 }
                 w.flush()?;
             }
+            Format::Synthea => {}
             Format::Bundle => {
                 for chunk in resources.chunks(args.bundle_size.max(1)) {
                     let path = out.join(format!("bundle-{bundles:05}.json"));
