@@ -84,7 +84,10 @@ fn run(args: Args) -> Result<()> {
             let resources = g.patient(i);
             total += resources.len();
             let path = out.join(format!("synthea-{:07}.json", i + 1));
-            std::fs::write(&path, serde_json::to_vec(&carnet_datagen::synthea_transaction(&resources))?)?;
+            std::fs::write(
+                &path,
+                serde_json::to_vec(&carnet_datagen::synthea_transaction(&resources))?,
+            )?;
         }
         println!(
             "{total} resources ({} patients, seed {}) in {} in {:.1} s",

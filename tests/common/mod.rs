@@ -101,7 +101,11 @@ impl TestServer {
         let outbox = config.outbox_dir.clone();
         let clock = OffsetClock::new();
         let running = Running::start(config, Some(clock.clone())).await.unwrap();
-        let anon = reqwest::Client::new();
+        // The server closes keep-alive connections idle for 10 s (its header-read
+        // timeout); a client that reused one at that moment would see it closed under
+        // it, so the tests' clients let idle connections go first, as clients should.
+        let idle = std::time::Duration::from_secs(5);
+        let anon = reqwest::Client::builder().pool_idle_timeout(idle).build().unwrap();
         let token = default_token(&running, &anon).await;
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(
@@ -110,7 +114,11 @@ impl TestServer {
         );
         TestServer {
             base: running.base_url.clone(),
-            client: reqwest::Client::builder().default_headers(headers).build().unwrap(),
+            client: reqwest::Client::builder()
+                .default_headers(headers)
+                .pool_idle_timeout(idle)
+                .build()
+                .unwrap(),
             anon,
             token,
             outbox,
