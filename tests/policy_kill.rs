@@ -41,6 +41,11 @@ async fn spawn(bin: &Path, database_url: &str, outbox: &Path) -> Process {
             &format!("127.0.0.1:{port}"),
             "--database-url",
             database_url,
+            // This test is about durability: no request may be throttled.
+            "--rate-limit-ip",
+            "0",
+            "--rate-limit-client",
+            "0",
         ])
         .arg("--outbox-dir")
         .arg(outbox)
