@@ -3,6 +3,7 @@
 pub mod bundle;
 pub mod crud;
 pub mod error;
+pub mod everything;
 pub mod extract;
 pub mod history;
 pub mod import;
@@ -46,7 +47,8 @@ pub fn router(state: AppState) -> Router {
         .route("/{type}/{id}/_history", get(history::instance))
         .route(
             "/{type}/{id}/{compartment}",
-            get(search::compartment).post(crud::release),
+            // Compartment search and `$release`, or `Patient/{id}/$everything`.
+            get(everything::instance_get).post(everything::instance_post),
         )
         .route("/{type}/{id}/_history/{vid}", get(crud::vread))
         // Inside the token check: the verified caller, for the AuditEvent.
