@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod fhir;
 pub mod http;
+pub mod metrics;
 pub mod policy;
 pub mod search;
 pub mod service;

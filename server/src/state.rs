@@ -20,6 +20,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     auth: AuthState,
     auditor: crate::audit::Auditor,
+    metrics: crate::metrics::Metrics,
 }
 
 impl AppState {
@@ -32,6 +33,7 @@ impl AppState {
                 clock,
                 auth,
                 auditor: Default::default(),
+                metrics: Default::default(),
             }),
         }
     }
@@ -50,6 +52,7 @@ impl AppState {
                 clock,
                 auth: AuthState::new(sender),
                 auditor: Default::default(),
+                metrics: Default::default(),
             }),
         }
     }
@@ -62,6 +65,11 @@ impl AppState {
     /// The AuditEvent writer (group commit, see `audit::group_commit`).
     pub fn auditor(&self) -> &crate::audit::Auditor {
         &self.inner.auditor
+    }
+
+    /// Request counters and latencies for `/metrics`.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.inner.metrics
     }
 
     pub fn config(&self) -> &Config {

@@ -9,6 +9,7 @@ pub mod history;
 pub mod import;
 pub mod metadata;
 pub mod negotiate;
+pub mod ops;
 pub mod respond;
 pub mod search;
 
@@ -73,7 +74,16 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/fhir", fhir)
         .nest("/auth", crate::auth::endpoints::routes())
+        // Operators' endpoints: no token, no patient data (http/ops.rs).
+        .route("/health", get(ops::health))
+        .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
         .fallback(not_found)
+        // Counts every answer, refusals and 404s included.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
         // Bodies are read by our own extractors against the configured limit (413).
         .layer(DefaultBodyLimit::disable())
         .layer(PropagateRequestIdLayer::x_request_id())
