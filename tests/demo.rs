@@ -231,3 +231,88 @@ async fn demo_data_set(s: &TestServer) {
 }
 
 on_both_backends!(demo_data_set);
+
+/// The first ```sh block after `heading` in README.md.
+fn readme_block(heading: &str) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let at = readme.find(heading).expect("README heading");
+    let rest = &readme[at..];
+    let start = rest.find("```sh\n").expect("a sh block") + "```sh\n".len();
+    let end = rest[start..].find("```").expect("the block's end");
+    rest[start..start + end].to_string()
+}
+
+/// README's "Demo data" block as written, against a real `carnet` on an empty SQLite
+/// database: only the port and the `cargo run --release --` prefix are replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_demo_block() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let script = readme_block("## Demo data");
+    assert!(script.contains("127.0.0.1:8080") && script.contains("cargo run --release -- demo"));
+    let bin = carnet_tests::bin::carnet_binary().to_path_buf();
+    let tmp = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let clean = |c: &mut tokio::process::Command| {
+        for v in [
+            "CARNET_CONFIG",
+            "CARNET_DATABASE_URL",
+            "CARNET_OUTBOX_DIR",
+            "CARNET_DATA_DIR",
+            "CARNET_BASE_URL",
+        ] {
+            c.env_remove(v);
+        }
+    };
+    let mut cmd = tokio::process::Command::new(&bin);
+    cmd.args(["--listen", &format!("127.0.0.1:{port}")])
+        .current_dir(tmp.path())
+        .env("CARNET_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    clean(&mut cmd);
+    let mut server = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("Carnet is serving") {
+                return;
+            }
+        }
+        panic!("carnet exited before it was ready");
+    })
+    .await
+    .expect("carnet ready within 60 s");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    let script = script
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        .replace("cargo run --release --", &bin.display().to_string());
+    let mut cmd = tokio::process::Command::new("bash");
+    cmd.args(["-c", &format!("set -euo pipefail -x\n{script}")])
+        .current_dir(tmp.path());
+    clean(&mut cmd);
+    let out = cmd.output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let context = format!("--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    assert!(out.status.success(), "the demo block failed\n{context}");
+    let base = format!("http://127.0.0.1:{port}/fhir");
+    for want in [
+        "Patient/demo-lea",
+        "Observation/demo-lea-hba1c-1",
+        "DiagnosticReport/demo-lea-chest-xray",
+        "Appointment/demo-lea-proposed",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == format!("{base}/{want}")),
+            "{want} missing\n{context}"
+        );
+    }
+    assert!(!stdout.contains("demo-lea-hiv"), "{context}");
+    assert!(!stdout.contains("demo-lea-glucose-recent"), "{context}");
+    let _ = server.kill().await;
+}
