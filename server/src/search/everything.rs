@@ -137,13 +137,7 @@ pub async fn everything(state: &AppState, access: &Access, id: &str, params: &Ev
     // The same answers as a read of the Patient: 404 hidden, 403 refused, 410 deleted.
     visibility::read(access, &mut tx, "Patient", id).await?;
     let scope = access.scope();
-    let sel = selection(&scope, id, params);
-
-    let mut q = sel.clone();
-    if let Some(c) = params.cursor {
-        let p = q.int(c);
-        q.sql += &format!(" AND r.pk > {p}");
-    }
+    let mut q = selection(&scope, id, params, params.cursor);
     let limit = q.int(page_size + 1);
     q.sql = format!(
         "SELECT r.pk, r.res_type, r.res_id FROM resources r WHERE {} ORDER BY r.pk ASC LIMIT {limit}",
@@ -163,7 +157,8 @@ pub async fn everything(state: &AppState, access: &Access, id: &str, params: &Ev
     } else if !has_more {
         Some(pks.len() as i64)
     } else {
-        count_up_to(&mut tx, &sel, super::bundle::DEFAULT_TOTAL_CAP).await?
+        let all = selection(&scope, id, params, None);
+        count_up_to(&mut tx, &all, super::bundle::DEFAULT_TOTAL_CAP).await?
     };
     let contents = execute::contents(&mut tx, &pks).await?;
     tx.commit().await?;
@@ -202,29 +197,40 @@ pub async fn everything(state: &AppState, access: &Access, id: &str, params: &Ev
     Ok(w.finish())
 }
 
-/// The WHERE clause over `resources r` (without paging): live resources of the
-/// compartment, or referenced from a compartment resource the caller may see, that the
-/// caller may see, of the asked types, written since `_since`.
-fn selection(scope: &AccessScope, patient: &str, params: &EverythingParams) -> SqlQuery {
+/// The WHERE clause over `resources r`: live resources of the compartment, or
+/// referenced from a compartment resource the caller may see, that the caller may see,
+/// of the asked types, written since `_since`, after the pk `after` (paging).
+fn selection(scope: &AccessScope, patient: &str, params: &EverythingParams, after: Option<i64>) -> SqlQuery {
     let mut q = SqlQuery::default();
     let p = q.text(patient);
     let referenced: Vec<String> = REFERENCED.iter().map(|t| (*t).to_string()).collect();
-    let targets = q.in_list("ev_ref.target_type", &referenced);
+    // `|| ''`: not a way in for SQLite's planner, which would otherwise start from
+    // every reference to any Practitioner in the database instead of the patient's.
+    let targets = q.in_list("(ev_ref.target_type || '')", &referenced);
     let source_scope = scope
         .condition(&mut q, "ev_s")
         .map(|c| format!(" AND {c}"))
         .unwrap_or_default();
-    // One IN over a UNION: both planners then drive the page from the patient's few
-    // pks instead of walking every resource in pk order.
+    // The cursor goes inside the subquery: on `r.pk` SQLite would walk every resource
+    // after it instead of looking up the patient's few.
+    let (after_c, after_t) = match after {
+        Some(c) => {
+            let c = q.int(c);
+            (format!(" AND ev_c.pk > {c}"), format!(" AND ev_t.pk > {c}"))
+        }
+        None => (String::new(), String::new()),
+    };
+    // One IN over a UNION: both planners then drive the page from the patient's pks
+    // (in pk order, so no sort) instead of walking every resource.
     let mut w = vec![
         "r.deleted = FALSE".to_string(),
         format!(
-            "r.pk IN (SELECT ev_c.pk FROM patient_compartment ev_c WHERE ev_c.patient_id = {p} \
+            "r.pk IN (SELECT ev_c.pk FROM patient_compartment ev_c WHERE ev_c.patient_id = {p}{after_c} \
              UNION SELECT ev_t.pk FROM patient_compartment ev_sc \
              JOIN resources ev_s ON ev_s.pk = ev_sc.pk \
              JOIN idx_reference ev_ref ON ev_ref.pk = ev_sc.pk \
              JOIN resources ev_t ON ev_t.res_type = ev_ref.target_type AND ev_t.res_id = ev_ref.target_id \
-             WHERE ev_sc.patient_id = {p} AND ev_s.deleted = FALSE AND {targets}{source_scope})"
+             WHERE ev_sc.patient_id = {p} AND ev_s.deleted = FALSE AND {targets}{after_t}{source_scope})"
         ),
     ];
     match q.type_filter("(r.res_type || '')", &params.types) {
