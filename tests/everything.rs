@@ -262,6 +262,16 @@ async fn who_gets_what(s: &TestServer) {
         set(&[format!("Patient/{}", r.b), r.other_obs.clone()])
     );
 
+    // The CapabilityStatement says so.
+    let (_, cs) = s.get_json("metadata").await;
+    let patient = cs["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "Patient")
+        .unwrap();
+    assert_eq!(patient["operation"][0]["name"], "everything");
+
     // Only Patient has it; unknown parameters are refused.
     assert_eq!(s.get_json(&format!("Encounter/{}/$everything", r.a)).await.0, 404);
     assert_eq!(s.get_json(&format!("{path}?start=2020-01-01")).await.0, 400);
