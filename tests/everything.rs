@@ -195,6 +195,39 @@ async fn who_gets_what(s: &TestServer) {
     assert_eq!(b["total"], r.own.len());
     assert_eq!(as_get(s, &pt, &format!("Practitioner/{}", r.gp)).await.0, 404);
 
+    // Scopes narrow: a token reading Patients and Observations only gets those.
+    let narrow = user_token(
+        s,
+        &format!("Patient/{}", r.a),
+        &[
+            "launch/patient",
+            "openid",
+            "fhirUser",
+            "patient/Patient.rs",
+            "patient/Observation.rs",
+        ],
+    )
+    .await
+    .unwrap();
+    let (st, b) = as_get(s, &narrow, &path).await;
+    assert_eq!(st, 200, "{b}");
+    let want: BTreeSet<String> = r
+        .own
+        .iter()
+        .filter(|x| x.starts_with("Patient/") || x.starts_with("Observation/"))
+        .cloned()
+        .collect();
+    assert_eq!(set(&entries(&b)), want);
+    // Without a reading scope on Patient, the operation itself is refused.
+    let no_patient = user_token(
+        s,
+        &format!("Patient/{}", r.a),
+        &["launch/patient", "openid", "fhirUser", "patient/Observation.rs"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(as_get(s, &no_patient, &path).await.0, 403);
+
     // A practitioner: everything, the sensitive result and whom it references too,
     // and what the record references; nothing of the other patient's.
     let dr = user_token(s, &format!("Practitioner/{}", r.gp), PRACTITIONER_SCOPES)

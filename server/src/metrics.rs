@@ -6,7 +6,7 @@
 //! read when the page is rendered rather than pushed on every change.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::extract::{Request, State};
@@ -55,6 +55,9 @@ pub struct Metrics {
     buckets: Vec<AtomicU64>,
     sum_micros: Vec<AtomicU64>,
     counts: Vec<AtomicU64>,
+    /// `carnet_jobs`, set by the job queue through [`Metrics::set_jobs`].
+    jobs_queued: AtomicI64,
+    jobs_running: AtomicI64,
 }
 
 impl Default for Metrics {
@@ -66,6 +69,8 @@ impl Default for Metrics {
             buckets: zeros(n * (BUCKETS.len() + 1)),
             sum_micros: zeros(n),
             counts: zeros(n),
+            jobs_queued: AtomicI64::new(0),
+            jobs_running: AtomicI64::new(0),
         }
     }
 }
@@ -89,6 +94,13 @@ impl Metrics {
         if let Some(c) = self.counts.get(i) {
             c.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// The job queue's hook: how many background jobs wait and run in this process's
+    /// view (the export queue reports here; until it does, both stay 0).
+    pub fn set_jobs(&self, queued: i64, running: i64) {
+        self.jobs_queued.store(queued, Ordering::Relaxed);
+        self.jobs_running.store(running, Ordering::Relaxed);
     }
 
     /// The request counters and the latency histogram, in the text exposition format.
@@ -246,11 +258,21 @@ pub fn render(state: &AppState) -> String {
     out.push_str("# TYPE carnet_audit_batches_total counter\n");
     let _ = writeln!(out, "carnet_audit_batches_total {}", audit.committed_batches());
 
-    // The export job queue (issue 7, Bulk Data) is built elsewhere: until it reports
-    // here, the gauge exists so that dashboards and alerts can be written against it.
+    // The export job queue (Bulk Data) reports through `Metrics::set_jobs`; until it
+    // does, the gauge is 0 but exists, so dashboards and alerts can be written now.
+    let m = state.metrics();
     out.push_str("# HELP carnet_jobs Background jobs, by state.\n");
     out.push_str("# TYPE carnet_jobs gauge\n");
-    out.push_str("carnet_jobs{state=\"queued\"} 0\ncarnet_jobs{state=\"running\"} 0\n");
+    let _ = writeln!(
+        out,
+        "carnet_jobs{{state=\"queued\"}} {}",
+        m.jobs_queued.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "carnet_jobs{{state=\"running\"}} {}",
+        m.jobs_running.load(Ordering::Relaxed)
+    );
     out
 }
 
