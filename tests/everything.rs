@@ -218,6 +218,15 @@ async fn who_gets_what(s: &TestServer) {
         .cloned()
         .collect();
     assert_eq!(set(&entries(&b)), want);
+    // POSTed, it still only reads: no writing scope needed.
+    let resp = s
+        .req_as(Some(&narrow), Method::POST, &path)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("_type=Observation")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
     // Without a reading scope on Patient, the operation itself is refused.
     let no_patient = user_token(
         s,
