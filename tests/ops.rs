@@ -108,6 +108,9 @@ async fn metrics_count_requests(s: &TestServer) {
     }
     assert!(text.contains("carnet_db_pool_connections{"));
     assert_eq!(sample(&text, "carnet_jobs{state=\"queued\"}"), Some(0.0));
+    // The scrape itself is the one request in flight.
+    assert_eq!(sample(&text, "carnet_http_requests_in_flight"), Some(1.0));
+    assert!(text.contains("carnet_build_info{version=\""));
     // Every sample line is `name{labels} value` or `name value`.
     for l in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
         let (_, v) = l.rsplit_once(' ').unwrap();

@@ -55,6 +55,8 @@ pub struct Metrics {
     buckets: Vec<AtomicU64>,
     sum_micros: Vec<AtomicU64>,
     counts: Vec<AtomicU64>,
+    /// Requests being answered now.
+    in_flight: AtomicI64,
     /// `carnet_jobs`, set by the job queue through [`Metrics::set_jobs`].
     jobs_queued: AtomicI64,
     jobs_running: AtomicI64,
@@ -69,6 +71,7 @@ impl Default for Metrics {
             buckets: zeros(n * (BUCKETS.len() + 1)),
             sum_micros: zeros(n),
             counts: zeros(n),
+            in_flight: AtomicI64::new(0),
             jobs_queued: AtomicI64::new(0),
             jobs_running: AtomicI64::new(0),
         }
@@ -208,11 +211,24 @@ pub fn interaction_of(method: &Method, path: &str) -> usize {
     idx(name)
 }
 
+/// Decrements the in-flight gauge when the request ends, also when the client goes
+/// away and the request's future is dropped.
+struct InFlight<'a>(&'a AtomicI64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Axum middleware around every route: counts the answer and its latency.
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let interaction = interaction_of(req.method(), req.uri().path());
     let start = Instant::now();
+    state.metrics().in_flight.fetch_add(1, Ordering::Relaxed);
+    let guard = InFlight(&state.metrics().in_flight);
     let resp = next.run(req).await;
+    drop(guard);
     let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
     state.metrics().observe(interaction, resp.status().as_u16(), micros);
     resp
@@ -221,7 +237,17 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
 /// The whole `/metrics` page.
 pub fn render(state: &AppState) -> String {
     let mut out = String::with_capacity(8192);
+    out.push_str("# HELP carnet_build_info The running version.\n");
+    out.push_str("# TYPE carnet_build_info gauge\n");
+    let _ = writeln!(out, "carnet_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
     state.metrics().render_requests(&mut out);
+    out.push_str("# HELP carnet_http_requests_in_flight Requests being answered.\n");
+    out.push_str("# TYPE carnet_http_requests_in_flight gauge\n");
+    let _ = writeln!(
+        out,
+        "carnet_http_requests_in_flight {}",
+        state.metrics().in_flight.load(Ordering::Relaxed)
+    );
 
     let pools = state.store().pool_stats();
     out.push_str("# HELP carnet_db_pool_connections Open database connections, by pool and state.\n");
