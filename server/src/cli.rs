@@ -32,6 +32,16 @@ enum Command {
     /// collection Bundles, or single resources), or folders of them. Resumable: run the
     /// same command again after an interruption and it goes on where it stopped.
     Import(ImportArgs),
+    /// Load a small demo data set (patients, results, appointments, a child and
+    /// parent, a sensitive result, a refusal) with accounts and a demo app, and print
+    /// how to sign in. Running it again changes nothing.
+    Demo {
+        /// The demo accounts' password.
+        #[arg(long, default_value = crate::demo::DEFAULT_PASSWORD)]
+        password: String,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
     /// Rebuild the search index and the policy tables from the stored resources (after
     /// changing the sensitivity settings, or on a database written by an older version).
     Reindex {
@@ -147,6 +157,7 @@ pub fn main() -> ExitCode {
             Some(Command::Account(c)) => crate::auth::admin::account(c.into()).await,
             Some(Command::Import(a)) => import(a).await,
             Some(Command::Reindex { types, args }) => reindex(types, args).await,
+            Some(Command::Demo { password, args }) => demo(password, args).await,
         }
     });
     match result {
@@ -293,6 +304,15 @@ async fn reindex(types: Vec<String>, args: ServeArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+async fn demo(password: String, args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config::resolve(&args)?;
+    init_logging(config.log_format);
+    let state = crate::app::build_state(config, None).await?;
+    let done = crate::demo::run(&state, &password).await;
+    state.store().close().await;
+    done
 }
 
 fn clock(secs: f64) -> String {

@@ -21,6 +21,7 @@ struct Inner {
     auth: AuthState,
     auditor: crate::audit::Auditor,
     limits: crate::http::rate_limit::Limits,
+    metrics: crate::metrics::Metrics,
 }
 
 impl AppState {
@@ -34,6 +35,7 @@ impl AppState {
                 auditor: Default::default(),
                 limits: limits(&config),
                 config,
+                metrics: Default::default(),
             }),
         }
     }
@@ -53,6 +55,7 @@ impl AppState {
                 auditor: Default::default(),
                 limits: limits(&config),
                 config,
+                metrics: Default::default(),
             }),
         }
     }
@@ -70,6 +73,11 @@ impl AppState {
     /// The AuditEvent writer (group commit, see `audit::group_commit`).
     pub fn auditor(&self) -> &crate::audit::Auditor {
         &self.inner.auditor
+    }
+
+    /// Request counters and latencies for `/metrics`.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.inner.metrics
     }
 
     pub fn config(&self) -> &Config {

@@ -5,7 +5,8 @@
 //! not been answered yet.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -30,9 +31,35 @@ struct Job {
 #[derive(Default)]
 pub struct Auditor {
     queue: OnceLock<mpsc::UnboundedSender<Job>>,
+    /// Shared with the writer task (spawned `'static`, so it cannot borrow `self`).
+    counts: Arc<Counts>,
+}
+
+/// What `/metrics` shows of the audit trail.
+#[derive(Default)]
+struct Counts {
+    /// Records sent to the writer and not yet answered.
+    queued: AtomicI64,
+    records: AtomicU64,
+    batches: AtomicU64,
 }
 
 impl Auditor {
+    /// Records waiting for their commit (the group commit's queue depth).
+    pub fn queued(&self) -> i64 {
+        self.counts.queued.load(Ordering::Relaxed).max(0)
+    }
+
+    /// AuditEvents committed by this process.
+    pub fn committed_records(&self) -> u64 {
+        self.counts.records.load(Ordering::Relaxed)
+    }
+
+    /// Transactions of the group-commit writer that committed.
+    pub fn committed_batches(&self) -> u64 {
+        self.counts.batches.load(Ordering::Relaxed)
+    }
+
     /// Returns once the record is committed.
     pub async fn submit(&self, state: &AppState, record: Record) -> Result<()> {
         self.submit_all(state, vec![record]).await
@@ -42,15 +69,17 @@ impl Auditor {
     pub async fn submit_all(&self, state: &AppState, records: Vec<Record>) -> Result<()> {
         let queue = self.queue.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(writer(state.clone(), rx));
+            tokio::spawn(writer(state.clone(), rx, self.counts.clone()));
             tx
         });
         let mut waits = Vec::with_capacity(records.len());
         for record in records {
             let (done, wait) = oneshot::channel();
-            queue
-                .send(Job { record, done })
-                .map_err(|_| Error::Internal("audit writer stopped".into()))?;
+            self.counts.queued.fetch_add(1, Ordering::Relaxed);
+            if queue.send(Job { record, done }).is_err() {
+                self.counts.queued.fetch_sub(1, Ordering::Relaxed);
+                return Err(Error::Internal("audit writer stopped".into()));
+            }
             waits.push(wait);
         }
         for wait in waits {
@@ -64,7 +93,7 @@ impl Auditor {
     }
 }
 
-async fn writer(state: AppState, mut rx: mpsc::UnboundedReceiver<Job>) {
+async fn writer(state: AppState, mut rx: mpsc::UnboundedReceiver<Job>, counts: Arc<Counts>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -75,14 +104,25 @@ async fn writer(state: AppState, mut rx: mpsc::UnboundedReceiver<Job>) {
         }
         let records: Vec<&Record> = batch.iter().map(|j| &j.record).collect();
         let result = write_batch(&state, &records).await.map_err(|e| e.to_string());
+        let n = batch.len() as i64;
         if result.is_err() && batch.len() > 1 {
             // One record the database refuses must not cost the others their answer.
             for j in batch {
                 let one = write_batch(&state, &[&j.record]).await.map_err(|e| e.to_string());
+                if one.is_ok() {
+                    counts.batches.fetch_add(1, Ordering::Relaxed);
+                    counts.records.fetch_add(1, Ordering::Relaxed);
+                }
+                counts.queued.fetch_sub(1, Ordering::Relaxed);
                 let _ = j.done.send(one);
             }
             continue;
         }
+        if result.is_ok() {
+            counts.batches.fetch_add(1, Ordering::Relaxed);
+            counts.records.fetch_add(n.unsigned_abs(), Ordering::Relaxed);
+        }
+        counts.queued.fetch_sub(n, Ordering::Relaxed);
         for j in batch {
             let _ = j.done.send(result.clone());
         }

@@ -194,6 +194,9 @@ fn interaction_of(method: &Method, path: &str) -> (String, &'static str) {
         "create" | "transaction" => "C",
         "update" | "patch" => "U",
         "delete" => "D",
+        // A read of the whole record: R, so that it also counts as the practitioner's
+        // prior access to it (R4).
+        "$everything" => "R",
         i if i.starts_with('$') => "E",
         _ => "R",
     };

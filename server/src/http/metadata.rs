@@ -78,6 +78,14 @@ fn resource_entry(t: &str) -> Value {
         "conditionalUpdate": true,
         "conditionalDelete": "single",
     });
+    if t == "Patient"
+        && let Some(obj) = entry.as_object_mut()
+    {
+        obj.insert(
+            "operation".into(),
+            json!([{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}]),
+        );
+    }
     // FHIR arrays are never empty: a type without search parameters has none listed.
     let params = search_params(t, false);
     if let (false, Some(obj)) = (params.is_empty(), entry.as_object_mut()) {

@@ -3,12 +3,14 @@
 pub mod bundle;
 pub mod crud;
 pub mod error;
+pub mod everything;
 pub mod extract;
 pub mod history;
 pub mod import;
 pub mod metadata;
 pub mod negotiate;
 pub mod rate_limit;
+pub mod ops;
 pub mod respond;
 pub mod search;
 
@@ -47,7 +49,8 @@ pub fn router(state: AppState) -> Router {
         .route("/{type}/{id}/_history", get(history::instance))
         .route(
             "/{type}/{id}/{compartment}",
-            get(search::compartment).post(crud::release),
+            // Compartment search and `$release`, or `Patient/{id}/$everything`.
+            get(everything::instance_get).post(everything::instance_post),
         )
         .route("/{type}/{id}/_history/{vid}", get(crud::vread))
         // Inside the token check: the verified caller, for the AuditEvent.
@@ -77,11 +80,21 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/fhir", fhir)
         .nest("/auth", crate::auth::endpoints::routes())
+        // Operators' endpoints: no token, no patient data (http/ops.rs).
+        .route("/health", get(ops::health))
+        .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
-        // Bodies are read by our own extractors against the configured limit (413).
-        .layer(DefaultBodyLimit::disable())
         // Per remote address, before anything else is done for the request.
         .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::by_ip))
+        // Counts every answer, refusals and 404s included.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
+        // Bodies are read by our own extractors against the configured limit (413).
+        .layer(DefaultBodyLimit::disable())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let id = req

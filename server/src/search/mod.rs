@@ -17,6 +17,7 @@
 mod bundle;
 mod compartment;
 mod cursor;
+pub mod everything;
 mod execute;
 pub mod index;
 pub mod scope;

@@ -14,6 +14,16 @@ pub enum Backend {
     Postgres,
 }
 
+/// One pool's connections (`/metrics`).
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    pub name: &'static str,
+    /// Open connections, idle or in use.
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 /// Connection pools. SQLite allows one writer at a time, so writes go through a
 /// single-connection pool (no SQLITE_BUSY between our own writers) and reads through a
 /// wider one; WAL mode lets them run side by side.
@@ -116,6 +126,36 @@ impl Store {
             }
             Store::Postgres(pool) => {
                 sqlx::query("ANALYZE").execute(pool).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The pools' sizes, for `/metrics`.
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        fn of<DB: sqlx::Database>(name: &'static str, p: &sqlx::Pool<DB>) -> PoolStats {
+            PoolStats {
+                name,
+                size: p.size(),
+                idle: u32::try_from(p.num_idle()).unwrap_or(u32::MAX),
+                max: p.options().get_max_connections(),
+            }
+        }
+        match self {
+            Store::Sqlite { write, read } => vec![of("sqlite_write", write), of("sqlite_read", read)],
+            Store::Postgres(pool) => vec![of("postgres", pool)],
+        }
+    }
+
+    /// A trivial query, for readiness: on SQLite through the readers, so that a long
+    /// write (an import) holding the one writer does not make the server look down.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite { read, .. } => {
+                sqlx::query("SELECT 1").execute(read).await?;
+            }
+            Store::Postgres(pool) => {
+                sqlx::query("SELECT 1").execute(pool).await?;
             }
         }
         Ok(())

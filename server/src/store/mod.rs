@@ -10,7 +10,7 @@ mod error;
 pub mod resources;
 pub mod sql;
 
-pub use connect::{Backend, Store, redact as connect_redacted};
+pub use connect::{Backend, PoolStats, Store, redact as connect_redacted};
 pub use error::StoreError;
 pub use resources::{Current, HistoryEntry, HistoryQuery, StoredVersion};
 
