@@ -133,6 +133,8 @@ pub struct Config {
     pub external_audience: Option<String>,
     /// The access policy's settings (docs/policy.md).
     pub policy: crate::policy::settings::PolicySettings,
+    /// Bulk `$export` (docs/bulk.md): whether this process runs a worker, part size.
+    pub export: crate::service::export::ExportSettings,
 }
 
 pub const DEFAULT_DATA_DIR: &str = "carnet-data";
@@ -217,6 +219,7 @@ impl Config {
             external_jwks: args.external_jwks.clone().or(file.external_jwks),
             external_audience: args.external_audience.clone().or(file.external_audience),
             policy,
+            export: Default::default(),
         })
     }
 
@@ -239,6 +242,7 @@ impl Config {
             external_jwks: None,
             external_audience: None,
             policy: crate::policy::settings::PolicySettings::default(),
+            export: Default::default(),
         }
     }
 

@@ -3,6 +3,7 @@
 pub mod bundle;
 pub mod crud;
 pub mod error;
+pub mod export;
 pub mod extract;
 pub mod history;
 pub mod import;
@@ -26,6 +27,12 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(search::system).post(bundle::process))
         .route("/_history", get(history::system))
         .route("/$import", post(import::import))
+        // Bulk Data $export (docs/bulk.md).
+        .route("/$export", get(export::system))
+        .route("/{type}/$export", get(export::type_level))
+        .route("/{type}/{id}/$export", get(export::instance_level))
+        .route("/$export-status/{job}", get(export::status).delete(export::cancel))
+        .route("/$export-file/{job}/{n}", get(export::file))
         .route(
             "/{type}",
             get(search::type_get)

@@ -1,0 +1,312 @@
+//! The export worker: one task per process (started with the server, stopped on
+//! shutdown) that claims queued jobs and runs them a part at a time.
+//!
+//! Claiming is a lease in the job's row: PostgreSQL picks a job with `FOR UPDATE SKIP
+//! LOCKED` so concurrent processes never take the same one; SQLite has one writer. Each
+//! part is stored in one transaction with the job's new cursor and a renewed lease,
+//! guarded by `lease_owner = me`: a job that was cancelled (row gone) or taken over
+//! (lease expired, another owner) stops its old worker at its next part, and a crashed
+//! worker's job is resumed from its last committed part once the lease runs out. A
+//! worker stopped by a graceful shutdown hands its job back at once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::Level;
+use super::page::{Page, Spec};
+use crate::auth::i18n::Lang;
+use crate::error::{Error, Result};
+use crate::policy::Access;
+use crate::state::AppState;
+use crate::store::sql::{Bind, Kind, SqlQuery, execute, fetch};
+
+/// How often an idle worker looks for jobs queued by other processes.
+const POLL: Duration = Duration::from_millis(500);
+/// Failures of one job (database errors) before it is marked failed.
+const MAX_ATTEMPTS: i64 = 5;
+/// A job that failed waits this long before a worker tries it again (µs).
+const RETRY_MICROS: i64 = 2_000_000;
+
+/// The running worker; [`WorkerHandle::stop`] ends it.
+pub struct WorkerHandle {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl WorkerHandle {
+    /// Stops the worker after its current part; its job goes back to the queue.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Starts this process's worker, unless the configuration says it runs none.
+pub fn spawn(state: AppState) -> Option<WorkerHandle> {
+    if !state.config().export.worker {
+        return None;
+    }
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(run(state, rx));
+    Some(WorkerHandle { stop, task })
+}
+
+async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+    let owner = uuid::Uuid::new_v4().to_string();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        match claim(&state, &owner).await {
+            Ok(Some(job)) => {
+                let id = job.id.clone();
+                match run_job(&state, &owner, job, &stop).await {
+                    Ok(()) => {}
+                    Err(e) => {
+                        tracing::warn!(job = %id, error = %e, "export job failed");
+                        if let Err(e2) = failed(&state, &owner, &id, &e).await {
+                            tracing::warn!(job = %id, error = %e2, "export job: cannot record the failure");
+                        }
+                    }
+                }
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "export worker: cannot claim a job"),
+        }
+        tokio::select! {
+            changed = stop.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            () = super::wake().notified() => {}
+            () = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+/// A claimed job, as stored.
+struct Job {
+    id: String,
+    client_id: String,
+    scopes: String,
+    level: Level,
+    types: Vec<String>,
+    filters: BTreeMap<String, Vec<String>>,
+    since: Option<i64>,
+    max_pk: i64,
+    type_index: usize,
+    cursor_pk: i64,
+    parts: i64,
+}
+
+/// Takes the oldest queued job whose lease is free or ran out.
+async fn claim(state: &AppState, owner: &str) -> Result<Option<Job>> {
+    let now = state.now();
+    let lease = now.saturating_add(state.config().export.lease_micros);
+    let mut tx = state.store().begin_write().await?;
+    let lock = match tx.backend() {
+        crate::store::Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        crate::store::Backend::Sqlite => "",
+    };
+    let mut q = SqlQuery::default();
+    let o = q.text(owner);
+    let until = q.int(lease);
+    let n = q.int(now);
+    q.sql = format!(
+        "UPDATE export_jobs SET lease_owner = {o}, lease_until = {until}, updated_at = {n} WHERE id = \
+         (SELECT id FROM export_jobs WHERE state = 'queued' AND (lease_until IS NULL OR lease_until < {n}) \
+         ORDER BY created_at LIMIT 1{lock}) \
+         RETURNING id, client_id, scopes, level, types, type_filters, since, max_pk, type_index, cursor_pk, parts"
+    );
+    let rows = fetch(
+        &mut tx,
+        &q,
+        &[
+            Kind::Text,
+            Kind::Text,
+            Kind::Text,
+            Kind::Text,
+            Kind::Text,
+            Kind::Text,
+            Kind::I64,
+            Kind::I64,
+            Kind::I64,
+            Kind::I64,
+            Kind::I64,
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    let Some(r) = rows.into_iter().next() else {
+        return Ok(None);
+    };
+    let text = |i: usize| r[i].text().unwrap_or("").to_string();
+    let corrupt = |e: serde_json::Error| crate::store::StoreError::Corrupt(format!("export job: {e}"));
+    Ok(Some(Job {
+        id: text(0),
+        client_id: text(1),
+        scopes: text(2),
+        level: Level::parse(&text(3)),
+        types: serde_json::from_str(&text(4)).map_err(corrupt)?,
+        filters: serde_json::from_str(&text(5)).map_err(corrupt)?,
+        since: r[6].i64(),
+        max_pk: r[7].i64().unwrap_or(0),
+        type_index: usize::try_from(r[8].i64().unwrap_or(0)).unwrap_or(0),
+        cursor_pk: r[9].i64().unwrap_or(0),
+        parts: r[10].i64().unwrap_or(0),
+    }))
+}
+
+async fn run_job(state: &AppState, owner: &str, job: Job, stop: &watch::Receiver<bool>) -> Result<()> {
+    // The kick-off's client with the kick-off's scopes, under today's policy: a refusal
+    // recorded while the job runs applies to the parts read after it.
+    let principal = Arc::new(super::job_principal(&job.client_id, &job.scopes));
+    let access = Access::for_principal(state, principal, Lang::En, None).await?;
+    let scope = access.scope();
+    let part_size = state.config().export.part_size.max(1);
+    let mut type_index = job.type_index;
+    let mut cursor = job.cursor_pk;
+    let mut parts = job.parts;
+    let mut page: Option<(usize, Page)> = None;
+    while let Some(res_type) = job.types.get(type_index) {
+        if *stop.borrow() {
+            release(state, owner, &job.id).await?;
+            return Ok(());
+        }
+        if page.as_ref().is_none_or(|(i, _)| *i != type_index) {
+            let spec = Spec {
+                res_type,
+                level: job.level,
+                job_id: &job.id,
+                since: job.since,
+                max_pk: job.max_pk,
+                filters: job.filters.get(res_type).map_or(&[][..], Vec::as_slice),
+            };
+            page = Some((type_index, Page::build(state, &scope, &spec)?));
+        }
+        let Some((_, p)) = &page else { continue };
+        let rows = {
+            let mut conn = state.store().reader().await?;
+            p.fetch(&mut conn, cursor, part_size).await?
+        };
+        let (next_index, next_cursor) = match rows.last() {
+            Some((pk, _)) if rows.len() == part_size => (type_index, *pk),
+            _ => (type_index + 1, 0),
+        };
+        let mut blob = Vec::with_capacity(rows.iter().map(|(_, c)| c.len() + 1).sum());
+        for (_, content) in &rows {
+            blob.extend_from_slice(content);
+            blob.push(b'\n');
+        }
+        let count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+        let now = state.now();
+        let mut tx = state.store().begin_write().await?;
+        let mut q = SqlQuery::default();
+        let (ti, cp, ex, np) = (
+            q.int(i64::try_from(next_index).unwrap_or(i64::MAX)),
+            q.int(next_cursor),
+            q.int(count),
+            q.int(parts + i64::from(count > 0)),
+        );
+        let (lu, up, jid, me) = (
+            q.int(now.saturating_add(state.config().export.lease_micros)),
+            q.int(now),
+            q.text(&job.id),
+            q.text(owner),
+        );
+        q.sql = format!(
+            "UPDATE export_jobs SET type_index = {ti}, cursor_pk = {cp}, exported = exported + {ex}, parts = {np}, \
+             lease_until = {lu}, updated_at = {up} WHERE id = {jid} AND lease_owner = {me} RETURNING id"
+        );
+        if fetch(&mut tx, &q, &[Kind::Text]).await?.is_empty() {
+            // Cancelled, or another worker holds the job now: its parts are not ours.
+            return Ok(());
+        }
+        if count > 0 {
+            execute(
+                &mut tx,
+                "INSERT INTO export_files (job_id, n, res_type, count, content) VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    Bind::Text(Some(job.id.clone())),
+                    Bind::I64(Some(parts)),
+                    Bind::Text(Some(res_type.clone())),
+                    Bind::I64(Some(count)),
+                    Bind::Bytes(Some(blob)),
+                ],
+            )
+            .await?;
+            parts += 1;
+        }
+        tx.commit().await?;
+        type_index = next_index;
+        cursor = next_cursor;
+    }
+    let mut tx = state.store().begin_write().await?;
+    execute(
+        &mut tx,
+        "UPDATE export_jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, updated_at = $3 \
+         WHERE id = $1 AND lease_owner = $2",
+        &[
+            Bind::Text(Some(job.id.clone())),
+            Bind::Text(Some(owner.to_string())),
+            Bind::I64(Some(state.now())),
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Hands a job back to the queue (graceful shutdown): any process may resume it now.
+async fn release(state: &AppState, owner: &str, id: &str) -> Result<()> {
+    let mut tx = state.store().begin_write().await?;
+    execute(
+        &mut tx,
+        "UPDATE export_jobs SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2",
+        &[Bind::Text(Some(id.to_string())), Bind::Text(Some(owner.to_string()))],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Records a failure: database errors are retried a few times (after a pause), other
+/// errors (a filter the current scopes no longer allow…) fail the job at once.
+async fn failed(state: &AppState, owner: &str, id: &str, e: &Error) -> Result<()> {
+    let retry = matches!(e, Error::Store(_));
+    let message = match e {
+        Error::Store(_) | Error::Internal(_) => "The export failed on a server error".to_string(),
+        other => other
+            .issues()
+            .iter()
+            .map(|i| i.diagnostics.clone())
+            .collect::<Vec<_>>()
+            .join("; "),
+    };
+    let now = state.now();
+    let mut tx = state.store().begin_write().await?;
+    execute(
+        &mut tx,
+        "UPDATE export_jobs SET attempts = attempts + 1, lease_owner = NULL, lease_until = $3, \
+         state = CASE WHEN $4 = 0 OR attempts + 1 >= $5 THEN 'failed' ELSE state END, error = $6, updated_at = $7 \
+         WHERE id = $1 AND lease_owner = $2",
+        &[
+            Bind::Text(Some(id.to_string())),
+            Bind::Text(Some(owner.to_string())),
+            Bind::I64(Some(now.saturating_add(RETRY_MICROS))),
+            Bind::I64(Some(i64::from(retry))),
+            Bind::I64(Some(MAX_ATTEMPTS)),
+            Bind::Text(Some(message)),
+            Bind::I64(Some(now)),
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
