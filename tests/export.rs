@@ -486,6 +486,48 @@ async fn cancel_deletes(s: TestServer) -> TestServer {
     // Nothing is left in the database.
     let n = count_rows(&s, "SELECT COUNT(*) FROM export_files").await;
     assert_eq!(n, 0);
+
+    // A finished job not deleted by its client expires after a day (retention).
+    let key = carnet_tests::auth::ClientKey::es384();
+    let client_id = format!("bulk-{}", uuid::Uuid::new_v4().simple());
+    carnet_tests::auth::register_jwks_client(s.state(), &client_id, "system/*.rs", &key).await;
+    let token = |s: &TestServer| {
+        let token_url = format!("{}/token", s.auth_url());
+        let now = s.state().now() / 1_000_000;
+        let (key, client_id, http) = (&key, client_id.clone(), s.anon.clone());
+        async move {
+            let (st, body) =
+                carnet_tests::auth::client_credentials(&http, &token_url, &client_id, key, "system/*.rs", now).await;
+            assert_eq!(st, 200, "{body}");
+            body["access_token"].as_str().unwrap().to_string()
+        }
+    };
+    let t = token(&s).await;
+    let loc = kick(&s, &t, "$export?_type=Patient").await;
+    let manifest = wait(&s, &t, &loc).await;
+    let file = manifest["output"][0]["url"].as_str().unwrap().to_string();
+    s.clock.advance(Duration::from_secs(23 * 3600));
+    let t = token(&s).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        s.req_as(Some(&t), Method::GET, &file).send().await.unwrap().status(),
+        200
+    );
+    s.clock.advance(Duration::from_secs(2 * 3600));
+    let t = token(&s).await;
+    let mut gone = false;
+    for _ in 0..40 {
+        if s.req_as(Some(&t), Method::GET, &loc).send().await.unwrap().status() == 404 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "expired job still answered");
+    assert_eq!(
+        s.req_as(Some(&t), Method::GET, &file).send().await.unwrap().status(),
+        404
+    );
     s
 }
 

@@ -33,6 +33,8 @@ pub struct ExportSettings {
     pub part_size: usize,
     /// How long a claimed job stays with its worker without a sign of life (µs).
     pub lease_micros: i64,
+    /// How long a finished (or failed) job and its files are kept (µs).
+    pub retention_micros: i64,
 }
 
 impl Default for ExportSettings {
@@ -41,6 +43,7 @@ impl Default for ExportSettings {
             worker: true,
             part_size: 10_000,
             lease_micros: 60_000_000,
+            retention_micros: 24 * 3600 * 1_000_000,
         }
     }
 }

@@ -28,6 +28,8 @@ use crate::store::sql::{Bind, Kind, SqlQuery, execute, fetch};
 const POLL: Duration = Duration::from_millis(500);
 /// Failures of one job (database errors) before it is marked failed.
 const MAX_ATTEMPTS: i64 = 5;
+/// How often an idle worker looks for jobs past their retention (µs).
+const EXPIRE_EVERY_MICROS: i64 = 60_000_000;
 /// A job that failed waits this long before a worker tries it again (µs).
 const RETRY_MICROS: i64 = 2_000_000;
 
@@ -57,6 +59,7 @@ pub fn spawn(state: AppState) -> Option<WorkerHandle> {
 
 async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     let owner = uuid::Uuid::new_v4().to_string();
+    let mut expired_at = i64::MIN;
     loop {
         if *stop.borrow() {
             return;
@@ -74,6 +77,12 @@ async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
                     }
                 }
                 continue;
+            }
+            Ok(None) if state.now().saturating_sub(expired_at) >= EXPIRE_EVERY_MICROS => {
+                expired_at = state.now();
+                if let Err(e) = expire(&state).await {
+                    tracing::warn!(error = %e, "export worker: cannot delete expired jobs");
+                }
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "export worker: cannot claim a job"),
@@ -257,6 +266,46 @@ async fn run_job(state: &AppState, owner: &str, job: Job, stop: &watch::Receiver
             Bind::Text(Some(owner.to_string())),
             Bind::I64(Some(state.now())),
         ],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Deletes finished and failed jobs older than the retention, with their files (any
+/// process may do it: the deletes are idempotent).
+async fn expire(state: &AppState) -> Result<()> {
+    let cut = state.now().saturating_sub(state.config().export.retention_micros);
+    let b = [Bind::I64(Some(cut))];
+    let old = "SELECT id FROM export_jobs WHERE state <> 'queued' AND updated_at < $1";
+    // Looked for on a reader first: most of the time there is nothing to delete, and
+    // SQLite's write lock is not worth taking for nothing.
+    let mut conn = state.store().reader().await?;
+    let q = SqlQuery {
+        sql: format!("{old} LIMIT 1"),
+        binds: b.to_vec(),
+    };
+    if fetch(&mut conn, &q, &[Kind::Text]).await?.is_empty() {
+        return Ok(());
+    }
+    drop(conn);
+    let mut tx = state.store().begin_write().await?;
+    execute(
+        &mut tx,
+        &format!("DELETE FROM export_files WHERE job_id IN ({old})"),
+        &b,
+    )
+    .await?;
+    execute(
+        &mut tx,
+        &format!("DELETE FROM export_patients WHERE job_id IN ({old})"),
+        &b,
+    )
+    .await?;
+    execute(
+        &mut tx,
+        "DELETE FROM export_jobs WHERE state <> 'queued' AND updated_at < $1",
+        &b,
     )
     .await?;
     tx.commit().await?;
