@@ -38,6 +38,9 @@ CREATE TABLE export_files (
     content  BYTEA  NOT NULL,
     PRIMARY KEY (job_id, n)
 );
+-- Parts are megabytes of NDJSON kept for a day: compressing each (pglz, in the write
+-- transaction) would cost more time than the space it saves is worth.
+ALTER TABLE export_files ALTER COLUMN content SET STORAGE EXTERNAL;
 
 -- The members of a Group export, fixed at kick-off.
 CREATE TABLE export_patients (

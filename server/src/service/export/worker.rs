@@ -183,6 +183,7 @@ async fn run_job(state: &AppState, owner: &str, job: Job, stop: &watch::Receiver
     let mut cursor = job.cursor_pk;
     let mut parts = job.parts;
     let mut page: Option<(usize, Page)> = None;
+    let mut prefetched: Option<Vec<(i64, Vec<u8>)>> = None;
     while let Some(res_type) = job.types.get(type_index) {
         if *stop.borrow() {
             release(state, owner, &job.id).await?;
@@ -200,61 +201,34 @@ async fn run_job(state: &AppState, owner: &str, job: Job, stop: &watch::Receiver
             page = Some((type_index, Page::build(state, &scope, &spec)?));
         }
         let Some((_, p)) = &page else { continue };
-        let rows = {
-            let mut conn = state.store().reader().await?;
-            p.fetch(&mut conn, cursor, part_size).await?
+        let rows = match prefetched.take() {
+            Some(rows) => rows,
+            None => read(state, p, cursor, part_size).await?,
         };
-        let (next_index, next_cursor) = match rows.last() {
+        let next = match rows.last() {
             Some((pk, _)) if rows.len() == part_size => (type_index, *pk),
             _ => (type_index + 1, 0),
         };
-        let mut blob = Vec::with_capacity(rows.iter().map(|(_, c)| c.len() + 1).sum());
-        for (_, content) in &rows {
-            blob.extend_from_slice(content);
-            blob.push(b'\n');
-        }
-        let count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
-        let now = state.now();
-        let mut tx = state.store().begin_write().await?;
-        let mut q = SqlQuery::default();
-        let (ti, cp, ex, np) = (
-            q.int(i64::try_from(next_index).unwrap_or(i64::MAX)),
-            q.int(next_cursor),
-            q.int(count),
-            q.int(parts + i64::from(count > 0)),
-        );
-        let (lu, up, jid, me) = (
-            q.int(now.saturating_add(state.config().export.lease_micros)),
-            q.int(now),
-            q.text(&job.id),
-            q.text(owner),
-        );
-        q.sql = format!(
-            "UPDATE export_jobs SET type_index = {ti}, cursor_pk = {cp}, exported = exported + {ex}, parts = {np}, \
-             lease_until = {lu}, updated_at = {up} WHERE id = {jid} AND lease_owner = {me} RETURNING id"
-        );
-        if fetch(&mut tx, &q, &[Kind::Text]).await?.is_empty() {
+        let count = rows.len();
+        let store = store_part(state, owner, &job, res_type, parts, next, rows);
+        let kept = if next.0 == type_index {
+            // Keyset pages: the next page's cursor is known, so it is read while this
+            // one is written (a reader and the writer side by side).
+            let (kept, rows) = tokio::join!(store, read(state, p, next.1, part_size));
+            let kept = kept?;
+            if kept {
+                prefetched = Some(rows?);
+            }
+            kept
+        } else {
+            store.await?
+        };
+        if !kept {
             // Cancelled, or another worker holds the job now: its parts are not ours.
             return Ok(());
         }
-        if count > 0 {
-            execute(
-                &mut tx,
-                "INSERT INTO export_files (job_id, n, res_type, count, content) VALUES ($1, $2, $3, $4, $5)",
-                &[
-                    Bind::Text(Some(job.id.clone())),
-                    Bind::I64(Some(parts)),
-                    Bind::Text(Some(res_type.clone())),
-                    Bind::I64(Some(count)),
-                    Bind::Bytes(Some(blob)),
-                ],
-            )
-            .await?;
-            parts += 1;
-        }
-        tx.commit().await?;
-        type_index = next_index;
-        cursor = next_cursor;
+        parts += i64::from(count > 0);
+        (type_index, cursor) = next;
     }
     let mut tx = state.store().begin_write().await?;
     execute(
@@ -270,6 +244,69 @@ async fn run_job(state: &AppState, owner: &str, job: Job, stop: &watch::Receiver
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+async fn read(state: &AppState, page: &Page, after_pk: i64, limit: usize) -> Result<Vec<(i64, Vec<u8>)>> {
+    let mut conn = state.store().reader().await?;
+    page.fetch(&mut conn, after_pk, limit).await
+}
+
+/// Stores one part (none when `rows` is empty) with the job's new cursor `next` and a
+/// renewed lease, in one transaction guarded by the lease: false when the job is no
+/// longer this worker's (cancelled or taken over), and nothing was written.
+async fn store_part(
+    state: &AppState,
+    owner: &str,
+    job: &Job,
+    res_type: &str,
+    n: i64,
+    next: (usize, i64),
+    rows: Vec<(i64, Vec<u8>)>,
+) -> Result<bool> {
+    let count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+    let mut blob = Vec::with_capacity(rows.iter().map(|(_, c)| c.len() + 1).sum());
+    for (_, content) in rows {
+        blob.extend_from_slice(&content);
+        blob.push(b'\n');
+    }
+    let now = state.now();
+    let mut tx = state.store().begin_write().await?;
+    let mut q = SqlQuery::default();
+    let (ti, cp, ex, np) = (
+        q.int(i64::try_from(next.0).unwrap_or(i64::MAX)),
+        q.int(next.1),
+        q.int(count),
+        q.int(n + i64::from(count > 0)),
+    );
+    let (lu, up, jid, me) = (
+        q.int(now.saturating_add(state.config().export.lease_micros)),
+        q.int(now),
+        q.text(&job.id),
+        q.text(owner),
+    );
+    q.sql = format!(
+        "UPDATE export_jobs SET type_index = {ti}, cursor_pk = {cp}, exported = exported + {ex}, parts = {np}, \
+         lease_until = {lu}, updated_at = {up} WHERE id = {jid} AND lease_owner = {me} RETURNING id"
+    );
+    if fetch(&mut tx, &q, &[Kind::Text]).await?.is_empty() {
+        return Ok(false);
+    }
+    if count > 0 {
+        execute(
+            &mut tx,
+            "INSERT INTO export_files (job_id, n, res_type, count, content) VALUES ($1, $2, $3, $4, $5)",
+            &[
+                Bind::Text(Some(job.id.clone())),
+                Bind::I64(Some(n)),
+                Bind::Text(Some(res_type.to_string())),
+                Bind::I64(Some(count)),
+                Bind::Bytes(Some(blob)),
+            ],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// Deletes finished and failed jobs older than the retention, with their files (any
