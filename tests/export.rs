@@ -325,6 +325,16 @@ async fn patient_and_group_level(s: TestServer) -> TestServer {
     let (_, files) = export(&s, &t, &format!("Group/{g}/$export?_type=Observation")).await;
     assert_eq!(ids(&files, "Observation"), set(&[&o1, &o2]));
     assert!(!files.contains_key("Patient"));
+    // The finished job is in the members' audit trail (and not in others').
+    for (p, expected) in [(&p1, true), (&p2, true), (&p3, false)] {
+        let (st, trail) = s.get_json(&format!("AuditEvent?patient=Patient/{p}&_count=1000")).await;
+        assert_eq!(st, 200);
+        let found = trail["entry"].as_array().into_iter().flatten().any(|e| {
+            // The worker's record, not the kick-off's (202, the request path).
+            e["resource"]["subtype"][0]["code"] == "$export" && e["resource"]["outcomeDesc"] == "200 /$export"
+        });
+        assert_eq!(found, expected, "Patient/{p}");
+    }
 
     // An unknown Group, and types outside the compartment.
     let r = s

@@ -112,6 +112,7 @@ struct Job {
     type_index: usize,
     cursor_pk: i64,
     parts: i64,
+    request: String,
 }
 
 /// Takes the oldest queued job whose lease is free or ran out.
@@ -131,7 +132,8 @@ async fn claim(state: &AppState, owner: &str) -> Result<Option<Job>> {
         "UPDATE export_jobs SET lease_owner = {o}, lease_until = {until}, updated_at = {n} WHERE id = \
          (SELECT id FROM export_jobs WHERE state = 'queued' AND (lease_until IS NULL OR lease_until < {n}) \
          ORDER BY created_at LIMIT 1{lock}) \
-         RETURNING id, client_id, scopes, level, types, type_filters, since, max_pk, type_index, cursor_pk, parts"
+         RETURNING id, client_id, scopes, level, types, type_filters, since, max_pk, type_index, cursor_pk, parts, \
+         request"
     );
     let rows = fetch(
         &mut tx,
@@ -148,6 +150,7 @@ async fn claim(state: &AppState, owner: &str) -> Result<Option<Job>> {
             Kind::I64,
             Kind::I64,
             Kind::I64,
+            Kind::Text,
         ],
     )
     .await?;
@@ -169,6 +172,7 @@ async fn claim(state: &AppState, owner: &str) -> Result<Option<Job>> {
         type_index: usize::try_from(r[8].i64().unwrap_or(0)).unwrap_or(0),
         cursor_pk: r[9].i64().unwrap_or(0),
         parts: r[10].i64().unwrap_or(0),
+        request: text(11),
     }))
 }
 
@@ -230,6 +234,7 @@ async fn run_job(state: &AppState, owner: &str, job: Job, stop: &watch::Receiver
         parts += i64::from(count > 0);
         (type_index, cursor) = next;
     }
+    audit(state, &job).await?;
     let mut tx = state.store().begin_write().await?;
     execute(
         &mut tx,
@@ -244,6 +249,39 @@ async fn run_job(state: &AppState, owner: &str, job: Job, stop: &watch::Receiver
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// R5: one AuditEvent for the finished job (subtype `$export`, the client, the kick-off
+/// URL as its query), written before the job is marked done. A Group export names its
+/// members (at most `audit::MAX_ENTITIES`), so they find it in their trail; system and
+/// Patient level exports name no patient (see docs/bulk.md).
+async fn audit(state: &AppState, job: &Job) -> Result<()> {
+    let principal = super::job_principal(&job.client_id, &job.scopes);
+    let mut notes = crate::audit::NotesInner {
+        query: Some(job.request.clone()),
+        ..Default::default()
+    };
+    if job.level == Level::Group {
+        let mut q = SqlQuery::default();
+        let jid = q.text(&job.id);
+        let lim = q.int(i64::try_from(crate::audit::MAX_ENTITIES).unwrap_or(100));
+        q.sql = format!("SELECT patient_id FROM export_patients WHERE job_id = {jid} ORDER BY patient_id LIMIT {lim}");
+        let mut conn = state.store().reader().await?;
+        for r in fetch(&mut conn, &q, &[Kind::Text]).await? {
+            if let Some(p) = r[0].text() {
+                notes.resources.push(("Patient".to_string(), p.to_string()));
+            }
+        }
+    }
+    let record = crate::audit::Record::new(
+        state,
+        &principal,
+        &axum::http::Method::GET,
+        "/$export",
+        axum::http::StatusCode::OK,
+        notes,
+    );
+    state.auditor().submit(state, record).await
 }
 
 async fn read(state: &AppState, page: &Page, after_pk: i64, limit: usize) -> Result<Vec<(i64, Vec<u8>)>> {
