@@ -57,6 +57,7 @@ both!(
     cancel_deletes,
     survives_restart,
     two_processes_share_the_queue,
+    queued_cancel_and_failure,
     bad_requests,
 );
 
@@ -657,6 +658,77 @@ async fn two_processes_share_the_queue(s: TestServer) -> TestServer {
         assert_eq!(files["Observation"].len(), 8, "no part written twice");
     }
     s2.stop().await;
+    s
+}
+
+/// A queued job can be cancelled before any worker runs it; a job that cannot run
+/// (here: a filter made unparsable behind the server's back) fails, and its status
+/// says so with an OperationOutcome.
+async fn queued_cancel_and_failure(s: TestServer) -> TestServer {
+    let s = s.restart_with(|c| c.export.worker = false).await;
+    patient(&s, "Queued").await;
+    let key = carnet_tests::auth::ClientKey::es384();
+    let client_id = format!("bulk-{}", uuid::Uuid::new_v4().simple());
+    carnet_tests::auth::register_jwks_client(s.state(), &client_id, "system/*.rs", &key).await;
+    async fn token_at(s: &TestServer, client_id: &str, key: &carnet_tests::auth::ClientKey) -> String {
+        let token_url = format!("{}/token", s.auth_url());
+        let now = s.state().now() / 1_000_000;
+        let (st, body) =
+            carnet_tests::auth::client_credentials(&s.anon, &token_url, client_id, key, "system/*.rs", now).await;
+        assert_eq!(st, 200, "{body}");
+        body["access_token"].as_str().unwrap().to_string()
+    }
+    let t = token_at(&s, &client_id, &key).await;
+    let cancelled = kick(&s, &t, "$export?_type=Patient").await;
+    let cancelled = cancelled.rsplit('/').next().unwrap().to_string();
+    let r = s
+        .req_as(Some(&t), Method::DELETE, &format!("$export-status/{cancelled}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let broken = kick(&s, &t, "$export?_type=Patient&_typeFilter=Patient%3Fname%3DQueued").await;
+    let broken = broken.rsplit('/').next().unwrap().to_string();
+    let mut tx = s.state().store().begin_write().await.unwrap();
+    carnet::store::sql::execute(
+        &mut tx,
+        "UPDATE export_jobs SET type_filters = $1 WHERE id = $2",
+        &[
+            carnet::store::sql::Bind::Text(Some(r#"{"Patient":["no-such-param=1"]}"#.to_string())),
+            carnet::store::sql::Bind::Text(Some(broken.clone())),
+        ],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let s = s.restart().await;
+    let t = token_at(&s, &client_id, &key).await;
+    let status = format!("$export-status/{broken}");
+    let mut failed = None;
+    for _ in 0..100 {
+        let r = s.req_as(Some(&t), Method::GET, &status).send().await.unwrap();
+        if r.status().as_u16() != 202 {
+            failed = Some((r.status().as_u16(), r.json::<Value>().await.unwrap()));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (st, oo) = failed.expect("the job failed");
+    assert_eq!(st, 500, "{oo}");
+    assert_eq!(oo["resourceType"], "OperationOutcome");
+    assert!(
+        oo["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-param"),
+        "{oo}"
+    );
+    let r = s
+        .req_as(Some(&t), Method::GET, &format!("$export-status/{cancelled}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
     s
 }
 
