@@ -775,6 +775,21 @@ async fn bad_requests(s: TestServer) -> TestServer {
         .unwrap();
         assert_eq!(r.status().as_u16(), 202, "{f}");
     }
+    // The CapabilityStatement says so.
+    let (st, cs) = s.get_json("metadata").await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        cs["instantiates"][0],
+        "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"
+    );
+    assert_eq!(cs["rest"][0]["operation"][0]["name"], "export");
+    let group = cs["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "Group")
+        .unwrap();
+    assert_eq!(group["operation"][0]["name"], "export");
     // Status and files of jobs that never were.
     assert_eq!(s.get("$export-status/nope").await.status(), 404);
     assert_eq!(s.get("$export-file/nope/0").await.status(), 404);
