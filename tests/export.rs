@@ -58,6 +58,7 @@ both!(
     survives_restart,
     two_processes_share_the_queue,
     queued_cancel_and_failure,
+    stopped_mid_job_resumes,
     bad_requests,
 );
 
@@ -729,6 +730,97 @@ async fn queued_cancel_and_failure(s: TestServer) -> TestServer {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
+    s
+}
+
+/// A process stopped in the middle of a job hands it back (its lease cleared, its
+/// cursor where the last committed part left it); the next process finishes it with
+/// every resource exactly once.
+async fn stopped_mid_job_resumes(s: TestServer) -> TestServer {
+    let s = s.restart_with(|c| c.export.part_size = 1).await;
+    let p = patient(&s, "Long").await;
+    let entries: Vec<Value> = (0..200)
+        .map(|_| {
+            json!({"resource": {"resourceType": "Observation", "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+                "subject": {"reference": format!("Patient/{p}")}},
+                "request": {"method": "POST", "url": "Observation"}})
+        })
+        .collect();
+    let r = s
+        .send_json(
+            Method::POST,
+            "",
+            &json!({"resourceType": "Bundle", "type": "transaction", "entry": entries}),
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    let key = carnet_tests::auth::ClientKey::es384();
+    let client_id = format!("bulk-{}", uuid::Uuid::new_v4().simple());
+    carnet_tests::auth::register_jwks_client(s.state(), &client_id, "system/*.rs", &key).await;
+    async fn token_at(s: &TestServer, client_id: &str, key: &carnet_tests::auth::ClientKey) -> String {
+        let token_url = format!("{}/token", s.auth_url());
+        let now = s.state().now() / 1_000_000;
+        let (st, body) =
+            carnet_tests::auth::client_credentials(&s.anon, &token_url, client_id, key, "system/*.rs", now).await;
+        assert_eq!(st, 200, "{body}");
+        body["access_token"].as_str().unwrap().to_string()
+    }
+    let t = token_at(&s, &client_id, &key).await;
+    let loc = kick(&s, &t, "$export?_type=Observation").await;
+    let status = format!("$export-status/{}", loc.rsplit('/').next().unwrap());
+    loop {
+        let r = s.req_as(Some(&t), Method::GET, &status).send().await.unwrap();
+        assert_eq!(
+            r.status().as_u16(),
+            202,
+            "finished before the stop: make the job longer"
+        );
+        if !r.headers()["x-progress"].to_str().unwrap().starts_with("exported 0 ") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let s = s
+        .restart_with(|c| {
+            c.export.part_size = 1;
+            c.export.worker = false;
+        })
+        .await;
+    let row = {
+        let mut conn = s.state().store().reader().await.unwrap();
+        let q = carnet::store::sql::SqlQuery {
+            sql: "SELECT exported, parts, cursor_pk, CAST(CASE WHEN lease_owner IS NULL THEN 1 ELSE 0 END AS BIGINT) \
+                  FROM export_jobs WHERE state = 'queued'"
+                .to_string(),
+            binds: vec![],
+        };
+        let k = carnet::store::sql::Kind::I64;
+        carnet::store::sql::fetch(&mut conn, &q, &[k, k, k, k]).await.unwrap()
+    };
+    let vals: Vec<i64> = row[0].iter().map(|c| c.i64().unwrap()).collect();
+    let (exported, parts, cursor, released) = (vals[0], vals[1], vals[2], vals[3]);
+    assert!(exported > 0 && exported < 200, "stopped mid-job: {vals:?}");
+    assert_eq!(parts, exported, "one resource a part");
+    assert!(cursor > 0);
+    assert_eq!(released, 1, "a graceful stop hands the job back");
+    let s = s.restart_with(|c| c.export.part_size = 7).await;
+    let t = token_at(&s, &client_id, &key).await;
+    let manifest = wait(&s, &t, &s.url(&status)).await;
+    let files = download(&s, &t, &manifest).await;
+    assert_eq!(files["Observation"].len(), 200);
+    assert_eq!(ids(&files, "Observation").len(), 200, "no resource twice");
+    let n: Vec<i64> = manifest["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["url"].as_str().unwrap().rsplit('/').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(
+        n,
+        (0..n.len() as i64).collect::<Vec<_>>(),
+        "files numbered without gaps"
+    );
     s
 }
 
