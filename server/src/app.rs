@@ -39,6 +39,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let store = state.store().clone();
+    // Bulk $export jobs run in every process, next to the requests (docs/bulk.md).
+    let exports = crate::service::export::worker::spawn(state.clone());
     let app = crate::http::router(state);
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http1()
@@ -74,6 +76,9 @@ pub async fn serve(
     }
     drop(listener);
     graceful.shutdown().await;
+    if let Some(w) = exports {
+        w.stop().await;
+    }
     store.close().await;
     Ok(())
 }

@@ -149,6 +149,8 @@ pub struct Config {
     pub rate_limit_client: u32,
     /// The access policy's settings (docs/policy.md).
     pub policy: crate::policy::settings::PolicySettings,
+    /// Bulk `$export` (docs/bulk.md): whether this process runs a worker, part size.
+    pub export: crate::service::export::ExportSettings,
 }
 
 /// Generous enough for an app or an EMR feed; a flood from one address or one client is
@@ -246,6 +248,7 @@ impl Config {
                 .or(file.rate_limit_client)
                 .unwrap_or(DEFAULT_RATE_LIMIT_CLIENT),
             policy,
+            export: Default::default(),
         })
     }
 
@@ -272,6 +275,7 @@ impl Config {
             rate_limit_ip: 0,
             rate_limit_client: 0,
             policy: crate::policy::settings::PolicySettings::default(),
+            export: Default::default(),
         }
     }
 

@@ -99,8 +99,8 @@ impl Metrics {
         }
     }
 
-    /// The job queue's hook: how many background jobs wait and run in this process's
-    /// view (the export queue reports here; until it does, both stay 0).
+    /// How many background jobs wait and run (the export worker counts them in the
+    /// database, service/export/worker.rs).
     pub fn set_jobs(&self, queued: i64, running: i64) {
         self.jobs_queued.store(queued, Ordering::Relaxed);
         self.jobs_running.store(running, Ordering::Relaxed);

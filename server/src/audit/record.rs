@@ -184,7 +184,14 @@ fn interaction_of(method: &Method, path: &str) -> (String, &'static str) {
         .into_iter()
         .next()
         .map(|(i, _)| i.name().to_string())
-        .unwrap_or_else(|| "operation".to_string());
+        // Operations that check their caller themselves ($export and its status and
+        // files) are named by their `$` segment.
+        .unwrap_or_else(|| {
+            path.rsplit('/')
+                .find(|s| s.starts_with('$'))
+                .unwrap_or("operation")
+                .to_string()
+        });
     let at_base = path.trim_matches('/').is_empty() || path.trim_end_matches('/').ends_with("/fhir");
     let interaction = match (method.as_str(), at_base) {
         ("POST", true) => "transaction".to_string(),

@@ -189,6 +189,10 @@ pub fn classify(method: &Method, path: &str, if_none_exist: bool) -> Vec<(Intera
     let m = method.clone();
     let one = |i: Interaction, t: &str| vec![(i, t.to_string())];
     match segs.as_slice() {
+        // $export decides in its handler: backend tokens reading the exported types,
+        // and for a job's status and files the client that started it.
+        ["$export-status", ..] | ["$export-file", ..] => Vec::new(),
+        [.., "$export"] if m == Method::GET => Vec::new(),
         // transaction / batch: each entry is checked by the service layer; at the edge
         // only a caller with a write scope on every type may send one.
         [] if m == Method::GET => one(Interaction::Search, "*"),

@@ -25,6 +25,7 @@ fn build(state: &AppState) -> Value {
         "kind": "instance",
         "software": { "name": "Carnet", "version": SOFTWARE_VERSION },
         "implementation": { "description": "Carnet FHIR R4 server", "url": state.base_url() },
+        "instantiates": ["http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"],
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "application/fhir+xml", "json", "xml"],
         "patchFormat": ["application/json-patch+json"],
@@ -36,7 +37,8 @@ fn build(state: &AppState) -> Value {
                 {"code": "transaction"}, {"code": "batch"}, {"code": "history-system"},
                 {"code": "search-system"}
             ],
-            "searchParam": search_params("Resource", true)
+            "searchParam": search_params("Resource", true),
+            "operation": [{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"}]
         }]
     })
 }
@@ -78,13 +80,24 @@ fn resource_entry(t: &str) -> Value {
         "conditionalUpdate": true,
         "conditionalDelete": "single",
     });
-    if t == "Patient"
-        && let Some(obj) = entry.as_object_mut()
-    {
-        obj.insert(
-            "operation".into(),
-            json!([{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}]),
+    // Operations on the type: $everything on Patient, Bulk Data $export at Patient and
+    // Group level (docs/bulk.md).
+    let mut ops = Vec::new();
+    if t == "Patient" {
+        ops.push(
+            json!({"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}),
         );
+    }
+    let export = match t {
+        "Patient" => Some("patient-export"),
+        "Group" => Some("group-export"),
+        _ => None,
+    };
+    if let Some(name) = export {
+        ops.push(json!({"name": "export", "definition": format!("http://hl7.org/fhir/uv/bulkdata/OperationDefinition/{name}")}));
+    }
+    if let (false, Some(obj)) = (ops.is_empty(), entry.as_object_mut()) {
+        obj.insert("operation".into(), Value::Array(ops));
     }
     // FHIR arrays are never empty: a type without search parameters has none listed.
     let params = search_params(t, false);

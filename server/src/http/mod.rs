@@ -4,13 +4,14 @@ pub mod bundle;
 pub mod crud;
 pub mod error;
 pub mod everything;
+pub mod export;
 pub mod extract;
 pub mod history;
 pub mod import;
 pub mod metadata;
 pub mod negotiate;
-pub mod rate_limit;
 pub mod ops;
+pub mod rate_limit;
 pub mod respond;
 pub mod search;
 
@@ -29,6 +30,12 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(search::system).post(bundle::process))
         .route("/_history", get(history::system))
         .route("/$import", post(import::import))
+        // Bulk Data $export (docs/bulk.md).
+        .route("/$export", get(export::system))
+        .route("/{type}/$export", get(export::type_level))
+        .route("/{type}/{id}/$export", get(export::instance_level))
+        .route("/$export-status/{job}", get(export::status).delete(export::cancel))
+        .route("/$export-file/{job}/{n}", get(export::file))
         .route(
             "/{type}",
             get(search::type_get)

@@ -18,6 +18,11 @@ use crate::fhir::format::{Format, Output, response_format};
 const MAX_CONVERT: usize = 256 * 1024 * 1024;
 
 pub async fn negotiate(mut req: Request, next: Next) -> Response {
+    // Export files are NDJSON whatever the client accepts (Bulk Data clients send
+    // `Accept: application/fhir+ndjson`, which no FHIR format answers).
+    if req.uri().path().contains("/$export-file/") {
+        return next.run(req).await;
+    }
     // A query string that does not decode is refused by the handler's own extractor.
     let query = parse_form(req.uri().query().unwrap_or("").as_bytes()).unwrap_or_default();
     let get = |n: &str| query.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());

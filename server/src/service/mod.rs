@@ -3,6 +3,7 @@
 
 pub mod bundle;
 pub mod conditional;
+pub mod export;
 pub mod history;
 pub mod ids;
 pub mod import;
