@@ -8,7 +8,8 @@
 #
 # Scenarios: read (audited GET Patient/{id}: token check, policy, AuditEvent committed
 # before the answer), post (POST Observation: check, index, policy tables, audit),
-# static (the same bytes from memory by a bare axum server: the ceiling).
+# static (the same bytes from memory by a bare axum server: the ceiling), everything
+# (Patient/$everything of a patient with 2,000 resources: first page, then all pages).
 # Environment: SECS (10), CONNS (32), CARNET_BIN (default: the release build in
 # $CARGO_TARGET_DIR), SKIP_BUILD=1, PG_ADMIN (postgres://postgres@127.0.0.1:5432/postgres).
 set -euo pipefail
@@ -17,7 +18,7 @@ root=$(cd "$here/.." && pwd)
 backend=${1:-sqlite}
 shift || true
 scenarios=("$@")
-[ ${#scenarios[@]} -eq 0 ] && scenarios=(read post static)
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(read post static everything)
 secs=${SECS:-10}
 conns=${CONNS:-32}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/carnet-release}
@@ -93,6 +94,38 @@ for s in "${scenarios[@]}"; do
       sleep 0.5
       log "static: the same Patient bytes from memory, $conns connections, ${secs}s"
       wrk -t2 -c"$conns" -d"${secs}s" -s "$here/wrk/report.lua" "http://127.0.0.1:$sport/fhir/Patient/bench-patient" | tail -n 1
+      ;;
+    everything)
+      # A patient with 2,000 resources (Observations in one transaction), then the
+      # first page of their $everything (1,000 entries) with one connection, and every
+      # page of it by following the next links.
+      n=${EVERYTHING_RESOURCES:-2000}
+      python3 - "$n" > "$work/everything-bundle.json" <<'PY'
+import json, sys
+n = int(sys.argv[1])
+entries = [{"resource": {"resourceType": "Observation", "status": "final",
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+            "subject": {"reference": "Patient/bench-patient"},
+            "effectiveDateTime": f"2020-01-01T00:{i // 60 % 60:02d}:{i % 60:02d}Z",
+            "valueQuantity": {"value": 60 + i % 40, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}},
+            "request": {"method": "POST", "url": "Observation"}} for i in range(n - 1)]
+print(json.dumps({"resourceType": "Bundle", "type": "transaction", "entry": entries}))
+PY
+      curl -fs -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/fhir+json' \
+        -H 'Prefer: return=minimal' --data-binary @"$work/everything-bundle.json" "$base" -o /dev/null
+      log "everything: GET Patient/bench-patient/\$everything?_count=1000 ($n resources), 1 connection, ${secs}s"
+      wrk -t1 -c1 -d"${secs}s" -s "$here/wrk/report.lua" "$base/Patient/bench-patient/\$everything?_count=1000" | tail -n 1
+      start=$(date +%s%N)
+      url="$base/Patient/bench-patient/\$everything?_count=1000"
+      pages=0 entries=0
+      while [[ -n $url && $url != null ]]; do
+        curl -fs -H "Authorization: Bearer $TOKEN" "$url" -o "$work/page.json"
+        pages=$((pages + 1))
+        entries=$((entries + $(jq '.entry | length' "$work/page.json")))
+        url=$(jq -r '.link[] | select(.relation == "next") | .url' "$work/page.json")
+      done
+      echo "   all pages: $pages pages, $entries entries in $(( ($(date +%s%N) - start) / 1000000 )) ms (curl + jq)"
       ;;
     *) echo "unknown scenario $s" >&2 ;;
   esac
