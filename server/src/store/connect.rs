@@ -77,7 +77,10 @@ impl Store {
             sqlx::query("PRAGMA optimize=0x10002").execute(&write).await?;
             let read = SqlitePoolOptions::new()
                 .max_connections(max_connections.max(2))
-                .connect_with(opts.read_only(true).pragma("cache_size", "-8192"))
+                // Readers keep SQLite's default page cache: each write commit (every
+                // audited request makes one) empties a reader's cache at its next read,
+                // and emptying costs more the bigger the cache (perf: pcache1TruncateUnsafe).
+                .connect_with(opts.read_only(true))
                 .await?;
             Ok(Store::Sqlite { write, read })
         } else {
