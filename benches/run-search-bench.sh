@@ -90,7 +90,9 @@ fi
 
 if [[ -z ${SKIP_WRK:-} ]]; then
   base=http://127.0.0.1:$port/fhir
+  # No rate limits: the searches are what is measured.
   CARNET_LOG=warn "$bin/carnet" serve --database-url "$url" --listen "127.0.0.1:$port" \
+    --rate-limit-ip 0 --rate-limit-client 0 \
     --outbox-dir "$dir/outbox" --data-dir "$dir/data-dir" > "$out/server.log" 2>&1 &
   server=$!
   trap 'kill $server 2>/dev/null || true' EXIT
