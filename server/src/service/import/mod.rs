@@ -10,6 +10,7 @@
 //! the transaction that stored them (policy R5).
 
 mod check;
+mod group;
 mod progress;
 pub mod source;
 mod store;
@@ -124,6 +125,8 @@ pub async fn import_files(
         ..Progress::default()
     };
     let mut report = Report::default();
+    // Consecutive small JSON files waiting to be stored together (group.rs).
+    let mut pending: Vec<Source> = Vec::new();
     for s in sources {
         let skip = if opts.resume && !opts.force {
             match progress::get(state, &s.key).await? {
@@ -138,6 +141,18 @@ pub async fn import_files(
         } else {
             0
         };
+        if skip == 0 && group::fits(&s) {
+            pending.push(s);
+            if group::full(&pending) {
+                let g = std::mem::take(&mut pending);
+                group::import(state, g, opts, who, &mut progress, &mut report, on_progress).await?;
+            }
+            continue;
+        }
+        if !pending.is_empty() {
+            let g = std::mem::take(&mut pending);
+            group::import(state, g, opts, who, &mut progress, &mut report, on_progress).await?;
+        }
         run(
             state,
             Input::File(s),
@@ -149,6 +164,9 @@ pub async fn import_files(
             on_progress,
         )
         .await?;
+    }
+    if !pending.is_empty() {
+        group::import(state, pending, opts, who, &mut progress, &mut report, on_progress).await?;
     }
     if report.resources >= ANALYZE_AFTER {
         state.store().analyze().await?;

@@ -55,6 +55,25 @@ pub async fn advance(
     Ok(())
 }
 
+/// In the transaction that stored a whole file: it is dealt with (group.rs).
+pub async fn finish_in(tx: &mut Tx, source: &Source, resources: u64, now: i64) -> Result<()> {
+    execute(
+        tx,
+        "INSERT INTO import_progress (source_key, name, done_units, resources, rejected, finished, updated_at) \
+         VALUES ($1, $2, 0, $3, 0, TRUE, $4) ON CONFLICT (source_key) DO UPDATE SET \
+         name = excluded.name, resources = import_progress.resources + excluded.resources, \
+         finished = TRUE, updated_at = excluded.updated_at",
+        &[
+            Bind::Text(Some(source.key.clone())),
+            Bind::Text(Some(source.name.clone())),
+            Bind::I64(Some(resources as i64)),
+            Bind::I64(Some(now)),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 /// The whole file is dealt with: a later import skips it (unless forced).
 pub async fn finish(state: &AppState, source: &Source) -> Result<()> {
     let mut tx = state.store().begin_write().await?;

@@ -100,7 +100,7 @@ async fn ready_units(
 
 /// Errors that stop the import (the database is unreachable, the server is broken),
 /// as opposed to a unit the database or a rule refuses.
-fn fatal(e: &Error) -> bool {
+pub(super) fn fatal(e: &Error) -> bool {
     match e {
         Error::Store(StoreError::Database(sqlx::Error::Database(_))) => false,
         Error::Store(_) | Error::Internal(_) => true,
@@ -117,7 +117,36 @@ async fn store(
     who: &Importer,
 ) -> Result<u64> {
     let mut tx = state.store().begin_write().await?;
-    let existing = existing(&mut tx, items).await?;
+    write_all(state, &mut tx, items, who).await?;
+    if let Some(seq) = done_through {
+        progress::advance(&mut tx, source, seq + 1, items.len() as u64, 0, state.now()).await?;
+    }
+    tx.commit().await?;
+    Ok(items.len() as u64)
+}
+
+/// Whole files in one transaction, each marked finished in it (group.rs).
+pub(super) async fn files(
+    state: &AppState,
+    files: &[(&Source, Vec<&Ready>)],
+    resume: bool,
+    who: &Importer,
+) -> Result<u64> {
+    let all: Vec<&Ready> = files.iter().flat_map(|(_, r)| r.iter().copied()).collect();
+    let mut tx = state.store().begin_write().await?;
+    write_all(state, &mut tx, &all, who).await?;
+    if resume {
+        for (s, r) in files {
+            progress::finish_in(&mut tx, s, r.len() as u64, state.now()).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(all.len() as u64)
+}
+
+/// Creates, updates of existing ids and the AuditEvents, in `tx`.
+async fn write_all(state: &AppState, tx: &mut Tx, items: &[&Ready], who: &Importer) -> Result<()> {
+    let existing = existing(tx, items).await?;
     let mut seen: HashSet<(&str, &str)> = HashSet::new();
     let (mut posts, mut puts, mut updates): (Vec<&NewResource>, Vec<&NewResource>, Vec<&NewResource>) =
         (Vec::new(), Vec::new(), Vec::new());
@@ -132,21 +161,17 @@ async fn store(
             posts.push(&r.new);
         }
     }
-    write::create_many(state, &mut tx, &posts, "POST").await?;
-    write::create_many(state, &mut tx, &puts, "PUT").await?;
+    write::create_many(state, tx, &posts, "POST").await?;
+    write::create_many(state, tx, &puts, "PUT").await?;
     for n in &updates {
         let Value::Object(map) = n.stamped.clone() else {
             continue;
         };
-        write::update_checked(state, &mut tx, &n.res_type, &n.id, map, None, "PUT").await?;
+        write::update_checked(state, tx, &n.res_type, &n.id, map, None, "PUT").await?;
     }
     let events = audit_events(state, items, who)?;
-    write::create_many(state, &mut tx, &events.iter().collect::<Vec<_>>(), "POST").await?;
-    if let Some(seq) = done_through {
-        progress::advance(&mut tx, source, seq + 1, items.len() as u64, 0, state.now()).await?;
-    }
-    tx.commit().await?;
-    Ok(items.len() as u64)
+    write::create_many(state, tx, &events.iter().collect::<Vec<_>>(), "POST").await?;
+    Ok(())
 }
 
 /// Which of the keyed items exist already.

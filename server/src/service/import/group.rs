@@ -1,0 +1,158 @@
+//! Many small JSON files (Synthea writes one transaction Bundle per patient) imported a
+//! group at a time: read and checked together on every core, then written in one
+//! transaction with every file's progress row. A commit, and the flush of every index
+//! page it touched, is then paid per group instead of per file: with one file per
+//! transaction the import spent most of its time writing the same pages again.
+//!
+//! A file that needs more than the fast path (a unit refused, a Bundle for the full
+//! processor), or a group the database refuses, goes through the one-file path in its
+//! turn, so files are still stored in name order and every refusal is reported as before.
+
+use super::check::{Checked, Ready};
+use super::source::{self, Source, SourceKind};
+use super::{Importer, Input, OnProgress, Options, Progress, Report, check_all, run, store};
+use crate::error::{Error, Result};
+use crate::state::AppState;
+
+/// Files up to this size may join a group.
+const SMALL_FILE: u64 = 4 << 20;
+/// A group closes at this many bytes of files (about 4,000 Synthea resources), or at
+/// this many files.
+const GROUP_BYTES: u64 = 4 << 20;
+const GROUP_FILES: usize = 128;
+
+/// Whether a file, not started by an earlier import, may be stored with others.
+pub fn fits(s: &Source) -> bool {
+    s.kind == SourceKind::Json && s.path.is_some() && s.bytes <= SMALL_FILE
+}
+
+pub fn full(group: &[Source]) -> bool {
+    group.len() >= GROUP_FILES || group.iter().map(|s| s.bytes).sum::<u64>() >= GROUP_BYTES
+}
+
+pub async fn import(
+    state: &AppState,
+    group: Vec<Source>,
+    opts: &Options,
+    who: &Importer,
+    progress: &mut Progress,
+    report: &mut Report,
+    on_progress: OnProgress<'_>,
+) -> Result<()> {
+    let threads = match opts.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let (files, now) = (group.clone(), state.now());
+    let checked = tokio::task::spawn_blocking(move || read_and_check(&files, now, threads))
+        .await
+        .map_err(|_| Error::Internal("import: a checking thread failed".into()))?;
+    let mut batch: Vec<(usize, Vec<Ready>)> = Vec::new();
+    for (i, file) in checked.into_iter().enumerate() {
+        match file {
+            Some(ready) => batch.push((i, ready)),
+            None => {
+                flush(
+                    state,
+                    &group,
+                    std::mem::take(&mut batch),
+                    opts,
+                    who,
+                    progress,
+                    report,
+                    on_progress,
+                )
+                .await?;
+                one_file(state, &group[i], opts, who, progress, report, on_progress).await?;
+            }
+        }
+    }
+    flush(state, &group, batch, opts, who, progress, report, on_progress).await
+}
+
+/// Each file's resources when every unit of it is ready for the fast path; `None` for a
+/// file that must take the one-file path.
+fn read_and_check(files: &[Source], now: i64, threads: usize) -> Vec<Option<Vec<Ready>>> {
+    let mut units = Vec::new();
+    let mut owner = Vec::new();
+    for (i, s) in files.iter().enumerate() {
+        let Some(path) = &s.path else { continue };
+        let doc = std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("not JSON: {e}")));
+        for u in source::json_units(doc, s.bytes) {
+            units.push(u);
+            owner.push(i);
+        }
+    }
+    let mut out: Vec<Option<Vec<Ready>>> = files.iter().map(|_| Some(Vec::new())).collect();
+    match check_all(units, now, threads) {
+        Ok(checked) => {
+            for ((_, c), &i) in checked.into_iter().zip(&owner) {
+                match (c, &mut out[i]) {
+                    (Ok(Checked::Ready(r)), Some(list)) => list.extend(r),
+                    _ => out[i] = None,
+                }
+            }
+        }
+        Err(_) => out.iter_mut().for_each(|o| *o = None),
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn flush(
+    state: &AppState,
+    group: &[Source],
+    batch: Vec<(usize, Vec<Ready>)>,
+    opts: &Options,
+    who: &Importer,
+    progress: &mut Progress,
+    report: &mut Report,
+    on_progress: OnProgress<'_>,
+) -> Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let files: Vec<(&Source, Vec<&Ready>)> = batch.iter().map(|(i, r)| (&group[*i], r.iter().collect())).collect();
+    match store::files(state, &files, opts.resume, who).await {
+        Ok(n) => {
+            progress.resources += n;
+            report.resources += n;
+            progress.bytes_done += files.iter().map(|(s, _)| s.bytes).sum::<u64>();
+            on_progress(progress);
+            Ok(())
+        }
+        Err(e) if store::fatal(&e) => Err(e),
+        // The database refused something in the group: each file on its own, where a
+        // unit it refuses is reported and its neighbours kept.
+        Err(_) => {
+            for (i, _) in &batch {
+                one_file(state, &group[*i], opts, who, progress, report, on_progress).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn one_file(
+    state: &AppState,
+    s: &Source,
+    opts: &Options,
+    who: &Importer,
+    progress: &mut Progress,
+    report: &mut Report,
+    on_progress: OnProgress<'_>,
+) -> Result<()> {
+    run(
+        state,
+        Input::File(s.clone()),
+        0,
+        opts,
+        who,
+        progress,
+        report,
+        on_progress,
+    )
+    .await
+}
