@@ -9,8 +9,8 @@ pub mod history;
 pub mod import;
 pub mod metadata;
 pub mod negotiate;
-pub mod rate_limit;
 pub mod ops;
+pub mod rate_limit;
 pub mod respond;
 pub mod search;
 
