@@ -40,6 +40,10 @@ struct Outcome {
     delete_sent: BTreeSet<String>,
     /// Deletes answered 200/204.
     deleted: BTreeSet<String>,
+    /// Updates: id → the value of the last one answered 200.
+    updated: BTreeMap<String, u64>,
+    /// Updates: id → the value of the last one sent (the one a kill may cut short).
+    update_sent: BTreeMap<String, u64>,
 }
 
 async fn token(s: &TestServer, p: &Serve, client_id: &str, key: &carnet_tests::auth::ClientKey) -> String {
@@ -126,7 +130,7 @@ async fn kill_nine_repeatedly(s: &TestServer) {
                                 other => other.is_some(),
                             }
                         }
-                        4 if !mine.is_empty() => {
+                        4 if n % 12 == 4 && !mine.is_empty() => {
                             // Deleting what this worker created exercises index removal.
                             let id = mine.remove(0);
                             outcome.lock().unwrap().delete_sent.insert(id.clone());
@@ -134,6 +138,25 @@ async fn kill_nine_repeatedly(s: &TestServer) {
                             match send(&http, &log, &tok, Method::DELETE, &url, None).await {
                                 Some((200 | 204, _)) => {
                                     outcome.lock().unwrap().deleted.insert(id);
+                                    true
+                                }
+                                other => other.is_some(),
+                            }
+                        }
+                        5 if !mine.is_empty() => {
+                            // A new version of one of this worker's Observations: the
+                            // index is replaced, the head version moves.
+                            let id = mine[mine.len() - 1].clone();
+                            let value = n as u64;
+                            let o = json!({"resourceType": "Observation", "id": id, "status": "final",
+                                "code": {"text": "crash-single"}, "subject": subject,
+                                "valueQuantity": {"value": value, "unit": "mmol/L"},
+                                "effectiveDateTime": "2026-01-03"});
+                            outcome.lock().unwrap().update_sent.insert(id.clone(), value);
+                            let url = format!("{base}/Observation/{id}");
+                            match send(&http, &log, &tok, Method::PUT, &url, Some(&o)).await {
+                                Some((200, _)) => {
+                                    outcome.lock().unwrap().updated.insert(id, value);
                                     true
                                 }
                                 other => other.is_some(),
@@ -167,12 +190,13 @@ async fn kill_nine_repeatedly(s: &TestServer) {
             check_writes(&db, &out);
             db.check_consistency();
             eprintln!(
-                "crash round {round} on {:?}: {} answers so far, {} AuditEvents, {} transactions, {} creates, {} deletes, {} resources checked",
+                "crash round {round} on {:?}: {} answers so far, {} AuditEvents, {} transactions, {} creates, {} updates, {} deletes, {} resources checked",
                 s.backend,
                 seen.len(),
                 events.len(),
                 out.tx.len(),
                 out.created.len(),
+                out.updated.len(),
                 out.deleted.len(),
                 db.current.len()
             );
@@ -260,6 +284,15 @@ fn check_writes(db: &Snapshot, out: &Outcome) {
             assert!(c.content.is_some(), "answered create {id} is deleted");
         }
     }
+    for (id, value) in &out.updated {
+        if let Some(r) = &obs[id.as_str()].content {
+            let stored = r["valueQuantity"]["value"].as_u64().unwrap();
+            assert!(
+                stored == *value || Some(&stored) == out.update_sent.get(id),
+                "{id}: value {stored}, last answered update {value}"
+            );
+        }
+    }
     for id in &out.deleted {
         assert!(obs[id.as_str()].content.is_none(), "answered delete {id} undone");
     }
@@ -308,7 +341,7 @@ const TABLES: [&str; 7] = [
     "idx_uri",
 ];
 
-const INVARIANTS: [(&str, &str); 4] = [
+const INVARIANTS: [(&str, &str); 8] = [
     (
         "head version missing from resource_versions",
         "SELECT COUNT(*) FROM resources r WHERE NOT EXISTS \
@@ -328,6 +361,28 @@ const INVARIANTS: [(&str, &str); 4] = [
         "version rows of no resource, or of another type",
         "SELECT COUNT(*) FROM resource_versions v LEFT JOIN resources r ON r.pk = v.pk \
          WHERE r.pk IS NULL OR r.res_type <> v.res_type",
+    ),
+    // The policy tables are written in the same transaction (docs/policy.md): every
+    // Observation of this test has a subject, so a compartment row, and while live a
+    // publication row.
+    (
+        "Observation without its patient_compartment row",
+        "SELECT COUNT(*) FROM resources r WHERE r.res_type = 'Observation' \
+         AND NOT EXISTS (SELECT 1 FROM patient_compartment c WHERE c.pk = r.pk)",
+    ),
+    (
+        "live Observation without its result_visibility row",
+        "SELECT COUNT(*) FROM resources r WHERE r.res_type = 'Observation' \
+         AND CASE WHEN r.deleted THEN 0 ELSE 1 END = 1 \
+         AND NOT EXISTS (SELECT 1 FROM result_visibility x WHERE x.pk = r.pk)",
+    ),
+    (
+        "patient_compartment rows of no resource",
+        "SELECT COUNT(*) FROM patient_compartment c LEFT JOIN resources r ON r.pk = c.pk WHERE r.pk IS NULL",
+    ),
+    (
+        "result_visibility rows of no resource",
+        "SELECT COUNT(*) FROM result_visibility x LEFT JOIN resources r ON r.pk = x.pk WHERE r.pk IS NULL",
     ),
 ];
 
