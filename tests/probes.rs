@@ -11,7 +11,9 @@
 //! consulted `T` before the refusal (403 / absent, R4); `T`'s own token expired, for
 //! another audience (both signed with the server's real key, so only that claim is
 //! wrong), re-signed with another key under the server's `kid`, `W`'s token with `T`'s
-//! claims pasted in, `alg: none`, and revoked by signing out (all 401). On `C`: the
+//! claims pasted in, `alg: none`, HS256 keyed with the public key, another Carnet's own
+//! token, and revoked by signing out (all 401, `invalid_token`); a system client after
+//! the refusal (403 / absent). On `C`: the
 //! mother's token once the clock has crossed midnight (404 / absent, R6).
 //!
 //! Paths: read, vread, instance / type / system history, type and system search,
@@ -267,7 +269,13 @@ async fn bad_tokens(s: &TestServer, t_token: &str, w_token: &str) -> Vec<(&'stat
         b64(&json!({"alg": "none", "typ": "JWT", "kid": keys.kid})),
         t[1]
     );
+    // Algorithm confusion: HS256 keyed with the server's public key.
+    let mut hs = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    hs.kid = Some(keys.kid.clone());
+    let public = serde_json::to_vec(&keys.public_jwk).unwrap();
+    let hs256 = jsonwebtoken::encode(&hs, &real, &jsonwebtoken::EncodingKey::from_secret(&public)).unwrap();
     vec![
+        ("HS256 keyed with the public key", hs256),
         ("expired", expired),
         ("other audience", other_audience),
         ("forged signature", forged),
@@ -322,6 +330,18 @@ async fn probe(s: &TestServer, log: &Log, name: &str, token: &str, denial: Denia
             if st != want {
                 problem(format!("{st}, want {want}: {text}"));
                 break;
+            }
+            if denial == BadToken && pages == 1 && *kind == Read {
+                // RFC 6750: a refused token is named invalid_token in the challenge.
+                let r = s.req_as(Some(token), Method::GET, &u).send().await.unwrap();
+                let challenge = r
+                    .headers()
+                    .get("www-authenticate")
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or("");
+                if !challenge.contains("error=\"invalid_token\"") {
+                    problem(format!("WWW-Authenticate {challenge:?}"));
+                }
             }
             match (denial, kind) {
                 (BadToken, _) => {}
@@ -453,7 +473,13 @@ async fn no_probe_gets_data(s: &TestServer) {
 
     problems.extend(probe(s, &log, "wrong patient", &w_tok, Hidden, &t).await);
     problems.extend(probe(s, &log, "practitioner after refusal", &p2_tok, Refused, &t).await);
-    runs += 2;
+    problems.extend(probe(s, &log, "system client after refusal", &sys, Refused, &t).await);
+    runs += 3;
+    // A token another Carnet issued (its own key and audience).
+    let other = TestServer::start(s.backend).await;
+    problems.extend(probe(s, &log, "another server's token", &other.token, BadToken, &t).await);
+    other.stop().await;
+    runs += 1;
     for (name, tok) in bad_tokens(s, &t_tok, &w_tok).await {
         problems.extend(probe(s, &log, name, &tok, BadToken, &t).await);
         runs += 1;
