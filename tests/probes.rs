@@ -78,7 +78,9 @@ const PATHS: &[(Kind, &str)] = &[
     (Read, "DiagnosticReport/{d}"),
     (Read, "Observation/{o}/_history/1"),
     (Read, "Observation/{o}/_history"),
+    (Read, "Patient/{P}/_history"),
     (Read, "Patient/{P}/$everything"),
+    (Read, "Patient/{P}/$everything?_count=1"),
     (Search, "Observation?subject=Patient/{P}&_count=1"),
     (Search, "Observation?_count=1"),
     (Search, "Encounter?_count=1"),
@@ -97,6 +99,22 @@ const PATHS: &[(Kind, &str)] = &[
     (Search, "Observation?encounter.status=finished&_count=1"),
     (Search, "Patient?_has:Observation:subject:code=718-7&_count=1"),
     (Search, "Patient?family={fam}"),
+    (Search, "Patient?_id={P}"),
+    (Search, "Observation?_id={o},{o2}"),
+    (Search, "?_type=Patient,Observation&_id={P},{o}"),
+    (
+        Search,
+        "Observation?_lastUpdated=gt2000-01-01&_sort=-_lastUpdated&_count=1",
+    ),
+    (Search, "Observation?_elements=subject&_count=1"),
+    (
+        Search,
+        "DiagnosticReport?_include=DiagnosticReport:result&_include:iterate=Observation:encounter&_count=1",
+    ),
+    (
+        Search,
+        "Encounter?_revinclude=Observation:encounter&_revinclude:iterate=DiagnosticReport:result&_count=1",
+    ),
     (Search, "Observation/_history?_count=1"),
     (Search, "_history?_count=1"),
     (Search, "Patient/{P}/Observation?_count=1"),
@@ -105,6 +123,7 @@ const PATHS: &[(Kind, &str)] = &[
     (Count, "Observation?subject=Patient/{P}&_summary=count"),
     (Count, "Observation?subject:Patient.family={fam}&_summary=count"),
     (Count, "Patient?family={fam}&_summary=count"),
+    (Count, "Observation?_id={o},{o2}&_summary=count"),
     (Batch, "batch"),
 ];
 
