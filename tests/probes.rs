@@ -120,6 +120,8 @@ const PATHS: &[(Kind, &str)] = &[
     (Search, "Patient/{P}/Observation?_count=1"),
     (Search, "Patient/{P}/Encounter"),
     (Search, "{next}"),
+    (Search, "POST Observation/_search?subject=Patient/{P}&_count=1"),
+    (Search, "POST Patient/_search?_id={P}&_revinclude=Observation:subject"),
     (Count, "Observation?subject=Patient/{P}&_summary=count"),
     (Count, "Observation?subject:Patient.family={fam}&_summary=count"),
     (Count, "Patient?family={fam}&_summary=count"),
@@ -312,7 +314,7 @@ async fn probe(s: &TestServer, log: &Log, name: &str, token: &str, denial: Denia
         let (method, url, body) = if *kind == Batch {
             (Method::POST, String::new(), Some(target.batch()))
         } else {
-            let p = target.path(template);
+            let p = target.path(template.trim_start_matches("POST "));
             let url = if p.starts_with('?') {
                 format!("{}{p}", s.base)
             } else {
@@ -325,7 +327,12 @@ async fn probe(s: &TestServer, log: &Log, name: &str, token: &str, denial: Denia
         let mut next = Some(url.clone());
         while let Some(u) = next.take() {
             pages += 1;
-            let (st, text) = log.send(s, Some(token), method.clone(), &u, body.as_ref()).await;
+            let (st, text) = if template.starts_with("POST ") && pages == 1 {
+                // Search by POST: the parameters in a form body.
+                post_search(s, log, token, &u).await
+            } else {
+                log.send(s, Some(token), method.clone(), &u, body.as_ref()).await
+            };
             // Ids named in the request may be echoed (self links, OperationOutcome);
             // no other target id may appear, and no resource of the target at all.
             let named = body.as_ref().map_or_else(|| u.clone(), Value::to_string);
@@ -395,6 +402,27 @@ async fn probe(s: &TestServer, log: &Log, name: &str, token: &str, denial: Denia
     problems
 }
 
+/// `POST [type]/_search` with the query of `url` as a form body.
+async fn post_search(s: &TestServer, log: &Log, token: &str, url: &str) -> (u16, String) {
+    let (path, query) = url.split_once('?').unwrap();
+    let r = s
+        .req_as(Some(token), Method::POST, path)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(query.to_string())
+        .send()
+        .await
+        .unwrap();
+    let st = r.status().as_u16();
+    let path = r.url().path().to_string();
+    let text = r.text().await.unwrap();
+    log.seen.lock().unwrap().push(Seen {
+        method: "POST".into(),
+        path,
+        status: st,
+    });
+    (st, text)
+}
+
 /// The target's own token reaches its data on every path (else a probe proves nothing).
 async fn control(s: &TestServer, token: &str, target: &Target) -> Vec<String> {
     let mut problems = Vec::new();
@@ -402,17 +430,23 @@ async fn control(s: &TestServer, token: &str, target: &Target) -> Vec<String> {
         if *kind != Read && *kind != Search {
             continue;
         }
-        let p = target.path(template);
+        let p = target.path(template.trim_start_matches("POST "));
         let mut next = Some(if p.starts_with('?') {
             format!("{}{p}", s.base)
         } else {
             p
         });
         let mut found = false;
+        let mut first = true;
         while let Some(u) = next.take() {
-            let r = s.req_as(Some(token), Method::GET, &u).send().await.unwrap();
-            let st = r.status().as_u16();
-            let v: Value = r.json().await.unwrap_or(Value::Null);
+            let (st, text) = if template.starts_with("POST ") && first {
+                post_search(s, &Log::default(), token, &u).await
+            } else {
+                let r = s.req_as(Some(token), Method::GET, &u).send().await.unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            };
+            first = false;
+            let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             if st != 200 {
                 problems.push(format!("control {template}: {st} {v}"));
                 break;
