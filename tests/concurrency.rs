@@ -307,7 +307,87 @@ async fn if_match_counters_lose_no_update(s: &TestServer) {
     );
 }
 
+/// Concurrent conditional creates (`If-None-Exist`), then conditional updates
+/// (`PUT Patient?identifier=…`), of one identifier, through `endpoints` in turn: exactly
+/// one 201, the others 200 with that resource, and one resource stored.
+async fn conditional_create_race(endpoints: &[Endpoint], clients: usize) {
+    for update in [false, true] {
+        conditional_race(endpoints, clients, update).await;
+    }
+}
+
+async fn conditional_race(endpoints: &[Endpoint], clients: usize, update: bool) {
+    let http = reqwest::Client::new();
+    let value = uuid::Uuid::new_v4().simple().to_string();
+    let mut tasks = Vec::new();
+    for n in 0..clients {
+        let ep = endpoints[n % endpoints.len()].clone();
+        let (http, value) = (http.clone(), value.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"resourceType": "Patient", "identifier": [{"system": "urn:race", "value": value}]});
+            let criteria = format!("identifier=urn:race|{value}");
+            let r = if update {
+                http.put(format!("{}/Patient?{criteria}", ep.fhir))
+            } else {
+                http.post(format!("{}/Patient", ep.fhir))
+                    .header("if-none-exist", criteria)
+            };
+            let r = r
+                .bearer_auth(&ep.token)
+                .header("content-type", "application/fhir+json")
+                .body(serde_json::to_vec(&body).unwrap())
+                .send()
+                .await
+                .unwrap();
+            let st = r.status().as_u16();
+            let b: Value = r.json().await.unwrap_or(Value::Null);
+            (st, b["id"].as_str().unwrap_or_default().to_string())
+        }));
+    }
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    let created: Vec<&(u16, String)> = answers.iter().filter(|(st, _)| *st == 201).collect();
+    assert_eq!(
+        created.len(),
+        1,
+        "conditional writes (update: {update}) of one identifier: {answers:?}"
+    );
+    for (st, id) in &answers {
+        assert!(*st == 201 || (*st == 200 && *id == created[0].1), "{answers:?}");
+    }
+    let ep = &endpoints[0];
+    let r = http
+        .get(format!(
+            "{}/Patient?identifier=urn:race|{value}&_summary=count",
+            ep.fhir
+        ))
+        .bearer_auth(&ep.token)
+        .send()
+        .await
+        .unwrap();
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["total"], 1, "one Patient stored (update: {update})");
+    if update {
+        // Every conditional update after the creating one wrote a version of it.
+        let r = http
+            .get(format!("{}/Patient/{}", ep.fhir, created[0].1))
+            .bearer_auth(&ep.token)
+            .send()
+            .await
+            .unwrap();
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["meta"]["versionId"], json!(clients.to_string()));
+    }
+}
+
+async fn concurrent_conditional_creates_make_one(s: &TestServer) {
+    conditional_create_race(&[endpoint(s)], 10).await;
+}
+
 on_both_backends!(
+    concurrent_conditional_creates_make_one,
     concurrent_if_match_updates_lose_nothing,
     concurrent_creates_get_distinct_ids,
     if_match_counters_lose_no_update
@@ -343,8 +423,9 @@ async fn two_servers_on_one_postgres_behave_as_one() {
 /// A second, real `carnet` process on the same PostgreSQL as an in-process server, under
 /// the counter load from both at once: no lost update, every conflict a 412 (whichever
 /// server holds the newer version), gapless versions, distinct ids, every answer of
-/// either process audited; and five failed sign-ins spread over the two lock the
-/// account on both.
+/// either process audited; concurrent conditional writes of one identifier from both
+/// make one resource; and five failed sign-ins spread over the two lock the account on
+/// both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_on_one_postgres_share_load_audit_and_lockout() {
     let a = TestServer::start(Backend::Postgres).await;
@@ -409,6 +490,9 @@ async fn two_processes_on_one_postgres_share_load_audit_and_lockout() {
     event_ids.sort();
     event_ids.dedup();
     assert_eq!(event_ids.len(), n, "duplicate AuditEvent ids");
+
+    // Conditional writes from both processes at once still make one resource.
+    conditional_create_race(&eps, 10).await;
 
     // Lockout: failures alternate between the servers; the fifth locks on both.
     let username = activated_patient(&a).await;

@@ -36,12 +36,36 @@ pub async fn resolve(
             "A conditional interaction needs search criteria".to_string(),
         ));
     }
+    serialize(tx, res_type, &pairs).await?;
     let ids = search::find_ids(state, scope, tx, res_type, &pairs, 2).await?;
     Ok(match ids.len() {
         0 => Matches::None,
         1 => ids.into_iter().next().map_or(Matches::None, Matches::One),
         _ => Matches::Many,
     })
+}
+
+/// Makes writers that resolve the same criteria take turns until they commit. On
+/// PostgreSQL (READ COMMITTED) two conditional creates of one identifier would otherwise
+/// both see no match and both create (found by `tests/concurrency.rs`, also across two
+/// processes): the second now waits on a transaction-scoped advisory lock keyed by the
+/// type and the criteria (in a canonical order), then searches in a fresh snapshot
+/// that holds the first's resource. Different criteria that match the same resource
+/// are not serialized. SQLite needs nothing: its one writer (`BEGIN IMMEDIATE`) already
+/// serializes write transactions.
+async fn serialize(tx: &mut Tx, res_type: &str, pairs: &[(String, String)]) -> Result<()> {
+    if let Tx::Postgres(_) = tx {
+        let mut sorted: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        sorted.sort();
+        let key = format!("conditional {res_type}?{}", sorted.join("&"));
+        crate::store::sql::execute(
+            tx,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[crate::store::sql::Bind::Text(Some(key))],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// The id the criteria matched, if any; several matches are refused (412). What a
