@@ -386,7 +386,95 @@ async fn concurrent_conditional_creates_make_one(s: &TestServer) {
     conditional_create_race(&[endpoint(s)], 10).await;
 }
 
+/// `n` copies of one request at once; their statuses.
+async fn at_once(n: usize, make: impl Fn() -> reqwest::RequestBuilder) -> Vec<u16> {
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let req = make();
+        tasks.push(tokio::spawn(async move { req.send().await.unwrap().status().as_u16() }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+/// The version ids in a resource's history, newest first.
+async fn versions(s: &TestServer, path: &str) -> Vec<String> {
+    let (st, h) = s.get_json(&format!("{path}/_history?_count=100")).await;
+    assert_eq!(st, 200);
+    h["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let v = &e["resource"]["meta"]["versionId"];
+            let v = if v.is_null() { &e["response"]["etag"] } else { v };
+            v.as_str()
+                .unwrap()
+                .trim_start_matches("W/")
+                .trim_matches('"')
+                .to_string()
+        })
+        .collect()
+}
+
+/// Writers racing on one resource without If-Match: updates that create the same id,
+/// deletes of one resource, releases of one result. Each answers as if alone (no 500
+/// from a unique key), and the history has exactly the versions they imply.
+async fn racing_writers_on_one_resource(s: &TestServer) {
+    // PUT to a new id from 10 clients: one creates, nine update; versions 1..=10.
+    let id = format!("race-{}", uuid::Uuid::new_v4().simple());
+    let path = format!("Patient/{id}");
+    let body = serde_json::to_vec(&json!({"resourceType": "Patient", "id": id})).unwrap();
+    let st = at_once(10, || {
+        s.req(Method::PUT, &path)
+            .header("content-type", "application/fhir+json")
+            .body(body.clone())
+    })
+    .await;
+    assert_eq!(st.iter().filter(|x| **x == 201).count(), 1, "update as create: {st:?}");
+    assert!(st.iter().all(|x| *x == 200 || *x == 201), "{st:?}");
+    let want: Vec<String> = (1..=10).rev().map(|v| v.to_string()).collect();
+    assert_eq!(versions(s, &path).await, want);
+
+    // 10 deletes of one resource: all succeed, one delete version is written.
+    let o = s
+        .create(json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}}))
+        .await;
+    let path = format!("Observation/{}", o["id"].as_str().unwrap());
+    let st = at_once(10, || s.req(Method::DELETE, &path)).await;
+    assert!(st.iter().all(|x| *x == 200 || *x == 204), "deletes: {st:?}");
+    assert_eq!(versions(s, &path).await.len(), 2, "one delete version");
+
+    // 10 releases of one result by a practitioner: idempotent, one new version.
+    let pr = s
+        .create(json!({"resourceType": "Practitioner", "name": [{"family": "Race"}]}))
+        .await;
+    let pt = support::user_token(
+        s,
+        &format!("Practitioner/{}", pr["id"].as_str().unwrap()),
+        support::PRACTITIONER_SCOPES,
+    )
+    .await
+    .unwrap();
+    let o = s
+        .create(json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}}))
+        .await;
+    let path = format!("Observation/{}", o["id"].as_str().unwrap());
+    let st = at_once(10, || {
+        s.req_as(Some(&pt), Method::POST, &format!("{path}/$release"))
+            .header("content-type", "application/fhir+json")
+            .body("{}")
+    })
+    .await;
+    assert!(st.iter().all(|x| *x == 200), "releases: {st:?}");
+    assert_eq!(versions(s, &path).await, ["2", "1"], "one release version");
+}
+
 on_both_backends!(
+    racing_writers_on_one_resource,
     concurrent_conditional_creates_make_one,
     concurrent_if_match_updates_lose_nothing,
     concurrent_creates_get_distinct_ids,
