@@ -473,7 +473,81 @@ async fn racing_writers_on_one_resource(s: &TestServer) {
     assert_eq!(versions(s, &path).await, ["2", "1"], "one release version");
 }
 
+fn privacy_consent(patient: &str, refuse: bool) -> Value {
+    let (rule, kind) = if refuse {
+        ("OPTOUT", "deny")
+    } else {
+        ("OPTIN", "permit")
+    };
+    json!({"resourceType": "Consent", "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": patient},
+        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": rule}]},
+        "provision": {"type": kind}})
+}
+
+/// A refusal and a withdrawal written at the same moment (two devices, or the patient
+/// and their representative): afterwards the newest active one (by `lastUpdated`) is
+/// in force (R4), whichever transaction committed last.
+async fn racing_refusal_and_withdrawal(s: &TestServer) {
+    for round in 0..12 {
+        let p = s
+            .create(json!({"resourceType": "Patient", "birthDate": "1970-01-01"}))
+            .await;
+        let patient = format!("Patient/{}", p["id"].as_str().unwrap());
+        let o = s
+            .create(
+                json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                "subject": {"reference": patient}}),
+            )
+            .await;
+        let mut tasks = Vec::new();
+        for refuse in [round % 2 == 0, round % 2 == 1] {
+            let (client, url, body) = (s.client.clone(), s.url("Consent"), privacy_consent(&patient, refuse));
+            tasks.push(tokio::spawn(async move {
+                let r = client
+                    .post(url)
+                    .header("content-type", "application/fhir+json")
+                    .body(serde_json::to_vec(&body).unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status().as_u16(), 201);
+                let c: Value = r.json().await.unwrap();
+                (
+                    c["meta"]["lastUpdated"].as_str().unwrap().to_string(),
+                    c["id"].as_str().unwrap().to_string(),
+                    refuse,
+                )
+            }));
+        }
+        let mut written = Vec::new();
+        for t in tasks {
+            written.push(t.await.unwrap());
+        }
+        // Newest by write time (then by pk, which the ids do not show: skip exact ties).
+        written.sort();
+        if written[0].0 == written[1].0 {
+            continue;
+        }
+        let refused = written[1].2;
+        let st = s
+            .get(&format!("Observation/{}", o["id"].as_str().unwrap()))
+            .await
+            .status()
+            .as_u16();
+        assert_eq!(
+            st,
+            if refused { 403 } else { 200 },
+            "round {round}: newest is {:?}",
+            written[1]
+        );
+    }
+}
+
 on_both_backends!(
+    racing_refusal_and_withdrawal,
     racing_writers_on_one_resource,
     concurrent_conditional_creates_make_one,
     concurrent_if_match_updates_lose_nothing,
