@@ -53,6 +53,9 @@ enum Kind {
     Search,
     /// `_summary=count` on the target's compartment: 200 with total 0.
     Count,
+    /// A search of the target's audit trail: 200, and no entry names the target
+    /// patient unless it is the caller's own attempt on a path naming it.
+    Empty,
     /// A batch of GET entries.
     Batch,
 }
@@ -122,6 +125,8 @@ const PATHS: &[(Kind, &str)] = &[
     (Search, "{next}"),
     (Search, "POST Observation/_search?subject=Patient/{P}&_count=1"),
     (Search, "POST Patient/_search?_id={P}&_revinclude=Observation:subject"),
+    (Empty, "AuditEvent?patient=Patient/{P}&_count=5"),
+    (Empty, "AuditEvent?entity=Observation/{o}"),
     (Count, "Observation?subject=Patient/{P}&_summary=count"),
     (Count, "Observation?subject:Patient.family={fam}&_summary=count"),
     (Count, "Patient?family={fam}&_summary=count"),
@@ -391,7 +396,17 @@ async fn probe(s: &TestServer, log: &Log, name: &str, token: &str, denial: Denia
                         problem(format!("batch entry statuses {got:?}: {text}"));
                     }
                 }
-                (_, Search) => {
+                (_, Empty)
+                    if v["entry"].as_array().into_iter().flatten().any(|e| {
+                        // The caller's own attempt on `Patient/{P}` names what it sent.
+                        let r = &e["resource"];
+                        let p = target.id("P");
+                        r.to_string().contains(p) && !r["outcomeDesc"].as_str().unwrap_or("").contains(p)
+                    }) =>
+                {
+                    problem(format!("entries about the target: {text}"))
+                }
+                (_, Search | Empty) => {
                     next = next_link(&v);
                     assert!(pages < 50, "{name} {template}: too many pages");
                 }
@@ -427,7 +442,7 @@ async fn post_search(s: &TestServer, log: &Log, token: &str, url: &str) -> (u16,
 async fn control(s: &TestServer, token: &str, target: &Target) -> Vec<String> {
     let mut problems = Vec::new();
     for (kind, template) in PATHS {
-        if *kind != Read && *kind != Search {
+        if !matches!(kind, Read | Search | Empty) {
             continue;
         }
         let p = target.path(template.trim_start_matches("POST "));
@@ -452,7 +467,9 @@ async fn control(s: &TestServer, token: &str, target: &Target) -> Vec<String> {
                 break;
             }
             let ids = entry_ids(&v);
-            found |= v["resourceType"] != "Bundle" || target.ids.values().any(|i| ids.contains(i));
+            found |= v["resourceType"] != "Bundle"
+                || target.ids.values().any(|i| ids.contains(i))
+                || (*kind == Empty && !ids.is_empty());
             next = next_link(&v);
         }
         if !found {
