@@ -103,6 +103,12 @@ const PATHS: &[(Kind, &str)] = &[
     (Search, "Patient?_has:Observation:subject:code=718-7&_count=1"),
     (Search, "Patient?family={fam}"),
     (Search, "Patient?_id={P}"),
+    (Search, "Observation?_include=*&_count=1"),
+    (Search, "Patient?_has:Observation:subject:_id={o}"),
+    (Search, "Observation?_id={o}&patient=Patient/{P}"),
+    (Search, "Observation?_id={o}&code=718-7"),
+    (Search, "Observation?subject:missing=false&_count=1"),
+    (Search, "Observation?patient.identifier:missing=true&_count=1"),
     (Search, "Observation?_id={o},{o2}"),
     (Search, "?_type=Patient,Observation&_id={P},{o}"),
     (
