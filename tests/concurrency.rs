@@ -546,7 +546,50 @@ async fn racing_refusal_and_withdrawal(s: &TestServer) {
     }
 }
 
+/// Transactions with the same two conditional creates in opposite orders, at once:
+/// each is answered 200 (the conditional writes take turns without a deadlock that
+/// would fail one), and each identifier ends up on one Patient.
+async fn crossed_conditional_transactions(s: &TestServer) {
+    let (x, y) = (
+        uuid::Uuid::new_v4().simple().to_string(),
+        uuid::Uuid::new_v4().simple().to_string(),
+    );
+    let entry = |v: &str| {
+        json!({"request": {"method": "POST", "url": "Patient", "ifNoneExist": format!("identifier=urn:race|{v}")},
+            "resource": {"resourceType": "Patient", "identifier": [{"system": "urn:race", "value": v}]}})
+    };
+    let bundles = [
+        json!({"resourceType": "Bundle", "type": "transaction", "entry": [entry(&x), entry(&y)]}),
+        json!({"resourceType": "Bundle", "type": "transaction", "entry": [entry(&y), entry(&x)]}),
+    ];
+    let mut tasks = Vec::new();
+    for n in 0..8 {
+        let (client, url, body) = (s.client.clone(), s.url(""), bundles[n % 2].clone());
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .header("content-type", "application/fhir+json")
+                .body(serde_json::to_vec(&body).unwrap())
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }));
+    }
+    for t in tasks {
+        let (st, text) = t.await.unwrap();
+        assert_eq!(st, 200, "{text}");
+    }
+    for v in [&x, &y] {
+        let (_, b) = s
+            .get_json(&format!("Patient?identifier=urn:race|{v}&_summary=count"))
+            .await;
+        assert_eq!(b["total"], 1);
+    }
+}
+
 on_both_backends!(
+    crossed_conditional_transactions,
     racing_refusal_and_withdrawal,
     racing_writers_on_one_resource,
     concurrent_conditional_creates_make_one,
