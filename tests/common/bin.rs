@@ -100,3 +100,59 @@ fn newest(dir: &Path) -> SystemTime {
     }
     t
 }
+
+/// A `carnet serve` process on a free port (the crash and probe tests kill it with
+/// SIGKILL and start another on the same database).
+pub struct Serve {
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:PORT` (the FHIR base is `{base}/fhir`).
+    pub base: String,
+}
+
+impl Serve {
+    /// `carnet serve` on `database_url`, rate limits off (these tests measure
+    /// durability and isolation, not throttling); returns once `/fhir/metadata` answers.
+    pub async fn start(database_url: &str, outbox: &Path) -> Serve {
+        let bin = tokio::task::spawn_blocking(|| carnet_binary().to_path_buf())
+            .await
+            .expect("find the carnet binary");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(bin)
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--database-url",
+                database_url,
+            ])
+            .args(["--rate-limit-ip", "0", "--rate-limit-client", "0"])
+            .arg("--outbox-dir")
+            .arg(outbox)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start carnet");
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let start = Instant::now();
+        loop {
+            if let Ok(r) = http.get(format!("{base}/fhir/metadata")).send().await
+                && r.status().is_success()
+            {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "carnet did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Serve { child, base }
+    }
+
+    /// SIGKILL, then reap the process.
+    pub fn kill_nine(mut self) {
+        self.child.kill().expect("kill -9 carnet");
+        self.child.wait().expect("reap carnet");
+    }
+}

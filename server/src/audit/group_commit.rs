@@ -218,10 +218,19 @@ async fn owners_of(tx: &mut Tx, records: &[&Record]) -> Result<HashMap<(String, 
 
 /// The patients whose records one request touched: the token's patient context, then
 /// the owners of what it read or wrote.
+///
+/// A refused request of a caller limited to one patient's compartment names that
+/// patient only: its AuditEvent is in the caller's compartment, so naming the owner of
+/// what it could not see would tell the caller whose it is (R1: hidden things behave
+/// as if they did not exist; found by `tests/probes.rs`). The attempt stays in the
+/// trail with its path and the resources it named.
 fn patients_of(r: &Record, owners: &HashMap<(String, String), Vec<String>>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     if let Some(p) = r.actor.as_ref().and_then(Actor::context_patient) {
         out.push(p.to_string());
+        if !r.succeeded() {
+            return out;
+        }
     }
     for key in &r.notes.resources {
         for p in owners.get(key).into_iter().flatten() {

@@ -68,6 +68,20 @@ pub fn permits(c: &Value) -> Option<bool> {
 
 /// Re-derives `patient_refusal` and `patient_result_preference` for one patient.
 pub async fn recompute(tx: &mut Tx, patient: &str) -> Result<()> {
+    // Two Consents of one patient written at once (a refusal and its withdrawal from two
+    // devices) would each re-derive from a snapshot without the other, and the last to
+    // commit would impose its own view, not the newest Consent's (found by
+    // `tests/concurrency.rs`). On PostgreSQL the writers take turns on a
+    // transaction-scoped lock per patient; the later one then reads both (READ
+    // COMMITTED: a fresh snapshot per statement). SQLite's one writer is alone already.
+    if let Tx::Postgres(_) = tx {
+        execute(
+            tx,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[Bind::Text(Some(format!("consent {patient}")))],
+        )
+        .await?;
+    }
     let mut q = SqlQuery::default();
     let p = q.text(patient);
     q.sql = format!(

@@ -29,6 +29,11 @@ pub async fn release(
         visibility::check_instance(access, tx, res_type, id).await?;
         return Err(access.forbidden("release-practitioner"));
     }
+    // Concurrent releases of one result take turns (PostgreSQL: the row is locked until
+    // commit; SQLite's writer is already alone), so the later ones read the released
+    // version and write nothing, instead of failing their version check with 412
+    // (found by `tests/concurrency.rs`).
+    crate::store::resources::current_for_update(tx, res_type, id).await?;
     let v = visibility::read(access, tx, res_type, id).await?;
     let content = v.content.unwrap_or_default();
     let mut doc: Value =

@@ -336,6 +336,15 @@ impl IndexRows {
         out
     }
 
+    /// How many rows each index table gets, as `(table, count)`: what a consistency
+    /// check (the crash test) compares with the rows stored for a resource.
+    pub fn counts(&self) -> Vec<(&'static str, usize)> {
+        Table::ALL
+            .iter()
+            .map(|t| (t.name(), self.by_table[*t as usize].len()))
+            .collect()
+    }
+
     /// The rows of `resource` (a `res_type`), by evaluating every parameter.
     pub fn extract(res_type: &str, resource: &Value) -> IndexRows {
         IndexRows::of(&Registry::r4().extract(res_type, resource))

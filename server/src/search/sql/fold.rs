@@ -103,6 +103,9 @@ pub fn units<'c>(criteria: &'c [Criterion], res_type: Option<&str>) -> Vec<Unit<
 /// A plain token criterion with codes: `code=x`, `code=s|x`, `code=|x`.
 fn token_target(c: &Criterion) -> bool {
     c.chain.is_empty()
+        // `_id` is a column of `resources`, never an `idx_token` row: folding it found
+        // nothing (`Patient?_has:Observation:subject:_id=…`, found by tests/probes.rs).
+        && !crate::search::index::is_resource_column(&c.param)
         && c.param_type == ParamType::Token
         && c.modifier.is_none()
         && c.values

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use self::answer::{Answer, render};
-use self::envelope::{Entry, Kind, Method};
+use self::envelope::{Action, Entry, Kind, Method};
 use self::exec::{Claims, Ctx};
 use self::refs::Rewrites;
 use crate::error::{Error, Result};
@@ -99,6 +99,17 @@ async fn transaction(state: &AppState, access: &Access, mut entries: Vec<Entry>,
     };
     // Dropping `tx` on any error below rolls the whole Bundle back.
     let mut tx = state.store().begin_write().await?;
+    let criteria: Vec<(&str, &str)> = entries
+        .iter()
+        .filter_map(|e| match &e.action {
+            Action::Create(t) => e.if_none_exist.as_deref().map(|c| (t.as_str(), c)),
+            Action::CondUpdate(t, c) | Action::CondPatch(t, c) | Action::CondDelete(t, c) => {
+                Some((t.as_str(), c.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    crate::service::conditional::lock_all(&mut tx, &criteria).await?;
     for &i in &deletes {
         ctx.access = &accesses[i];
         answers[i] = Some(
