@@ -11,7 +11,7 @@ use crate::modifier::Modifier;
 use crate::registry::{ParamType, Registry};
 use crate::values::{DateRange, NumberValue, ReferenceValue};
 
-pub use result::{Include, ResultParams, SortKey, Summary, Total};
+pub use result::{Include, RESULT_PARAMS, ResultParams, SortKey, Summary, Total};
 
 /// A parameter the server refuses (400) or, when lenient, ignored and reports back.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

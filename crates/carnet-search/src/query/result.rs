@@ -60,7 +60,7 @@ pub struct ResultParams {
 }
 
 /// Names (before any `:modifier`) handled here rather than as criteria.
-const RESULT_PARAMS: &[&str] = &[
+pub const RESULT_PARAMS: &[&str] = &[
     "_count",
     "_offset",
     "_sort",

@@ -76,26 +76,6 @@ impl Level {
 
 const OUTPUT_FORMATS: [&str; 3] = ["application/fhir+ndjson", "application/ndjson", "ndjson"];
 
-/// Parameters of a search that say how to present results, not which: meaningless in a
-/// `_typeFilter`, so refused there rather than ignored.
-const RESULT_PARAMS: [&str; 15] = [
-    "_count",
-    "_offset",
-    "_sort",
-    "_include",
-    "_revinclude",
-    "_summary",
-    "_elements",
-    "_total",
-    "_format",
-    "_pretty",
-    "_type",
-    "_since",
-    "_contained",
-    "_containedType",
-    "_cursor",
-];
-
 /// Wakes this process's worker when a job is queued here (others find it by polling).
 pub(crate) fn wake() -> &'static Notify {
     static WAKE: OnceLock<Notify> = OnceLock::new();
@@ -152,7 +132,9 @@ pub(crate) fn parse_filter(res_type: &str, query: &str) -> Result<ParsedQuery> {
     let pairs = parse_form(query.as_bytes())?;
     for (k, _) in &pairs {
         let name = k.split(':').next().unwrap_or(k);
-        if RESULT_PARAMS.contains(&name) {
+        // Parameters that say how to present results, not which (and the paging
+        // cursor): meaningless in a `_typeFilter`, so refused there rather than ignored.
+        if carnet_search::query::RESULT_PARAMS.contains(&name) || name == "_cursor" {
             return Err(bad("_typeFilter", format!("'{name}' cannot be used in a _typeFilter")));
         }
     }
