@@ -9,66 +9,16 @@
 mod support;
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use carnet_tests::bin::Serve;
 use carnet_tests::{TestServer, on_both_backends};
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::*;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Process {
-    child: Child,
-    base: String,
-}
-
-async fn spawn(bin: &Path, database_url: &str, outbox: &Path) -> Process {
-    let port = free_port();
-    let child = Command::new(bin)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--database-url",
-            database_url,
-            // This test is about durability: no request may be throttled.
-            "--rate-limit-ip",
-            "0",
-            "--rate-limit-client",
-            "0",
-        ])
-        .arg("--outbox-dir")
-        .arg(outbox)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start carnet");
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let start = Instant::now();
-    loop {
-        if let Ok(r) = http.get(format!("{base}/fhir/metadata")).send().await
-            && r.status().is_success()
-        {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "carnet did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Process { child, base }
-}
-
-async fn token(s: &TestServer, p: &Process, client_id: &str, key: &carnet_tests::auth::ClientKey) -> String {
+async fn token(s: &TestServer, p: &Serve, client_id: &str, key: &carnet_tests::auth::ClientKey) -> String {
     let now = carnet::clock::system_now_micros() / 1_000_000;
     let url = format!("{}/auth/token", p.base);
     let (st, body) = carnet_tests::auth::client_credentials(&s.anon, &url, client_id, key, "system/*.*", now).await;
@@ -77,9 +27,6 @@ async fn token(s: &TestServer, p: &Process, client_id: &str, key: &carnet_tests:
 }
 
 async fn kill_nine(s: &TestServer) {
-    let bin = tokio::task::spawn_blocking(|| carnet_tests::bin::carnet_binary().to_path_buf())
-        .await
-        .unwrap();
     // The data and a backend client, written into the database the process will use.
     let patient = s
         .create(json!({"resourceType": "Patient", "name": [{"family": "Kill"}]}))
@@ -100,7 +47,7 @@ async fn kill_nine(s: &TestServer) {
     carnet_tests::auth::register_jwks_client(s.state(), &client_id, "system/*.*", &key).await;
     let outbox = tempfile::tempdir().unwrap();
 
-    let mut p = spawn(&bin, &s.database_url, outbox.path()).await;
+    let p = Serve::start(&s.database_url, outbox.path()).await;
     let tok = Arc::new(token(s, &p, &client_id, &key).await);
     let log = Arc::new(Log::default());
     let answered_tags = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
@@ -145,8 +92,7 @@ async fn kill_nine(s: &TestServer) {
         }));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    p.child.kill().unwrap(); // SIGKILL
-    p.child.wait().unwrap();
+    p.kill_nine();
     for t in tasks {
         t.await.unwrap();
     }
@@ -154,7 +100,7 @@ async fn kill_nine(s: &TestServer) {
     assert!(seen.len() > 50, "load: only {} answers", seen.len());
 
     // Started again on the same database: every answer has its AuditEvent.
-    let mut p = spawn(&bin, &s.database_url, outbox.path()).await;
+    let p = Serve::start(&s.database_url, outbox.path()).await;
     let events = audit_events(s.backend, &s.database_url).await;
     assert_audited(&events, &seen);
     // No transaction is half-visible; every answered one is whole.
@@ -184,8 +130,7 @@ async fn kill_nine(s: &TestServer) {
         events.len(),
         by_tag.len()
     );
-    p.child.kill().unwrap();
-    p.child.wait().unwrap();
+    p.kill_nine();
 }
 
 /// One request; `None` once the server is gone (no answer).
