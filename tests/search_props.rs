@@ -129,7 +129,7 @@ async fn random_searches_match_the_model(s: &TestServer) {
     for i in 0..OBSERVATIONS {
         let o = Obs {
             id: format!("prop-{i}"),
-            code: rng.pick(&CODES),
+            code: CODES[rng.below(CODES.len() as u64) as usize],
             value: rng.below(101) as i64,
             day: rng.below(366) as u32,
         };
