@@ -104,28 +104,28 @@ async fn writer(state: AppState, mut rx: mpsc::UnboundedReceiver<Job>, counts: A
         }
         let records: Vec<&Record> = batch.iter().map(|j| &j.record).collect();
         let result = write_batch(&state, &records).await.map_err(|e| e.to_string());
-        let n = batch.len() as i64;
         if result.is_err() && batch.len() > 1 {
             // One record the database refuses must not cost the others their answer.
             for j in batch {
                 let one = write_batch(&state, &[&j.record]).await.map_err(|e| e.to_string());
-                if one.is_ok() {
-                    counts.batches.fetch_add(1, Ordering::Relaxed);
-                    counts.records.fetch_add(1, Ordering::Relaxed);
-                }
-                counts.queued.fetch_sub(1, Ordering::Relaxed);
-                let _ = j.done.send(one);
+                answer(&counts, vec![j], one);
             }
             continue;
         }
-        if result.is_ok() {
-            counts.batches.fetch_add(1, Ordering::Relaxed);
-            counts.records.fetch_add(n.unsigned_abs(), Ordering::Relaxed);
-        }
-        counts.queued.fetch_sub(n, Ordering::Relaxed);
-        for j in batch {
-            let _ = j.done.send(result.clone());
-        }
+        answer(&counts, batch, result);
+    }
+}
+
+/// Wakes the requests of one committed (or failed) transaction, and counts it.
+fn answer(counts: &Counts, jobs: Vec<Job>, result: Result<(), String>) {
+    let n = jobs.len() as u64;
+    if result.is_ok() {
+        counts.batches.fetch_add(1, Ordering::Relaxed);
+        counts.records.fetch_add(n, Ordering::Relaxed);
+    }
+    counts.queued.fetch_sub(n as i64, Ordering::Relaxed);
+    for j in jobs {
+        let _ = j.done.send(result.clone());
     }
 }
 

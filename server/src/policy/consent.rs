@@ -71,17 +71,9 @@ pub async fn recompute(tx: &mut Tx, patient: &str) -> Result<()> {
     // Two Consents of one patient written at once (a refusal and its withdrawal from two
     // devices) would each re-derive from a snapshot without the other, and the last to
     // commit would impose its own view, not the newest Consent's (found by
-    // `tests/concurrency.rs`). On PostgreSQL the writers take turns on a
-    // transaction-scoped lock per patient; the later one then reads both (READ
-    // COMMITTED: a fresh snapshot per statement). SQLite's one writer is alone already.
-    if let Tx::Postgres(_) = tx {
-        execute(
-            tx,
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            &[Bind::Text(Some(format!("consent {patient}")))],
-        )
-        .await?;
-    }
+    // `tests/concurrency.rs`). The writers take turns per patient; the later one then
+    // reads both (PostgreSQL READ COMMITTED: a fresh snapshot per statement).
+    crate::store::sql::serialize_on(tx, &format!("consent {patient}")).await?;
     let mut q = SqlQuery::default();
     let p = q.text(patient);
     q.sql = format!(

@@ -158,7 +158,7 @@ pub async fn everything(state: &AppState, access: &Access, id: &str, params: &Ev
         Some(pks.len() as i64)
     } else {
         let all = selection(&scope, id, params, None);
-        count_up_to(&mut tx, &all, super::bundle::DEFAULT_TOTAL_CAP).await?
+        execute::count_up_to(&mut tx, all, super::bundle::DEFAULT_TOTAL_CAP).await?
     };
     let contents = execute::contents(&mut tx, &pks).await?;
     tx.commit().await?;
@@ -248,16 +248,4 @@ fn selection(scope: &AccessScope, patient: &str, params: &EverythingParams, afte
     }
     q.sql = w.join(" AND ");
     q
-}
-
-async fn count_up_to(tx: &mut crate::store::Tx, sel: &SqlQuery, cap: i64) -> Result<Option<i64>> {
-    let mut q = sel.clone();
-    let limit = q.int(cap.saturating_add(1));
-    q.sql = format!(
-        "SELECT COUNT(*) FROM (SELECT 1 AS one FROM resources r WHERE {} LIMIT {limit}) capped",
-        q.sql
-    );
-    let rows = fetch(tx, &q, &[Kind::I64]).await?;
-    let n = rows.first().and_then(|r| r.first()).and_then(Cell::i64).unwrap_or(0);
-    Ok((n <= cap).then_some(n))
 }

@@ -201,18 +201,11 @@ impl Plan {
     /// The number of matches if it is at most `cap`, else `None`: what a search answers
     /// by default costs at most `cap` matches to count, however large the result.
     pub async fn count_up_to(&self, tx: &mut Tx, cap: i64) -> Result<Option<i64>> {
-        let mut q = SqlQuery {
-            sql: String::new(),
+        let matches = SqlQuery {
+            sql: self.q.sql.clone(),
             binds: self.q.binds[..self.where_binds].to_vec(),
         };
-        let limit = q.int(cap.saturating_add(1));
-        q.sql = format!(
-            "SELECT COUNT(*) FROM (SELECT 1 AS one FROM resources r WHERE {} LIMIT {limit}) capped",
-            self.q.sql
-        );
-        let rows = fetch(tx, &q, &[Kind::I64]).await?;
-        let n = rows.first().and_then(|r| r.first()).and_then(Cell::i64).unwrap_or(0);
-        Ok((n <= cap).then_some(n))
+        count_up_to(tx, matches, cap).await
     }
 
     pub async fn count(&self, tx: &mut Tx) -> Result<i64> {
@@ -223,6 +216,19 @@ impl Plan {
         let rows = fetch(tx, &q, &[Kind::I64]).await?;
         Ok(rows.first().and_then(|r| r.first()).and_then(Cell::i64).unwrap_or(0))
     }
+}
+
+/// How many resources match `matches` (a condition on `resources r`), if at most `cap`.
+pub(crate) async fn count_up_to(tx: &mut Tx, matches: SqlQuery, cap: i64) -> Result<Option<i64>> {
+    let mut q = matches;
+    let limit = q.int(cap.saturating_add(1));
+    q.sql = format!(
+        "SELECT COUNT(*) FROM (SELECT 1 AS one FROM resources r WHERE {} LIMIT {limit}) capped",
+        q.sql
+    );
+    let rows = fetch(tx, &q, &[Kind::I64]).await?;
+    let n = rows.first().and_then(|r| r.first()).and_then(Cell::i64).unwrap_or(0);
+    Ok((n <= cap).then_some(n))
 }
 
 /// Most resources `_include` / `_revinclude` may add to one page.

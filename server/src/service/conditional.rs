@@ -27,16 +27,14 @@ pub async fn resolve(
     res_type: &str,
     criteria: &str,
 ) -> Result<Matches> {
-    let pairs: Vec<(String, String)> = crate::fhir::form::parse_form(criteria.trim_start_matches('?').as_bytes())?
-        .into_iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "_format" | "_pretty"))
-        .collect();
+    let pairs = criteria_pairs(criteria)?;
     if pairs.is_empty() {
         return Err(Error::PreconditionFailed(
             "A conditional interaction needs search criteria".to_string(),
         ));
     }
-    serialize(tx, res_type, &pairs).await?;
+    // Writers resolving the same criteria take turns (see `lock_key`).
+    crate::store::sql::serialize_on(tx, &lock_key(res_type, &pairs)).await?;
     let ids = search::find_ids(state, scope, tx, res_type, &pairs, 2).await?;
     Ok(match ids.len() {
         0 => Matches::None,
@@ -45,38 +43,30 @@ pub async fn resolve(
     })
 }
 
-/// Makes writers that resolve the same criteria take turns until they commit. On
-/// PostgreSQL (READ COMMITTED) two conditional creates of one identifier would otherwise
-/// both see no match and both create (found by `tests/concurrency.rs`, also across two
-/// processes): the second now waits on a transaction-scoped advisory lock keyed by the
-/// type and the criteria (in a canonical order), then searches in a fresh snapshot
-/// that holds the first's resource. Different criteria that match the same resource
-/// are not serialized. SQLite needs nothing: its one writer (`BEGIN IMMEDIATE`) already
-/// serializes write transactions.
-async fn serialize(tx: &mut Tx, res_type: &str, pairs: &[(String, String)]) -> Result<()> {
-    if let Tx::Postgres(_) = tx {
-        lock(tx, &lock_key(res_type, pairs)).await?;
-    }
-    Ok(())
+/// The search parameters of conditional criteria (`_format` and `_pretty` say nothing
+/// about which resources match).
+fn criteria_pairs(criteria: &str) -> Result<Vec<(String, String)>> {
+    Ok(
+        crate::fhir::form::parse_form(criteria.trim_start_matches('?').as_bytes())?
+            .into_iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "_format" | "_pretty"))
+            .collect(),
+    )
 }
 
+/// The lock that makes writers resolving the same criteria take turns until they
+/// commit. On PostgreSQL (READ COMMITTED) two conditional creates of one identifier would otherwise
+/// both see no match and both create (found by `tests/concurrency.rs`, also across two
+/// processes): the second now waits on a lock keyed by the type and the criteria (in a
+/// canonical order), then searches in a fresh snapshot that holds the first's resource.
+/// Different criteria that match the same resource are not serialized.
 fn lock_key(res_type: &str, pairs: &[(String, String)]) -> String {
     let mut sorted: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
     sorted.sort();
     format!("conditional {res_type}?{}", sorted.join("&"))
 }
 
-async fn lock(tx: &mut Tx, key: &str) -> Result<()> {
-    crate::store::sql::execute(
-        tx,
-        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-        &[crate::store::sql::Bind::Text(Some(key.to_string()))],
-    )
-    .await?;
-    Ok(())
-}
-
-/// Takes, in one canonical order, the locks [`serialize`] would take for each
+/// Takes, in one canonical order, the locks [`resolve`] would take for each
 /// `(type, criteria)`: a transaction Bundle with several conditional entries calls it
 /// first, so two Bundles naming the same criteria in opposite orders queue instead of
 /// deadlocking (PostgreSQL would break the deadlock after a second by failing one with
@@ -88,13 +78,9 @@ pub async fn lock_all(tx: &mut Tx, criteria: &[(&str, &str)]) -> Result<()> {
     let mut keys: Vec<String> = Vec::new();
     for (res_type, c) in criteria {
         // Criteria that do not parse are refused later, by the entry itself.
-        let Ok(pairs) = crate::fhir::form::parse_form(c.trim_start_matches('?').as_bytes()) else {
+        let Ok(pairs) = criteria_pairs(c) else {
             continue;
         };
-        let pairs: Vec<(String, String)> = pairs
-            .into_iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "_format" | "_pretty"))
-            .collect();
         if !pairs.is_empty() {
             keys.push(lock_key(res_type, &pairs));
         }
@@ -102,7 +88,7 @@ pub async fn lock_all(tx: &mut Tx, criteria: &[(&str, &str)]) -> Result<()> {
     keys.sort();
     keys.dedup();
     for k in &keys {
-        lock(tx, k).await?;
+        crate::store::sql::serialize_on(tx, k).await?;
     }
     Ok(())
 }

@@ -229,6 +229,21 @@ macro_rules! with_query {
     };
 }
 
+/// Makes write transactions that name the same `key` take turns until they commit. On
+/// PostgreSQL a transaction-scoped advisory lock; SQLite needs none, its one writer
+/// (`BEGIN IMMEDIATE`) already serializes write transactions.
+pub async fn serialize_on(tx: &mut Tx, key: &str) -> Result<(), StoreError> {
+    if let Tx::Postgres(_) = tx {
+        execute(
+            tx,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[Bind::Text(Some(key.to_string()))],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 pub async fn execute(tx: &mut Tx, sql: &str, binds: &[Bind]) -> Result<(), StoreError> {
     with_query!(tx, sql, binds, |q, c| {
         q.execute(c).await?;

@@ -350,36 +350,14 @@ async fn stored_types(state: &AppState, candidates: &[String]) -> Result<Vec<Str
     Ok(candidates.iter().filter(|t| found.contains(t)).cloned().collect())
 }
 
-/// The Patients a Group names (`member.entity`), read under the caller's policy as a
-/// read would be: hidden is 404, refused (R4: a Group listing a refusing patient is in
-/// that patient's compartment) is 403.
+/// The Patients a Group names (`member.entity`), the Group read exactly as a read
+/// under the caller's policy: hidden is 404, refused (R4: a Group listing a refusing
+/// patient is in that patient's compartment) is 403, deleted is 410.
 async fn group_members(state: &AppState, access: &Access, id: &str) -> Result<Vec<String>> {
-    crate::service::ids::check_id(id)?;
-    let scope = access.scope();
-    let mut q = SqlQuery::default();
-    let gid = q.text(id);
-    let mut w = vec![
-        "r.res_type = 'Group'".to_string(),
-        format!("r.res_id = {gid}"),
-        "r.deleted = FALSE".to_string(),
-    ];
-    w.extend(scope.visible(&mut q, "r"));
-    let shared = scope.not_refused(&mut q, "r").unwrap_or_else(|| "1 = 1".to_string());
-    q.sql = format!(
-        "SELECT v.content, CAST(CASE WHEN {shared} THEN 1 ELSE 0 END AS BIGINT) FROM resources r \
-         JOIN resource_versions v ON v.pk = r.pk AND v.version = r.version WHERE {}",
-        w.join(" AND ")
-    );
-    let mut conn = state.store().reader().await?;
-    let rows = fetch(&mut conn, &q, &[Kind::Bytes, Kind::I64]).await?;
-    let (content, shared) = match rows.into_iter().next().as_deref() {
-        Some([crate::store::sql::Cell::Bytes(Some(b)), s]) => (b.clone(), s.i64() == Some(1)),
-        _ => return Err(Error::NotFound(format!("Group/{id} is not known"))),
-    };
-    if !shared {
-        return Err(access.refused());
-    }
-    access.note("Group", id);
+    let mut tx = state.store().reader().await?;
+    let stored = crate::policy::visibility::read(access, &mut tx, "Group", id).await?;
+    drop(tx);
+    let content = stored.content.unwrap_or_default();
     let group: Value = serde_json::from_slice(&content)
         .map_err(|e| crate::store::StoreError::Corrupt(format!("stored Group is not JSON: {e}")))?;
     let base = state.base_url();

@@ -39,10 +39,7 @@ pub async fn import(
     report: &mut Report,
     on_progress: OnProgress<'_>,
 ) -> Result<()> {
-    let threads = match opts.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
+    let threads = opts.checking_threads();
     let (files, now) = (group.clone(), state.now());
     let checked = tokio::task::spawn_blocking(move || read_and_check(&files, now, threads))
         .await

@@ -39,6 +39,15 @@ pub struct Options {
     pub threads: usize,
 }
 
+impl Options {
+    fn checking_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
 impl Default for Options {
     fn default() -> Options {
         Options {
@@ -291,10 +300,7 @@ fn read_and_check(
     stop: &AtomicBool,
     out: &mpsc::Sender<std::result::Result<Chunk, String>>,
 ) {
-    let threads = match opts.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
+    let threads = opts.checking_threads();
     let chunk_units = opts.chunk.max(1);
     let mut pending: Vec<Unit> = Vec::with_capacity(chunk_units);
     let flush = |pending: &mut Vec<Unit>| -> bool {
