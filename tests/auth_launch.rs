@@ -30,16 +30,6 @@ fn browser() -> reqwest::Client {
 }
 
 /// The newest message in the outbox.
-fn last_message(s: &TestServer) -> Value {
-    let mut files: Vec<_> = std::fs::read_dir(&s.outbox)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    serde_json::from_slice(&std::fs::read(files.last().expect("a message in the outbox")).unwrap()).unwrap()
-}
-
 fn years_ago(s: &TestServer, years: i32) -> String {
     let today = carnet::auth::accounts::today(s.state().now());
     let d = today.replace_year(today.year() - years).unwrap_or(today);
@@ -74,7 +64,7 @@ async fn activated_patient(s: &TestServer, birth_date: &str) -> (String, String)
     )
     .await
     .unwrap();
-    let msg = last_message(s);
+    let msg = s.last_message();
     assert_eq!(msg["code"], inv.activation_code.as_str());
     assert_eq!(msg["to"], "lea@example.org");
     let code = msg["code"].as_str().unwrap();
@@ -133,7 +123,7 @@ async fn sign_in(s: &TestServer, authorize_url: &str, username: &str, password: 
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200, "password step: {}", r.text().await.unwrap());
-    let code = last_message(s)["code"].as_str().unwrap().to_string();
+    let code = s.last_message()["code"].as_str().unwrap().to_string();
     assert_eq!(code.len(), 6);
     let r = http
         .post(&url)
@@ -472,7 +462,7 @@ async fn expired_and_replaced_sign_in_codes(s: &TestServer) {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let first = last_message(s)["code"].as_str().unwrap().to_string();
+    let first = s.last_message()["code"].as_str().unwrap().to_string();
     // Resend: the first code stops working.
     std::thread::sleep(Duration::from_millis(5));
     let r = http
@@ -482,7 +472,7 @@ async fn expired_and_replaced_sign_in_codes(s: &TestServer) {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let second = last_message(s)["code"].as_str().unwrap().to_string();
+    let second = s.last_message()["code"].as_str().unwrap().to_string();
     if first != second {
         let r = http
             .post(&authz)
@@ -549,7 +539,7 @@ async fn patient_under_14_is_refused(s: &TestServer) {
     )
     .await
     .unwrap();
-    let code = last_message(s)["code"].as_str().unwrap().to_string();
+    let code = s.last_message()["code"].as_str().unwrap().to_string();
     let r = s
         .anon
         .post(format!("{}/activate", s.auth_url()))
@@ -620,7 +610,7 @@ async fn representative_picks_a_patient(s: &TestServer) {
     )
     .await
     .unwrap();
-    let code = last_message(s)["code"].as_str().unwrap().to_string();
+    let code = s.last_message()["code"].as_str().unwrap().to_string();
     let r = s
         .anon
         .post(format!("{}/activate", s.auth_url()))
@@ -651,7 +641,7 @@ async fn representative_picks_a_patient(s: &TestServer) {
         .send()
         .await
         .unwrap();
-    let six = last_message(s)["code"].as_str().unwrap().to_string();
+    let six = s.last_message()["code"].as_str().unwrap().to_string();
     let picker = http
         .post(&authz)
         .form(&[("tx", tx.as_str()), ("code", six.as_str())])
@@ -876,7 +866,7 @@ async fn activated_practitioner(s: &TestServer) -> (String, String) {
     )
     .await
     .unwrap();
-    let code = last_message(s)["code"].as_str().unwrap().to_string();
+    let code = s.last_message()["code"].as_str().unwrap().to_string();
     let username = format!("roy-{}", &id[..8]);
     let r = s
         .anon
@@ -1173,7 +1163,7 @@ async fn password_reset_and_self_deactivation(s: &TestServer) {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let code = last_message(s)["code"].as_str().unwrap().to_string();
+    let code = s.last_message()["code"].as_str().unwrap().to_string();
     assert_eq!(code.len(), 6);
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let new_password = "un autre mot de passe";

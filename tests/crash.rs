@@ -46,14 +46,6 @@ struct Outcome {
     update_sent: BTreeMap<String, u64>,
 }
 
-async fn token(s: &TestServer, p: &Serve, client_id: &str, key: &carnet_tests::auth::ClientKey) -> String {
-    let now = carnet::clock::system_now_micros() / 1_000_000;
-    let url = format!("{}/auth/token", p.base);
-    let (st, body) = carnet_tests::auth::client_credentials(&s.anon, &url, client_id, key, "system/*.*", now).await;
-    assert_eq!(st, 200, "{body}");
-    body["access_token"].as_str().unwrap().to_string()
-}
-
 async fn kill_nine_repeatedly(s: &TestServer) {
     let patient = s
         .create(json!({"resourceType": "Patient", "name": [{"family": "Crash"}]}))
@@ -79,7 +71,7 @@ async fn kill_nine_repeatedly(s: &TestServer) {
 
     for round in 0..ROUNDS {
         let p = Serve::start(&s.database_url, outbox.path()).await;
-        let tok = Arc::new(token(s, &p, &client_id, &key).await);
+        let tok = Arc::new(p.system_token(&s.anon, &client_id, &key).await);
         let base = Arc::new(format!("{}/fhir", p.base));
         let mut tasks = Vec::new();
         for worker in 0..WORKERS {

@@ -58,16 +58,6 @@ async fn demo(s: &TestServer, dir: &Path) -> Out {
     .unwrap()
 }
 
-fn last_message(s: &TestServer) -> Value {
-    let mut files: Vec<_> = std::fs::read_dir(&s.outbox)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    serde_json::from_slice(&std::fs::read(files.last().unwrap()).unwrap()).unwrap()
-}
-
 /// Signs in with the demo app (public client, PKCE) as `username` with the demo
 /// password, the 6-digit code taken from the server's outbox.
 async fn sign_in(s: &TestServer, username: &str, scopes: &[&str]) -> String {
@@ -99,7 +89,7 @@ async fn sign_in(s: &TestServer, username: &str, scopes: &[&str]) -> String {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let code = last_message(s)["code"].as_str().unwrap().to_string();
+    let code = s.last_message()["code"].as_str().unwrap().to_string();
     let r = http
         .post(&authz)
         .form(&[("tx", tx.as_str()), ("code", code.as_str())])

@@ -25,16 +25,6 @@ fn browser() -> reqwest::Client {
         .unwrap()
 }
 
-fn last_message(s: &TestServer) -> Value {
-    let mut files: Vec<_> = std::fs::read_dir(&s.outbox)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    serde_json::from_slice(&std::fs::read(files.last().unwrap()).unwrap()).unwrap()
-}
-
 fn redirect_pairs(r: &reqwest::Response) -> Vec<(String, String)> {
     let loc = r.headers()["location"].to_str().unwrap();
     url::Url::parse(loc)
@@ -53,7 +43,7 @@ async fn user_token(s: &TestServer, fhir_user: &str, scopes: &[&str]) -> String 
         .await
         .is_ok()
     {
-        let code = last_message(s)["code"].as_str().unwrap().to_string();
+        let code = s.last_message()["code"].as_str().unwrap().to_string();
         let r = s
             .anon
             .post(format!("{}/activate", s.auth_url()))
@@ -103,7 +93,7 @@ async fn user_token(s: &TestServer, fhir_user: &str, scopes: &[&str]) -> String 
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let code = last_message(s)["code"].as_str().unwrap().to_string();
+    let code = s.last_message()["code"].as_str().unwrap().to_string();
     let r = http
         .post(&authz)
         .form(&[("tx", tx.as_str()), ("code", code.as_str())])

@@ -18,14 +18,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use support::*;
 
-async fn token(s: &TestServer, p: &Serve, client_id: &str, key: &carnet_tests::auth::ClientKey) -> String {
-    let now = carnet::clock::system_now_micros() / 1_000_000;
-    let url = format!("{}/auth/token", p.base);
-    let (st, body) = carnet_tests::auth::client_credentials(&s.anon, &url, client_id, key, "system/*.*", now).await;
-    assert_eq!(st, 200, "{body}");
-    body["access_token"].as_str().unwrap().to_string()
-}
-
 async fn kill_nine(s: &TestServer) {
     // The data and a backend client, written into the database the process will use.
     let patient = s
@@ -48,7 +40,7 @@ async fn kill_nine(s: &TestServer) {
     let outbox = tempfile::tempdir().unwrap();
 
     let p = Serve::start(&s.database_url, outbox.path()).await;
-    let tok = Arc::new(token(s, &p, &client_id, &key).await);
+    let tok = Arc::new(p.system_token(&s.anon, &client_id, &key).await);
     let log = Arc::new(Log::default());
     let answered_tags = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let base = Arc::new(format!("{}/fhir", p.base));
@@ -104,7 +96,7 @@ async fn kill_nine(s: &TestServer) {
     let events = audit_events(s.backend, &s.database_url).await;
     assert_audited(&events, &seen);
     // No transaction is half-visible; every answered one is whole.
-    let tok = token(s, &p, &client_id, &key).await;
+    let tok = p.system_token(&s.anon, &client_id, &key).await;
     let mut by_tag: HashMap<String, usize> = HashMap::new();
     let mut url = Some(format!("{}/fhir/Observation?code:text=kill&_count=500", p.base));
     while let Some(u) = url {

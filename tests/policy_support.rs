@@ -29,16 +29,6 @@ fn browser() -> reqwest::Client {
         .unwrap()
 }
 
-fn last_message(s: &TestServer) -> Value {
-    let mut files: Vec<_> = std::fs::read_dir(&s.outbox)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    serde_json::from_slice(&std::fs::read(files.last().unwrap()).unwrap()).unwrap()
-}
-
 /// An access token for `fhir_user` (Patient/…, RelatedPerson/…, Practitioner/…) through
 /// activation, sign-in and the code exchange; `None` when sign-in is refused (a
 /// RelatedPerson whose relationship grants nothing).
@@ -48,7 +38,7 @@ pub async fn user_token(s: &TestServer, fhir_user: &str, scopes: &[&str]) -> Opt
         .await
         .is_ok()
     {
-        let code = last_message(s)["code"].as_str().unwrap().to_string();
+        let code = s.last_message()["code"].as_str().unwrap().to_string();
         let r = s
             .anon
             .post(format!("{}/activate", s.auth_url()))
@@ -105,7 +95,7 @@ pub async fn user_token(s: &TestServer, fhir_user: &str, scopes: &[&str]) -> Opt
     if !r.text().await.unwrap().contains("name=\"code\"") {
         return None;
     }
-    let code = last_message(s)["code"].as_str().unwrap().to_string();
+    let code = s.last_message()["code"].as_str().unwrap().to_string();
     let r = http
         .post(&authz)
         .form(&[("tx", tx.as_str()), ("code", code.as_str())])

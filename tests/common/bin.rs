@@ -150,6 +150,15 @@ impl Serve {
         Serve { child, base }
     }
 
+    /// A `system/*.*` token from this process for a client registered with `key`.
+    pub async fn system_token(&self, http: &reqwest::Client, client_id: &str, key: &crate::auth::ClientKey) -> String {
+        let now = carnet::clock::system_now_micros() / 1_000_000;
+        let url = format!("{}/auth/token", self.base);
+        let (st, body) = crate::auth::client_credentials(http, &url, client_id, key, "system/*.*", now).await;
+        assert_eq!(st, 200, "{body}");
+        body["access_token"].as_str().expect("an access token").to_string()
+    }
+
     /// SIGKILL, then reap the process.
     pub fn kill_nine(mut self) {
         self.child.kill().expect("kill -9 carnet");

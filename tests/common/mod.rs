@@ -156,6 +156,18 @@ impl TestServer {
     }
 
     /// The server's application state (its store, clock and auth caches).
+    /// The newest message the server's default sender wrote (activation and sign-in
+    /// codes are read here, as a person would read their e-mail).
+    pub fn last_message(&self) -> Value {
+        let mut files: Vec<_> = std::fs::read_dir(&self.outbox)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        serde_json::from_slice(&std::fs::read(files.last().expect("a message in the outbox")).unwrap()).unwrap()
+    }
+
     pub fn state(&self) -> &carnet::state::AppState {
         &self.running.as_ref().expect("server running").state
     }
