@@ -57,9 +57,6 @@ pub struct Metrics {
     counts: Vec<AtomicU64>,
     /// Requests being answered now.
     in_flight: AtomicI64,
-    /// `carnet_jobs`, set by the job queue through [`Metrics::set_jobs`].
-    jobs_queued: AtomicI64,
-    jobs_running: AtomicI64,
 }
 
 impl Default for Metrics {
@@ -72,8 +69,6 @@ impl Default for Metrics {
             sum_micros: zeros(n),
             counts: zeros(n),
             in_flight: AtomicI64::new(0),
-            jobs_queued: AtomicI64::new(0),
-            jobs_running: AtomicI64::new(0),
         }
     }
 }
@@ -97,13 +92,6 @@ impl Metrics {
         if let Some(c) = self.counts.get(i) {
             c.fetch_add(1, Ordering::Relaxed);
         }
-    }
-
-    /// How many background jobs wait and run (the export worker counts them in the
-    /// database, service/export/worker.rs).
-    pub fn set_jobs(&self, queued: i64, running: i64) {
-        self.jobs_queued.store(queued, Ordering::Relaxed);
-        self.jobs_running.store(running, Ordering::Relaxed);
     }
 
     /// The request counters and the latency histogram, in the text exposition format.
@@ -235,7 +223,7 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
 }
 
 /// The whole `/metrics` page.
-pub fn render(state: &AppState) -> String {
+pub fn render(state: &AppState, jobs: crate::service::export::JobCounts) -> String {
     let mut out = String::with_capacity(8192);
     out.push_str("# HELP carnet_build_info The running version.\n");
     out.push_str("# TYPE carnet_build_info gauge\n");
@@ -284,21 +272,11 @@ pub fn render(state: &AppState) -> String {
     out.push_str("# TYPE carnet_audit_batches_total counter\n");
     let _ = writeln!(out, "carnet_audit_batches_total {}", audit.committed_batches());
 
-    // The export job queue (Bulk Data) reports through `Metrics::set_jobs`; until it
-    // does, the gauge is 0 but exists, so dashboards and alerts can be written now.
-    let m = state.metrics();
+    // The export job queue as the database holds it, counted for this scrape.
     out.push_str("# HELP carnet_jobs Background jobs, by state.\n");
     out.push_str("# TYPE carnet_jobs gauge\n");
-    let _ = writeln!(
-        out,
-        "carnet_jobs{{state=\"queued\"}} {}",
-        m.jobs_queued.load(Ordering::Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "carnet_jobs{{state=\"running\"}} {}",
-        m.jobs_running.load(Ordering::Relaxed)
-    );
+    let _ = writeln!(out, "carnet_jobs{{state=\"queued\"}} {}", jobs.queued);
+    let _ = writeln!(out, "carnet_jobs{{state=\"running\"}} {}", jobs.running);
     out
 }
 

@@ -59,7 +59,12 @@ fn plain_json(status: StatusCode, v: &serde_json::Value) -> Response {
 
 /// The Prometheus text exposition format (0.0.4).
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let mut resp = Response::new(Body::from(crate::metrics::render(&state)));
+    // A scrape must answer even when the database does not (/ready says that).
+    let jobs = crate::service::export::job_counts(&state).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "/metrics: cannot count export jobs");
+        Default::default()
+    });
+    let mut resp = Response::new(Body::from(crate::metrics::render(&state, jobs)));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -66,10 +66,18 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
             let (rate, burst) = (self.rate, self.burst);
             map.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
         }
-        let b = map.entry(key.clone()).or_insert(Bucket {
-            tokens: self.burst,
-            at: now,
-        });
+        // A key is cloned only the first time it is seen, not on every request.
+        if !map.contains_key(key) {
+            map.insert(
+                key.clone(),
+                Bucket {
+                    tokens: self.burst,
+                    at: now,
+                },
+            );
+        }
+        // Present: inserted just above if it was not.
+        let b = map.get_mut(key)?;
         b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * self.rate).min(self.burst);
         b.at = now;
         if b.tokens >= 1.0 {
@@ -130,13 +138,11 @@ pub async fn by_ip(State(state): State<AppState>, req: Request, next: Next) -> R
 
 /// After the token check: by the token's client id.
 pub async fn by_client(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let client = req
+    let wait = req
         .extensions()
         .get::<std::sync::Arc<crate::auth::principal::Principal>>()
-        .map(|p| p.client_id.clone());
-    if let Some(client) = client
-        && let Some(wait) = state.limits().by_client.check(&client, Instant::now())
-    {
+        .and_then(|p| state.limits().by_client.check(&p.client_id, Instant::now()));
+    if let Some(wait) = wait {
         return too_many(wait, "client");
     }
     next.run(req).await

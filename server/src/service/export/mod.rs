@@ -377,6 +377,30 @@ async fn group_members(state: &AppState, access: &Access, id: &str) -> Result<Ve
     Ok(out)
 }
 
+/// The export queue as every process sees it (`carnet_jobs` on /metrics).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct JobCounts {
+    pub queued: i64,
+    /// Queued jobs under a live lease: some process is working on them.
+    pub running: i64,
+}
+
+pub async fn job_counts(state: &AppState) -> Result<JobCounts> {
+    let mut conn = state.store().reader().await?;
+    let mut q = SqlQuery::default();
+    let n = q.int(state.now());
+    q.sql = format!(
+        "SELECT COALESCE(SUM(CASE WHEN lease_until IS NULL OR lease_until < {n} THEN 1 ELSE 0 END), 0), \
+         COALESCE(SUM(CASE WHEN lease_until >= {n} THEN 1 ELSE 0 END), 0) \
+         FROM export_jobs WHERE state = 'queued'"
+    );
+    let rows = fetch(&mut conn, &q, &[Kind::I64, Kind::I64]).await?;
+    Ok(rows.first().map_or_else(JobCounts::default, |r| JobCounts {
+        queued: r[0].i64().unwrap_or(0),
+        running: r[1].i64().unwrap_or(0),
+    }))
+}
+
 /// Where a job stands, as its status URL answers.
 pub enum Status {
     Running {

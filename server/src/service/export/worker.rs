@@ -64,9 +64,6 @@ async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() {
             return;
         }
-        if let Err(e) = report_jobs(&state).await {
-            tracing::debug!(error = %e, "export worker: cannot count jobs for /metrics");
-        }
         match claim(&state, &owner).await {
             Ok(Some(job)) => {
                 let id = job.id.clone();
@@ -116,25 +113,6 @@ struct Job {
     cursor_pk: i64,
     parts: i64,
     request: String,
-}
-
-/// `carnet_jobs` on /metrics: the queue as every process sees it (a job being worked
-/// on is a queued job under a live lease).
-async fn report_jobs(state: &AppState) -> Result<()> {
-    let mut conn = state.store().reader().await?;
-    let mut q = SqlQuery::default();
-    let n = q.int(state.now());
-    q.sql = format!(
-        "SELECT COALESCE(SUM(CASE WHEN lease_until IS NULL OR lease_until < {n} THEN 1 ELSE 0 END), 0), \
-         COALESCE(SUM(CASE WHEN lease_until >= {n} THEN 1 ELSE 0 END), 0) \
-         FROM export_jobs WHERE state = 'queued'"
-    );
-    if let Some(r) = fetch(&mut conn, &q, &[Kind::I64, Kind::I64]).await?.into_iter().next() {
-        state
-            .metrics()
-            .set_jobs(r[0].i64().unwrap_or(0), r[1].i64().unwrap_or(0));
-    }
-    Ok(())
 }
 
 /// Takes the oldest queued job whose lease is free or ran out.
