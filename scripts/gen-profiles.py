@@ -408,12 +408,13 @@ def check_examples(profile_urls):
         fail(f"invalid/expected.json and the files differ: {sorted(set(expected) ^ files)}")
     for name, issue in sorted(expected.items()):
         res = load(os.path.join(inv_dir, name))
-        if issue.get("severity") not in ("error", "warning"):
-            fail(f"invalid/{name}: severity")
-        if issue.get("code") not in ISSUE_CODES:
-            fail(f"invalid/{name}: code {issue.get('code')}")
-        if not issue.get("expression", "").startswith(res["resourceType"]):
-            fail(f"invalid/{name}: expression must start at {res['resourceType']}")
+        for one in [issue] + issue.get("also", []):
+            if one.get("severity") not in ("error", "warning"):
+                fail(f"invalid/{name}: severity")
+            if one.get("code") not in ISSUE_CODES:
+                fail(f"invalid/{name}: code {one.get('code')}")
+            if not one.get("expression", "").startswith(res["resourceType"]):
+                fail(f"invalid/{name}: expression must start at {res['resourceType']}")
         if issue.get("profile") not in profile_urls:
             fail(f"invalid/{name}: profile {issue.get('profile')} unknown")
         if res.get("meta", {}).get("profile") != [issue["profile"]]:
