@@ -2,10 +2,15 @@
 """Generates Carnet's profiles (profiles/StructureDefinition-*.json) from their
 differentials (profiles/src/StructureDefinition-*.json) and checks the whole folder.
 
-Usage: scripts/gen-profiles.py [--check] [PACKAGE_DIR]
+Usage: scripts/gen-profiles.py [--check | --self-test] [PACKAGE_DIR]
   PACKAGE_DIR: the unpacked hl7.fhir.r4.examples 4.0.1 `package` folder; defaults to
   $CARNET_FHIR_EXAMPLES, else "$(scripts/fetch-fhir-packages.sh)/package".
   --check: write nothing; exit 1 if a generated file differs from what is committed.
+  --self-test: write nothing; regenerate the snapshots of the profiles HL7 ships in the
+  package (those derived from a core resource) from their differentials and compare
+  them with HL7's own snapshots; a profile that uses a feature this generator does not
+  support (extension slices, slices of choice types by type) is skipped
+  with the reason; any other difference fails.
 
 The snapshot is built the way the FHIR snapshot generator does it, restricted to what
 Carnet's differentials use (no extensions defined here, no re-slicing, no profiles on
@@ -133,6 +138,19 @@ class Snapshot:
         self.url = url
         self.slice_names = {}
 
+    def derives_from(self, url, allowed):
+        """Whether the profile `url` is one of `allowed` or constrains one of them."""
+        seen = set()
+        while url not in allowed:
+            if url in seen or not url.startswith(CORE):
+                return False
+            seen.add(url)
+            try:
+                url = self.pkg.sd(url[len(CORE):]).get("baseDefinition", "")
+            except Failure:
+                return False
+        return True
+
     def index(self, eid):
         for i, el in enumerate(self.elements):
             if el["id"] == eid:
@@ -259,7 +277,7 @@ class Snapshot:
                         fail(f"{eid}: type {t['code']} not allowed by the base ({sorted(allowed)})")
                     base_targets = allowed[t["code"]].get("targetProfile")
                     for tp in t.get("targetProfile", []):
-                        if base_targets is not None and tp not in base_targets:
+                        if base_targets is not None and not self.derives_from(tp, base_targets):
                             fail(f"{eid}: target {tp} not allowed by the base")
                 el["type"] = copy.deepcopy(v)
             elif k.startswith("fixed") or k.startswith("pattern"):
@@ -422,10 +440,59 @@ def check_examples(profile_urls):
     return count, len(expected)
 
 
+SELF_TEST_PROPS = ("min", "max", "sliceName", "slicing", "base", "type", "binding", "constraint")
+
+
+def comparable(el):
+    out = {p: el.get(p) for p in SELF_TEST_PROPS}
+    out["type"] = [(t["code"], t.get("targetProfile"), t.get("profile")) for t in el.get("type", [])]
+    b = el.get("binding", {})
+    out["binding"] = (b.get("strength"), b.get("valueSet"))
+    out["constraint"] = sorted(c["key"] for c in el.get("constraint", []))
+    out["fixed/pattern"] = {k: v for k, v in el.items() if k.startswith("fixed") or k.startswith("pattern")}
+    return out
+
+
+def self_test(pkg):
+    checked, skipped, failed = 0, 0, 0
+    for path in sorted(glob.glob(os.path.join(pkg.dir, "StructureDefinition-*.json"))):
+        sd = load(path)
+        if sd.get("derivation") != "constraint" or sd.get("kind") != "resource":
+            continue
+        if sd["baseDefinition"] != CORE + sd["type"]:
+            continue
+        snap = Snapshot(pkg, pkg.sd(sd["type"]), sd["url"])
+        try:
+            for d in sd["differential"]["element"]:
+                snap.apply(d, pkg.valuesets)
+        except Failure as e:
+            skipped += 1
+            print(f"  skipped {sd['id']}: {e}")
+            continue
+        checked += 1
+        mine = [(e["id"], comparable(e)) for e in snap.elements]
+        theirs = [(e["id"], comparable(e)) for e in sd["snapshot"]["element"]]
+        if mine != theirs:
+            failed += 1
+            ids_m, ids_t = [i for i, _ in mine], [i for i, _ in theirs]
+            if ids_m != ids_t:
+                print(f"  DIFFERS {sd['id']}: element ids/order differ")
+            for (i, a), (_, b) in zip(mine, theirs):
+                for k in a:
+                    if a[k] != b[k]:
+                        print(f"  DIFFERS {sd['id']} {i}.{k}: generated {a[k]} HL7 {b[k]}")
+        else:
+            print(f"  same as HL7: {sd['id']} ({len(theirs)} elements)")
+    print(f"self-test: {checked} HL7 profiles regenerated, {failed} differ, {skipped} skipped")
+    return failed == 0 and checked > 0
+
+
 def main():
-    args = [a for a in sys.argv[1:] if a != "--check"]
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
     check_only = "--check" in sys.argv[1:]
     pkg = Package(package_dir(args))
+    if "--self-test" in sys.argv[1:]:
+        sys.exit(0 if self_test(pkg) else 1)
     local_vs, _ = check_terminology(pkg)
     known_valuesets = pkg.valuesets | set(local_vs)
     profile_urls = {}
