@@ -10,11 +10,21 @@ use crate::{Seg, Severity, Sink};
 pub(crate) fn validate(registry: &Registry, resource: &Value, sink: &mut Sink) {
     let b = base();
     if let Some(e) = &b.load_error {
-        sink.push(Severity::Error, "exception", None, format!("built-in R4 rules unavailable: {e}"));
+        sink.push(
+            Severity::Error,
+            "exception",
+            None,
+            format!("built-in R4 rules unavailable: {e}"),
+        );
         return;
     }
     let Some(rt) = resource.get("resourceType").and_then(Value::as_str) else {
-        sink.push(Severity::Error, "structure", None, "not a resource (no resourceType)".to_owned());
+        sink.push(
+            Severity::Error,
+            "structure",
+            None,
+            "not a resource (no resourceType)".to_owned(),
+        );
         return;
     };
     let mut w = Walker {
@@ -79,7 +89,16 @@ impl<'r> Walker<'r, '_> {
             self.sink.invariant(&rules.constraints[ci], root, item, &ty.name, path);
         }
         if let Some(b) = &e.binding {
-            check_binding(self.registry, b.required, &b.value_set, item, &ty.name, path, self.sink, false);
+            check_binding(
+                self.registry,
+                b.required,
+                &b.value_set,
+                item,
+                &ty.name,
+                path,
+                self.sink,
+                false,
+            );
         }
         match ty.target {
             Target::Struct(si) => self.object(root, item, si, path),
@@ -149,7 +168,10 @@ pub(crate) fn check_binding(
             }
         }
         "CodeableConcept" => {
-            let codings = item.get("coding").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+            let codings = item
+                .get("coding")
+                .and_then(Value::as_array)
+                .map_or(&[][..], Vec::as_slice);
             let coded: Vec<(Option<&str>, &str)> = codings
                 .iter()
                 .filter_map(|c| Some((c.get("system").and_then(Value::as_str), c.get("code")?.as_str()?)))
@@ -162,10 +184,7 @@ pub(crate) fn check_binding(
             if coded.is_empty() && !required {
                 return;
             }
-            let shown: Vec<String> = coded
-                .iter()
-                .map(|(s, c)| format!("{}#{c}", s.unwrap_or("")))
-                .collect();
+            let shown: Vec<String> = coded.iter().map(|(s, c)| format!("{}#{c}", s.unwrap_or(""))).collect();
             let what = if shown.is_empty() {
                 "no code".to_owned()
             } else {

@@ -39,7 +39,10 @@ mod tests {
     #[test]
     fn pattern_is_contained() {
         let p = json!({"coding": [{"system": "s", "code": "c"}]});
-        assert!(contains(&p, &json!({"coding": [{"system": "x", "code": "y"}, {"system": "s", "code": "c", "display": "C"}], "text": "t"})));
+        assert!(contains(
+            &p,
+            &json!({"coding": [{"system": "x", "code": "y"}, {"system": "s", "code": "c", "display": "C"}], "text": "t"})
+        ));
         assert!(!contains(&p, &json!({"coding": [{"system": "s", "code": "d"}]})));
         assert!(!contains(&p, &json!({"text": "t"})));
         assert!(equal(&json!(1.0), &json!(1)));

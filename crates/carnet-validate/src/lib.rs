@@ -181,7 +181,10 @@ impl Sink {
                     Severity::Warning,
                     "not-supported",
                     path,
-                    format!("{}: not checked, the expression `{}` could not be evaluated: {e}", c.key, c.expression),
+                    format!(
+                        "{}: not checked, the expression `{}` could not be evaluated: {e}",
+                        c.key, c.expression
+                    ),
                 );
             }
         }

@@ -78,7 +78,9 @@ impl Profile {
             let node = compile_node(e, path, base_keys)?;
             let index = nodes.len();
             if i > 0 {
-                let (parent, last) = id.rsplit_once('.').ok_or_else(|| format!("element {id} outside the root"))?;
+                let (parent, last) = id
+                    .rsplit_once('.')
+                    .ok_or_else(|| format!("element {id} outside the root"))?;
                 match last.split_once(':') {
                     Some((name, _)) => {
                         let sliced = format!("{parent}.{name}");
@@ -87,11 +89,15 @@ impl Profile {
                             Some((outer, _)) => format!("{parent}.{outer}"),
                             None => sliced,
                         };
-                        let &t = by_id.get(&target).ok_or_else(|| format!("slice {id} before its element"))?;
+                        let &t = by_id
+                            .get(&target)
+                            .ok_or_else(|| format!("slice {id} before its element"))?;
                         nodes[t].slices.push(index);
                     }
                     None => {
-                        let &p = by_id.get(parent).ok_or_else(|| format!("element {id} before its parent"))?;
+                        let &p = by_id
+                            .get(parent)
+                            .ok_or_else(|| format!("element {id} before its parent"))?;
                         nodes[p].children.push(index);
                     }
                 }
@@ -243,14 +249,22 @@ impl<'a> Cx<'a, '_> {
         if let Some(f) = &n.fixed
             && !json::equal(f, value)
         {
-            self.sink
-                .at(Severity::Error, "value", path, format!("the value must be exactly {f}, found {value}"));
+            self.sink.at(
+                Severity::Error,
+                "value",
+                path,
+                format!("the value must be exactly {f}, found {value}"),
+            );
         }
         if let Some(p) = &n.pattern
             && !json::contains(p, value)
         {
-            self.sink
-                .at(Severity::Error, "value", path, format!("the value must contain {p}, found {value}"));
+            self.sink.at(
+                Severity::Error,
+                "value",
+                path,
+                format!("the value must contain {p}, found {value}"),
+            );
         }
         if let Some((required, vs)) = &n.binding {
             check_binding(self.registry, *required, vs, value, type_name, path, self.sink, true);
@@ -289,8 +303,12 @@ impl<'a> Cx<'a, '_> {
         {
             let key = items.first().map_or(base_name, |i| i.key);
             path.push(Seg { name: key, index: None });
-            self.sink
-                .at(Severity::Error, "structure", path, format!("maximum allowed = {max}, found {count}"));
+            self.sink.at(
+                Severity::Error,
+                "structure",
+                path,
+                format!("maximum allowed = {max}, found {count}"),
+            );
             path.pop();
         }
         let mut per_slice = vec![0u64; c.slices.len()];
@@ -299,7 +317,9 @@ impl<'a> Cx<'a, '_> {
                 name: it.key,
                 index: it.index,
             });
-            let type_name = it.type_name.unwrap_or_else(|| c.types.first().map_or("Element", String::as_str));
+            let type_name = it
+                .type_name
+                .unwrap_or_else(|| c.types.first().map_or("Element", String::as_str));
             if let Some(t) = it.type_name
                 && !c.types.is_empty()
                 && !c.types.iter().any(|a| a == t)
@@ -335,11 +355,17 @@ impl<'a> Cx<'a, '_> {
             let name = s.slice_name.as_deref().unwrap_or("?");
             let found = per_slice[k];
             let problem = if found < s.min {
-                Some(("required", format!("slice '{name}': minimum required = {}, found {found}", s.min)))
+                Some((
+                    "required",
+                    format!("slice '{name}': minimum required = {}, found {found}", s.min),
+                ))
             } else if s.max.is_some_and(|m| found > m) {
                 Some((
                     "structure",
-                    format!("slice '{name}': maximum allowed = {}, found {found}", s.max.unwrap_or(0)),
+                    format!(
+                        "slice '{name}': maximum allowed = {}, found {found}",
+                        s.max.unwrap_or(0)
+                    ),
                 ))
             } else {
                 None

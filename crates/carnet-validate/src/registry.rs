@@ -175,7 +175,9 @@ impl Registry {
             .value_set(url)
             .ok_or_else(|| TerminologyError::UnknownValueSet(url.to_owned()))?;
         if EXPANDING.with(|s| s.borrow().iter().any(|u| u == url)) {
-            return Err(TerminologyError::NotSupported(format!("value set {url} imports itself")));
+            return Err(TerminologyError::NotSupported(format!(
+                "value set {url} imports itself"
+            )));
         }
         EXPANDING.with(|s| s.borrow_mut().push(url.to_owned()));
         let result = terminology::expand(self, vs).map(Arc::new);
@@ -221,7 +223,11 @@ impl Registry {
         codings: &[Coded<'_>],
     ) -> Result<CodeValidation, TerminologyError> {
         let exp = self.expanded(value_set_url)?;
-        Ok(terminology::validate_in(&exp, &format!("value set {value_set_url}"), codings))
+        Ok(terminology::validate_in(
+            &exp,
+            &format!("value set {value_set_url}"),
+            codings,
+        ))
     }
 
     /// `CodeSystem/$validate-code`: is the code defined by the code system? Codings of
@@ -251,9 +257,10 @@ impl Registry {
             if let Some(found) = terminology::find_concept(concepts, c.code) {
                 let known = found.get("display").and_then(Value::as_str);
                 let message = match (c.display, known) {
-                    (Some(given), Some(k)) if given != k => {
-                        Some(format!("the display '{given}' differs from the display of {}: '{k}'", c.code))
-                    }
+                    (Some(given), Some(k)) if given != k => Some(format!(
+                        "the display '{given}' differs from the display of {}: '{k}'",
+                        c.code
+                    )),
                     _ => None,
                 };
                 return Ok(CodeValidation {
@@ -269,7 +276,11 @@ impl Registry {
             display: None,
             message: Some(format!(
                 "{} not found in code system {system_url}",
-                if shown.is_empty() { "no code".to_owned() } else { shown.join(", ") }
+                if shown.is_empty() {
+                    "no code".to_owned()
+                } else {
+                    shown.join(", ")
+                }
             )),
         })
     }

@@ -141,7 +141,11 @@ pub(crate) fn base() -> &'static Base {
 
 fn load(text: &str) -> Result<Base, String> {
     let mut doc: Value = serde_json::from_str(text).map_err(|e| format!("r4-rules.json: {e}"))?;
-    let mut take = |k: &str| doc.get_mut(k).map(Value::take).ok_or_else(|| format!("r4-rules.json: no {k}"));
+    let mut take = |k: &str| {
+        doc.get_mut(k)
+            .map(Value::take)
+            .ok_or_else(|| format!("r4-rules.json: no {k}"))
+    };
     let constraints_v = take("constraints")?;
     let keys_v = take("baseKeys")?;
     let structs_v = take("structs")?;
@@ -166,9 +170,11 @@ fn load(text: &str) -> Result<Base, String> {
     let struct_index: HashMap<String, usize> = structs_obj.keys().enumerate().map(|(i, k)| (k.clone(), i)).collect();
     let ty = |name: &str| Ty {
         name: name.to_owned(),
+        // `Resource` is also a struct (the abstract type's own elements), but an element
+        // typed Resource holds a concrete resource, walked by its resourceType.
         target: match struct_index.get(name) {
+            _ if name == "Resource" => Target::Resource,
             Some(&i) => Target::Struct(i),
-            None if name == "Resource" => Target::Resource,
             None => Target::Primitive,
         },
     };

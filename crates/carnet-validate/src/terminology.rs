@@ -155,12 +155,21 @@ impl Expanded {
             .find(|c| system.is_none_or(|s| s == c.system))
     }
 
-    pub fn page(&self, url: Option<&str>, version: Option<&str>, filter: Option<&str>, offset: usize, count: Option<usize>) -> Expansion {
+    pub fn page(
+        &self,
+        url: Option<&str>,
+        version: Option<&str>,
+        filter: Option<&str>,
+        offset: usize,
+        count: Option<usize>,
+    ) -> Expansion {
         let needle = filter.map(str::to_lowercase).filter(|f| !f.is_empty());
         let matches = |c: &&Concept| {
             needle.as_ref().is_none_or(|n| {
                 c.code.to_lowercase().contains(n.as_str())
-                    || c.display.as_ref().is_some_and(|d| d.to_lowercase().contains(n.as_str()))
+                    || c.display
+                        .as_ref()
+                        .is_some_and(|d| d.to_lowercase().contains(n.as_str()))
             })
         };
         let total = self.concepts.iter().filter(matches).count();
@@ -272,11 +281,10 @@ fn part(src: &dyn Source, inc: &Value) -> Result<Vec<Concept>, TerminologyError>
         list.iter()
             .filter_map(|c| {
                 let code = c.get("code")?.as_str()?;
-                let display = c
-                    .get("display")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                    .or_else(|| cs.and_then(|cs| find_concept(arr(cs.get("concept")), code)).and_then(display_of));
+                let display = c.get("display").and_then(Value::as_str).map(str::to_owned).or_else(|| {
+                    cs.and_then(|cs| find_concept(arr(cs.get("concept")), code))
+                        .and_then(display_of)
+                });
                 Some(Concept {
                     system: system.to_owned(),
                     version: version.clone(),
@@ -306,7 +314,9 @@ fn part(src: &dyn Source, inc: &Value) -> Result<Vec<Concept>, TerminologyError>
                 )));
             }
             let Some(top) = find_concept(roots, value) else {
-                return Err(TerminologyError::NotSupported(format!("filter on unknown code {system}#{value}")));
+                return Err(TerminologyError::NotSupported(format!(
+                    "filter on unknown code {system}#{value}"
+                )));
             };
             let mut found = Vec::new();
             if op == "is-a" {
@@ -315,7 +325,10 @@ fn part(src: &dyn Source, inc: &Value) -> Result<Vec<Concept>, TerminologyError>
             collect(arr(top.get("concept")), &mut found);
             selected = Some(match selected {
                 None => found,
-                Some(prev) => prev.into_iter().filter(|c| found.iter().any(|f| std::ptr::eq(*f, *c))).collect(),
+                Some(prev) => prev
+                    .into_iter()
+                    .filter(|c| found.iter().any(|f| std::ptr::eq(*f, *c)))
+                    .collect(),
             });
         }
         let chosen = selected.unwrap_or_else(|| {
