@@ -95,6 +95,10 @@ pub struct ServeArgs {
     /// Policy R2: the sensitive-results ValueSet (JSON); default the one in profiles/.
     #[arg(long, env = "CARNET_SENSITIVE_RESULTS_VALUESET")]
     pub sensitive_results_valueset: Option<PathBuf>,
+    /// Profiles every resource of a type must meet, as Type=profile-url (repeat the flag,
+    /// or comma-separate in the variable); each must be one of the server's profiles.
+    #[arg(long = "require-profile", env = "CARNET_REQUIRE_PROFILES", value_delimiter = ',')]
+    pub require_profiles: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -123,6 +127,7 @@ struct FileConfig {
     sensitivity_labels: Option<String>,
     confidentiality_labels: Option<String>,
     sensitive_results_valueset: Option<PathBuf>,
+    require_profiles: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -151,6 +156,8 @@ pub struct Config {
     pub policy: crate::policy::settings::PolicySettings,
     /// Bulk `$export` (docs/bulk.md): whether this process runs a worker, part size.
     pub export: crate::service::export::ExportSettings,
+    /// Profiles required per resource type (docs/validation.md).
+    pub profiles: crate::conformance::Rules,
 }
 
 /// Generous enough for an app or an EMR feed; a flood from one address or one client is
@@ -249,6 +256,11 @@ impl Config {
                 .unwrap_or(DEFAULT_RATE_LIMIT_CLIENT),
             policy,
             export: Default::default(),
+            profiles: crate::conformance::Rules::from_settings(if args.require_profiles.is_empty() {
+                file.require_profiles.as_deref().unwrap_or_default()
+            } else {
+                &args.require_profiles
+            })?,
         })
     }
 
@@ -276,6 +288,7 @@ impl Config {
             rate_limit_client: 0,
             policy: crate::policy::settings::PolicySettings::default(),
             export: Default::default(),
+            profiles: Default::default(),
         }
     }
 

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod conformance;
 pub mod demo;
 pub mod error;
 pub mod fhir;

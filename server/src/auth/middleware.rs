@@ -181,10 +181,11 @@ pub async fn require_token(State(state): State<AppState>, mut req: Request, next
 pub fn classify(method: &Method, path: &str, if_none_exist: bool) -> Vec<(Interaction, String)> {
     let rest = path.strip_prefix("/fhir").unwrap_or(path);
     let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    // `$everything` only reads, even when POSTed (parameters in the body).
+    // `$everything` only reads, even when POSTed (parameters in the body); `$validate`
+    // stores nothing.
     let op = |name: &str| Interaction::Operation {
         name: name.to_string(),
-        write: *method != Method::GET && name != "$everything",
+        write: *method != Method::GET && !matches!(name, "$everything" | "$validate"),
     };
     let m = method.clone();
     let one = |i: Interaction, t: &str| vec![(i, t.to_string())];

@@ -1,8 +1,8 @@
 //! `Patient/{id}/$everything` (GET, and POST with a Parameters or form body). It shares
-//! the `/{type}/{id}/{segment}` routes with compartment search (GET) and `$release`
-//! (POST), so the two handlers here pick by the last segment.
+//! the `/{type}/{id}/{segment}` routes with compartment search (GET), `$release` (POST)
+//! and `$validate`, so the two handlers here pick by the last segment.
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::Response;
 use serde_json::Value;
@@ -10,8 +10,8 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::fhir::form::{MAX_PARAMETERS, parse_form};
 use crate::fhir::format::request_format;
-use crate::http::extract::{Conditions, Query, parse_resource};
-use crate::http::{crud, respond, search};
+use crate::http::extract::{Conditions, OptionalFhirBody, Query, parse_resource};
+use crate::http::{crud, respond, search, validate};
 use crate::policy::Access;
 use crate::search::everything::{EverythingParams, everything};
 use crate::service::ids;
@@ -27,6 +27,9 @@ pub async fn instance_get(
     cond: Conditions,
     q: Query,
 ) -> Result<Response> {
+    if segment == validate::OPERATION {
+        return validate::instance_level(&state, &access, &owner, &id, &q, None).await;
+    }
     if segment != OPERATION {
         return search::compartment(state, access, Path((owner, id, segment)), cond, q).await;
     }
@@ -42,6 +45,10 @@ pub async fn instance_post(
     q: Query,
     req: Request,
 ) -> Result<Response> {
+    if segment == validate::OPERATION {
+        let OptionalFhirBody(body) = OptionalFhirBody::from_request(req, &state).await?;
+        return validate::instance_level(&state, &access, &owner, &id, &q, body).await;
+    }
     if segment != OPERATION {
         return crud::release(state, access, Path((owner, id, segment))).await;
     }

@@ -66,6 +66,24 @@ impl FromRequest<AppState> for FhirBody {
     }
 }
 
+/// A FHIR resource body that may be absent (an operation called without one).
+pub struct OptionalFhirBody(pub Option<Value>);
+
+impl FromRequest<AppState> for OptionalFhirBody {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let bytes = read_limited(body, state.config().body_limit, &parts.headers).await?;
+        if bytes.is_empty() {
+            return Ok(OptionalFhirBody(None));
+        }
+        let format = request_format(content_type(&parts.headers))
+            .map_err(|ct| Error::UnsupportedMediaType(format!("Content-Type '{ct}' is not a FHIR format")))?;
+        Ok(OptionalFhirBody(Some(parse_resource(&bytes, format)?)))
+    }
+}
+
 impl FromRequest<AppState> for PatchBody {
     type Rejection = Error;
 

@@ -16,7 +16,11 @@ pub async fn capability_statement(State(state): State<AppState>) -> Response {
 }
 
 fn build(state: &AppState) -> Value {
-    let resources: Vec<Value> = carnet_fhir::RESOURCE_TYPES.iter().map(|t| resource_entry(t)).collect();
+    let catalog = crate::conformance::catalog::get().ok();
+    let resources: Vec<Value> = carnet_fhir::RESOURCE_TYPES
+        .iter()
+        .map(|t| resource_entry(t, catalog))
+        .collect();
     json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -45,7 +49,10 @@ fn build(state: &AppState) -> Value {
 
 /// One `rest.resource`: what the server does with this type. AuditEvents are never
 /// changed through the API (policy R5), so they advertise no update, patch or delete.
-fn resource_entry(t: &str) -> Value {
+fn resource_entry(t: &str, catalog: Option<&crate::conformance::catalog::Catalog>) -> Value {
+    if catalog.is_some() && crate::conformance::catalog::is_catalog_type(t) {
+        return catalog_entry(t);
+    }
     let codes: &[&str] = if t == "AuditEvent" {
         &[
             "read",
@@ -80,9 +87,15 @@ fn resource_entry(t: &str) -> Value {
         "conditionalUpdate": true,
         "conditionalDelete": "single",
     });
-    // Operations on the type: $everything on Patient, Bulk Data $export at Patient and
-    // Group level (docs/bulk.md).
-    let mut ops = Vec::new();
+    // The profiles the server holds and enforces for this type (docs/validation.md).
+    let profiles = catalog.map(|c| c.profiles_of(t)).unwrap_or_default();
+    if let (false, Some(obj)) = (profiles.is_empty(), entry.as_object_mut()) {
+        obj.insert("supportedProfile".into(), json!(profiles));
+    }
+    // Operations on the type: $validate on all, $everything on Patient, Bulk Data
+    // $export at Patient and Group level (docs/bulk.md).
+    let mut ops =
+        vec![json!({"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"})];
     if t == "Patient" {
         ops.push(
             json!({"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}),
@@ -103,6 +116,35 @@ fn resource_entry(t: &str) -> Value {
     let params = search_params(t, false);
     if let (false, Some(obj)) = (params.is_empty(), entry.as_object_mut()) {
         obj.insert("searchParam".into(), Value::Array(params));
+    }
+    entry
+}
+
+/// The conformance resources: built in, so read and search only, plus the terminology
+/// operations on ValueSet and CodeSystem.
+fn catalog_entry(t: &str) -> Value {
+    let mut entry = json!({
+        "type": t,
+        "profile": format!("http://hl7.org/fhir/StructureDefinition/{t}"),
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "searchParam": [
+            {"name": "_id", "type": "token"}, {"name": "url", "type": "uri"},
+            {"name": "version", "type": "token"}, {"name": "status", "type": "token"},
+            {"name": "name", "type": "string"}, {"name": "title", "type": "string"}
+        ],
+    });
+    let ops = match t {
+        "ValueSet" => json!([
+            {"name": "expand", "definition": "http://hl7.org/fhir/OperationDefinition/ValueSet-expand"},
+            {"name": "validate-code", "definition": "http://hl7.org/fhir/OperationDefinition/ValueSet-validate-code"}
+        ]),
+        "CodeSystem" => json!([
+            {"name": "validate-code", "definition": "http://hl7.org/fhir/OperationDefinition/CodeSystem-validate-code"}
+        ]),
+        _ => Value::Null,
+    };
+    if let (false, Some(obj)) = (ops.is_null(), entry.as_object_mut()) {
+        obj.insert("operation".into(), ops);
     }
     entry
 }

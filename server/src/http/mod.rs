@@ -1,6 +1,7 @@
 //! The HTTP edge: routes, request extraction, negotiation and the error mapping.
 
 pub mod bundle;
+pub mod conformance;
 pub mod crud;
 pub mod error;
 pub mod everything;
@@ -14,6 +15,8 @@ pub mod ops;
 pub mod rate_limit;
 pub mod respond;
 pub mod search;
+pub mod terminology;
+pub mod validate;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -46,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/{type}/_history", get(history::type_level))
         .route("/{type}/_search", post(search::type_post))
+        .route("/{type}/$validate", post(validate::type_level))
         .route(
             "/{type}/{id}",
             get(crud::read)
@@ -74,8 +78,9 @@ pub fn router(state: AppState) -> Router {
         ))
         // Around the token check: every interaction leaves an AuditEvent, refusals too.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::audit::layer))
-        // Public: the CapabilityStatement and SMART discovery.
+        // Public: the CapabilityStatement, SMART discovery and the conformance resources.
         .route("/metadata", get(metadata::capability_statement))
+        .merge(conformance::routes())
         .route(
             "/.well-known/smart-configuration",
             get(crate::auth::endpoints::discovery::smart_configuration),

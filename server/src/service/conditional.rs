@@ -176,7 +176,7 @@ pub async fn apply_update(
         UpdateTarget::Match(id) => write::update(state, tx, res_type, id, with_id(body, id)?, if_match).await,
         UpdateTarget::BodyId(id) => write::update(state, tx, res_type, id, body, None).await,
         UpdateTarget::New(id) => {
-            let resource = validate::resource(res_type, body, None)?;
+            let resource = validate::resource(&state.config().profiles, res_type, body, None)?;
             write::create_checked(state, tx, res_type, resource, Some(id.clone())).await
         }
     }

@@ -2,11 +2,29 @@
 
 use serde_json::{Map, Value};
 
+use crate::conformance;
 use crate::error::{Error, Result};
+
+/// The whole check of a write: [`structure`], then the base R4 rules and the profiles
+/// the resource claims or the deployment requires (`conformance`): 422 on any error.
+pub fn resource(
+    rules: &conformance::Rules,
+    res_type: &str,
+    body: Value,
+    expected_id: Option<&str>,
+) -> Result<Map<String, Value>> {
+    let map = structure(res_type, body, expected_id)?;
+    let value = Value::Object(map);
+    conformance::enforce(rules, &value)?;
+    match value {
+        Value::Object(map) => Ok(map),
+        _ => Err(Error::invalid("structure", "The body must be a JSON object")),
+    }
+}
 
 /// Checks the body is a `res_type` resource that the R4 model accepts and returns its
 /// members. `expected_id` is the URL id of an update: the body must carry the same one.
-pub fn resource(res_type: &str, body: Value, expected_id: Option<&str>) -> Result<Map<String, Value>> {
+pub fn structure(res_type: &str, body: Value, expected_id: Option<&str>) -> Result<Map<String, Value>> {
     let Value::Object(map) = body else {
         return Err(Error::invalid(
             "structure",

@@ -37,7 +37,7 @@ pub struct Deleted {
 }
 
 pub async fn create(state: &AppState, tx: &mut Tx, res_type: &str, body: Value) -> Result<Written> {
-    let resource = validate::resource(res_type, body, None)?;
+    let resource = validate::resource(&state.config().profiles, res_type, body, None)?;
     create_checked(state, tx, res_type, resource, None).await
 }
 
@@ -69,7 +69,7 @@ pub async fn update(
     if_match: Option<i64>,
 ) -> Result<Written> {
     ids::check_id(id)?;
-    let resource = validate::resource(res_type, body, Some(id))?;
+    let resource = validate::resource(&state.config().profiles, res_type, body, Some(id))?;
     update_checked(state, tx, res_type, id, resource, if_match, "PUT").await
 }
 
@@ -153,7 +153,7 @@ pub async fn patch(
         )])
     })?;
     // meta.versionId/lastUpdated are the server's: whatever the patch did to them is redone.
-    let resource = validate::resource(res_type, doc, Some(id))?;
+    let resource = validate::resource(&state.config().profiles, res_type, doc, Some(id))?;
     update_checked(state, tx, res_type, id, resource, Some(cur.version), "PATCH").await
 }
 

@@ -187,7 +187,7 @@ async fn create(ctx: &mut Ctx<'_>, tx: &mut Tx, entry: &Entry, t: &str, body: se
     };
     ctx.claims.claim(t, &id, entry.index)?;
     patient_writes::check(ctx.access, tx, Write::Create, t, None, Some(&body)).await?;
-    let resource = validate::resource(t, body, None)?;
+    let resource = validate::resource(&state.config().profiles, t, body, None)?;
     let w = write::create_checked(state, tx, t, resource, Some(id)).await?;
     ctx.access.note(&w.res_type, &w.id);
     write_scope::check_written(ctx.access, tx, &w).await?;

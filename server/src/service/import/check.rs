@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::source::Body;
+use crate::conformance::Rules;
 use crate::error::Error;
 use crate::service::bundle::refs;
 use crate::service::write::NewResource;
@@ -30,14 +31,14 @@ pub struct Ready {
 /// Why a unit is refused: what (e.g. `Patient/12`, or the entry) and the reason.
 pub type Refusal = (Option<String>, String);
 
-pub fn check(body: Body, now: i64) -> Result<Checked, Refusal> {
+pub fn check(body: Body, now: i64, rules: &Rules) -> Result<Checked, Refusal> {
     match body {
-        Body::Resource(v) => one(v, now, None).map(|r| Checked::Ready(vec![r])),
-        Body::Transaction(v) => transaction(v, now),
+        Body::Resource(v) => one(v, now, rules, None).map(|r| Checked::Ready(vec![r])),
+        Body::Transaction(v) => transaction(v, now, rules),
     }
 }
 
-fn one(v: Value, now: i64, assigned: Option<String>) -> Result<Ready, Refusal> {
+fn one(v: Value, now: i64, rules: &Rules, assigned: Option<String>) -> Result<Ready, Refusal> {
     let res_type = v["resourceType"].as_str().unwrap_or_default().to_string();
     ids::check_type(&res_type).map_err(|e| (None, reason(&e)))?;
     let given = v.get("id").and_then(Value::as_str).map(str::to_string);
@@ -47,7 +48,7 @@ fn one(v: Value, now: i64, assigned: Option<String>) -> Result<Ready, Refusal> {
     }
     let keyed = assigned.is_none() && given.is_some();
     let id = assigned.or(given);
-    let map = validate::resource(&res_type, v, None).map_err(|e| (what.clone(), reason(&e)))?;
+    let map = validate::resource(rules, &res_type, v, None).map_err(|e| (what.clone(), reason(&e)))?;
     let new = NewResource::prepare(&res_type, map, id, now).map_err(|e| (what, reason(&e)))?;
     Ok(Ready { new, keyed })
 }
@@ -55,7 +56,7 @@ fn one(v: Value, now: i64, assigned: Option<String>) -> Result<Ready, Refusal> {
 /// A transaction Bundle made only of creates (`POST`) and updates of literal ids
 /// (`PUT Type/id`) whose references are literal or to other entries is checked here;
 /// anything else goes to the Bundle processor.
-fn transaction(bundle: Value, now: i64) -> Result<Checked, Refusal> {
+fn transaction(bundle: Value, now: i64, rules: &Rules) -> Result<Checked, Refusal> {
     let Some(entries) = bundle.get("entry").and_then(Value::as_array) else {
         return Ok(Checked::Ready(Vec::new()));
     };
@@ -109,7 +110,7 @@ fn transaction(bundle: Value, now: i64) -> Result<Checked, Refusal> {
                 s.clone_from(new);
             }
         });
-        let r = one(resource, now, Some(id)).map_err(|(what, why)| {
+        let r = one(resource, now, rules, Some(id)).map_err(|(what, why)| {
             let what = match what {
                 Some(w) => format!("Bundle.entry[{i}] ({w})"),
                 None => format!("Bundle.entry[{i}]"),

@@ -40,8 +40,8 @@ pub async fn import(
     on_progress: OnProgress<'_>,
 ) -> Result<()> {
     let threads = opts.checking_threads();
-    let (files, now) = (group.clone(), state.now());
-    let checked = tokio::task::spawn_blocking(move || read_and_check(&files, now, threads))
+    let (files, now, rules) = (group.clone(), state.now(), state.config().profiles.clone());
+    let checked = tokio::task::spawn_blocking(move || read_and_check(&files, now, &rules, threads))
         .await
         .map_err(|_| Error::Internal("import: a checking thread failed".into()))?;
     let mut batch: Vec<(usize, Vec<Ready>)> = Vec::new();
@@ -69,7 +69,12 @@ pub async fn import(
 
 /// Each file's resources when every unit of it is ready for the fast path; `None` for a
 /// file that must take the one-file path.
-fn read_and_check(files: &[Source], now: i64, threads: usize) -> Vec<Option<Vec<Ready>>> {
+fn read_and_check(
+    files: &[Source],
+    now: i64,
+    rules: &crate::conformance::Rules,
+    threads: usize,
+) -> Vec<Option<Vec<Ready>>> {
     let mut units = Vec::new();
     let mut owner = Vec::new();
     for (i, s) in files.iter().enumerate() {
@@ -83,7 +88,7 @@ fn read_and_check(files: &[Source], now: i64, threads: usize) -> Vec<Option<Vec<
         }
     }
     let mut out: Vec<Option<Vec<Ready>>> = files.iter().map(|_| Some(Vec::new())).collect();
-    match check_all(units, now, threads) {
+    match check_all(units, now, rules, threads) {
         Ok(checked) => {
             for ((_, c), &i) in checked.into_iter().zip(&owner) {
                 match (c, &mut out[i]) {

@@ -310,7 +310,8 @@ fn read_and_check(
         let units = std::mem::take(pending);
         let offset = units.last().map_or(0, |u| u.offset);
         let started = std::time::Instant::now();
-        let chunk = check_all(units, state.now(), threads).map(|items| Chunk { items, offset });
+        let chunk =
+            check_all(units, state.now(), &state.config().profiles, threads).map(|items| Chunk { items, offset });
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "import: chunk checked"
@@ -353,12 +354,17 @@ fn read_and_check(
 type CheckedUnits = Vec<(Unit, std::result::Result<Checked, Refusal>)>;
 
 /// Checks units on `threads` threads, keeping their order.
-fn check_all(units: Vec<Unit>, now: i64, threads: usize) -> std::result::Result<CheckedUnits, String> {
+fn check_all(
+    units: Vec<Unit>,
+    now: i64,
+    rules: &crate::conformance::Rules,
+    threads: usize,
+) -> std::result::Result<CheckedUnits, String> {
     let check_one = |mut u: Unit| {
         let body = std::mem::replace(&mut u.body, Err(String::new()));
         let checked = match body {
             // A unit that makes a checker panic is refused, not lost with its chunk.
-            Ok(b) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check::check(b, now)))
+            Ok(b) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check::check(b, now, rules)))
                 .unwrap_or_else(|_| Err((None, "internal error while checking this resource".to_string()))),
             Err(e) => Err((None, e)),
         };
