@@ -1,5 +1,6 @@
 //! The write path: JSON bytes → Value → strict R4 check → stamped and stored (one
-//! database transaction on SQLite). `cargo bench -p carnet-benches --bench write_path`
+//! database transaction on SQLite), and what validation adds (issue 6).
+//! `cargo bench -p carnet-benches --bench write_path`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -25,11 +26,44 @@ fn bench(c: &mut Criterion) {
         b.iter(|| registry.extract("Observation", std::hint::black_box(&value)).len())
     });
 
+    // Issue 6, point 7: what validation (base R4 invariants and bindings, plus the
+    // profile the resource claims) costs; the create below includes it, so the cost
+    // of validation relative to the rest of a create is validate / (create - validate).
+    let lab: serde_json::Value =
+        serde_json::from_str(include_str!("../profiles/examples/Observation-glucose.json")).unwrap();
+    let rules = carnet::conformance::Rules::default();
+    c.bench_function("validate lab Observation (base R4 + carnet-lab-observation)", |b| {
+        b.iter(|| {
+            let profiles = carnet::conformance::profiles_for(&rules, &lab, None).unwrap();
+            assert_eq!(profiles.len(), 1);
+            carnet::conformance::validate(std::hint::black_box(&lab), &profiles).unwrap()
+        })
+    });
+    c.bench_function("validate Observation (base R4 rules)", |b| {
+        b.iter(|| carnet::conformance::validate(std::hint::black_box(&value), &[]).unwrap())
+    });
+
     let bench = rt.block_on(sqlite_state()).unwrap();
     let state = bench.state.clone();
     c.bench_function("create Observation (parse+check+store, SQLite)", |b| {
         b.to_async(&rt).iter(|| async {
             let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            let mut tx = state.store().begin_write().await.unwrap();
+            carnet::service::write::create(&state, &mut tx, "Observation", v)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        })
+    });
+
+    let lab_bytes = {
+        let mut v = lab.clone();
+        v.as_object_mut().unwrap().remove("id");
+        serde_json::to_vec(&v).unwrap()
+    };
+    c.bench_function("create lab Observation (parse+check+validate+store, SQLite)", |b| {
+        b.to_async(&rt).iter(|| async {
+            let v: serde_json::Value = serde_json::from_slice(&lab_bytes).unwrap();
             let mut tx = state.store().begin_write().await.unwrap();
             carnet::service::write::create(&state, &mut tx, "Observation", v)
                 .await

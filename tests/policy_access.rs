@@ -356,7 +356,10 @@ async fn r2_r3_publication(s: &TestServer) {
     let pref = json!({"resourceType": "Consent", "status": "active",
         "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
         "category": [{"coding": [{"system": "https://carnet.dev/fhir/CodeSystem/consent-category", "code": "result-publication"}]}],
-        "patient": {"reference": format!("Patient/{a}")}, "provision": {"type": "permit"}});
+        "patient": {"reference": format!("Patient/{a}")},
+        // R4 requires a policy or a policyRule (ppc-1).
+        "policy": [{"uri": "https://carnet.dev/fhir/policy/result-publication"}],
+        "provision": {"type": "permit"}});
     let (st, c) = as_send(s, &t, Method::POST, "Consent", &pref, None).await;
     assert_eq!(st, 201, "{c}");
     assert_eq!(as_get(s, &t, &format!("Observation/{fresh}")).await.0, 200);

@@ -105,13 +105,36 @@ async fn broken_resources_are_refused_with_their_issue(s: &TestServer) {
             want["code"].as_str().unwrap().to_string(),
             want["expression"].as_str().unwrap().to_string(),
         );
+        // Issues that follow from the same change (`also`), errors or not.
+        let also: Vec<(String, String, String)> = expected[&name]["also"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| {
+                (
+                    a["severity"].as_str().unwrap().to_string(),
+                    a["code"].as_str().unwrap().to_string(),
+                    a["expression"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let mut want_errors: Vec<_> = std::iter::once(want.clone())
+            .chain(also.iter().cloned())
+            .filter(|i| i.0 == "error")
+            .collect();
+        want_errors.sort();
         let ty = bad["resourceType"].as_str().unwrap().to_string();
         let before = count(s, &ty).await;
         let (st, oo) = post_json(s, &ty, &bad).await;
         if want.0 == "error" {
             assert_eq!(st, 422, "{name}: {oo}");
             assert_eq!(oo["resourceType"], "OperationOutcome");
-            assert_eq!(errors(&oo), vec![want.clone()], "{name}: {oo}");
+            let mut got = errors(&oo);
+            got.sort();
+            assert_eq!(got, want_errors, "{name}: {oo}");
+            for a in &also {
+                assert!(issues(&oo).contains(a), "{name}: {a:?} missing: {oo}");
+            }
             assert_eq!(count(s, &ty).await, before, "{name}: something was stored");
         } else {
             // A warning (extensible binding) does not stop the write.
