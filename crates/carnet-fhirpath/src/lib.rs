@@ -9,6 +9,7 @@
 
 mod ast;
 mod eval;
+mod full;
 mod lexer;
 mod parser;
 pub mod types;
@@ -16,6 +17,7 @@ mod types_gen;
 
 pub use ast::{BinaryOp, Expr, Function, Literal, TypeSpec};
 pub use eval::{Node, reference_type};
+pub use full::{EvalError, Focus, Invariant};
 pub use parser::parse;
 
 /// Why an expression did not compile; `offset` is a byte offset into the source.
