@@ -129,6 +129,109 @@ fn typed<'a>(value: &'a Value, ext: Option<&'a Value>, ty: Option<&'a str>) -> I
     Item::Node(Node { value, ext, ty })
 }
 
+/// The names of R4's choice elements (`value[x]`...), sorted: only these take a type
+/// suffix, so `response` does not match TestScript's `responseCode`.
+const CHOICE_NAMES: &[&str] = &[
+    "abatement",
+    "additive",
+    "age",
+    "allowed",
+    "amount",
+    "answer",
+    "asNeeded",
+    "author",
+    "born",
+    "bounds",
+    "characteristic",
+    "chargeItem",
+    "code",
+    "collected",
+    "content",
+    "created",
+    "date",
+    "deceased",
+    "defaultValue",
+    "definingSubstance",
+    "definition",
+    "detail",
+    "diagnosis",
+    "dose",
+    "doseNumber",
+    "due",
+    "effective",
+    "entity",
+    "event",
+    "example",
+    "fastingStatus",
+    "fixed",
+    "identified",
+    "indication",
+    "item",
+    "legallyBinding",
+    "location",
+    "manufacturer",
+    "maxValue",
+    "medication",
+    "minValue",
+    "minimumVolume",
+    "module",
+    "multipleBirth",
+    "name",
+    "occurred",
+    "occurrence",
+    "offset",
+    "onset",
+    "participantEffective",
+    "pattern",
+    "performed",
+    "probability",
+    "procedure",
+    "product",
+    "quantity",
+    "rate",
+    "reported",
+    "scheduled",
+    "seriesDoses",
+    "serviced",
+    "source",
+    "start",
+    "statusReason",
+    "studyEffective",
+    "subject",
+    "substance",
+    "target",
+    "time",
+    "timing",
+    "topic",
+    "used",
+    "value",
+    "when",
+];
+
+/// Real (non-choice) R4 elements that read like a choice name plus a type (`sourceId`,
+/// `effectiveTime`) and never are one. Keys that are a choice in one type and a plain
+/// element in another (`valueQuantity`, `effectivePeriod`...) stay ambiguous without
+/// element definitions; they are read as choices.
+const NOT_CHOICE_KEYS: &[&str] = &[
+    "answerValueSet",
+    "dateRange",
+    "dateTime",
+    "effectiveDate",
+    "effectiveTime",
+    "locationCode",
+    "procedureCode",
+    "productCode",
+    "sourceId",
+    "sourceSignature",
+    "targetId",
+    "targetLocation",
+    "usedCode",
+];
+
+fn is_choice_key(name: &str, key: &str) -> bool {
+    CHOICE_NAMES.binary_search(&name).is_ok() && NOT_CHOICE_KEYS.binary_search(&key).is_err()
+}
+
 fn member<'a>(item: &Item<'a>, name: &str, out: &mut Coll<'a>) {
     let Item::Node(n) = item else { return };
     let Value::Object(obj) = n.value else {
@@ -171,6 +274,7 @@ fn member<'a>(item: &Item<'a>, name: &str, out: &mut Coll<'a>) {
         };
         if let Some(suffix) = key.strip_prefix(name)
             && let Some(t) = types::choice_suffix_type(suffix)
+            && is_choice_key(name, key)
         {
             if is_ext {
                 if !obj.contains_key(key) {
@@ -197,7 +301,11 @@ fn children<'a>(item: &Item<'a>, out: &mut Coll<'a>) {
                     }
                     continue;
                 }
-                let ext = if v.is_object() { None } else { obj.get(&format!("_{key}")) };
+                let ext = if v.is_object() {
+                    None
+                } else {
+                    obj.get(&format!("_{key}"))
+                };
                 emit_property(Some(v), ext, choice_type(key), out);
             }
         }
@@ -214,11 +322,15 @@ fn children<'a>(item: &Item<'a>, out: &mut Coll<'a>) {
 
 /// The type a key's choice suffix names, when it clearly is one (`valueQuantity`).
 fn choice_type(key: &str) -> Option<&'static str> {
-    let split = key.find(|c: char| c.is_ascii_uppercase())?;
-    if split == 0 {
+    // The longest choice name that prefixes the key (`multipleBirth` + `Boolean`).
+    let name = CHOICE_NAMES
+        .iter()
+        .filter(|n| key.len() > n.len() && key.starts_with(*n))
+        .max_by_key(|n| n.len())?;
+    if !is_choice_key(name, key) {
         return None;
     }
-    types::choice_suffix_type(&key[split..])
+    types::choice_suffix_type(&key[name.len()..])
 }
 
 fn descendants<'a>(input: &[Item<'a>], out: &mut Coll<'a>) {
@@ -238,7 +350,9 @@ fn descendants<'a>(input: &[Item<'a>], out: &mut Coll<'a>) {
 
 // ---- types ----
 
-const SYSTEM_TYPES: &[&str] = &["Boolean", "Integer", "Decimal", "String", "Date", "DateTime", "Time", "Quantity"];
+const SYSTEM_TYPES: &[&str] = &[
+    "Boolean", "Integer", "Decimal", "String", "Date", "DateTime", "Time", "Quantity",
+];
 
 /// Resolves a written type name to (namespace-free name, is System type).
 fn split_type(name: &str) -> (&str, Option<bool>) {
@@ -252,7 +366,17 @@ fn split_type(name: &str) -> (&str, Option<bool>) {
 }
 
 const STRINGISH: &[&str] = &[
-    "string", "code", "id", "uri", "url", "canonical", "markdown", "oid", "uuid", "base64Binary", "xhtml",
+    "string",
+    "code",
+    "id",
+    "uri",
+    "url",
+    "canonical",
+    "markdown",
+    "oid",
+    "uuid",
+    "base64Binary",
+    "xhtml",
 ];
 
 pub(crate) fn is_type(item: &Item<'_>, name: &str) -> bool {
@@ -274,7 +398,9 @@ pub(crate) fn is_type(item: &Item<'_>, name: &str) -> bool {
                 // FHIR primitive named with a capital first letter.
                 return types::type_specifier(bare).is_some_and(|t| t == actual || types::is_a(actual, t));
             }
-            let Some(wanted) = types::type_specifier(bare) else { return false };
+            let Some(wanted) = types::type_specifier(bare) else {
+                return false;
+            };
             // Untyped JSON: judged by the JSON kind, leniently for the string family
             // (the evaluator has no element definitions to tell a code from a uri).
             match n.value {
@@ -511,7 +637,8 @@ fn to_string_prim(p: &Prim<'_>) -> String {
 fn to_string_item(i: &Item<'_>) -> Option<String> {
     // A JSON date keeps its own text (`toString()` must not reformat it).
     if let Item::Node(Node {
-        value: Value::String(s), ..
+        value: Value::String(s),
+        ..
     }) = i
     {
         return Some(s.clone());
@@ -885,7 +1012,11 @@ impl<'a> Ctx<'a> {
             }
             SubsetOf | SupersetOf => {
                 let other = self.arg(&args[0], env)?;
-                let (small, big) = if f == SubsetOf { (&input, &other) } else { (&other, &input) };
+                let (small, big) = if f == SubsetOf {
+                    (&input, &other)
+                } else {
+                    (&other, &input)
+                };
                 boolean(small.iter().all(|x| contains_item(big, x)))
             }
             Count => vec![Item::Int(i64::try_from(input.len()).unwrap_or(i64::MAX))],
@@ -985,7 +1116,11 @@ impl<'a> Ctx<'a> {
                 // The criterion and branches see the focus as their input
                 // (`member.resolve().iif(empty(), ...)` in R4's ctm-1).
                 let c = self.eval(&args[0], &input, env)?;
-                let chosen = if truth(&c)? == Some(true) { args.get(1) } else { args.get(2) };
+                let chosen = if truth(&c)? == Some(true) {
+                    args.get(1)
+                } else {
+                    args.get(2)
+                };
                 match chosen {
                     Some(branch) => self.eval(branch, &input, env)?,
                     None => Vec::new(),
@@ -1039,7 +1174,9 @@ impl<'a> Ctx<'a> {
                     return Ok(Vec::new());
                 };
                 let chars: Vec<char> = s.chars().collect();
-                let Ok(start) = usize::try_from(start) else { return Ok(Vec::new()) };
+                let Ok(start) = usize::try_from(start) else {
+                    return Ok(Vec::new());
+                };
                 if start >= chars.len() {
                     return Ok(Vec::new());
                 }
@@ -1081,7 +1218,9 @@ impl<'a> Ctx<'a> {
                 let Some(item) = single(&input, "convertsTo")? else {
                     return Ok(Vec::new());
                 };
-                let Some(p) = item.prim() else { return Ok(boolean(false)) };
+                let Some(p) = item.prim() else {
+                    return Ok(boolean(false));
+                };
                 boolean(match f {
                     ConvertsToString => true,
                     ConvertsToInteger => to_integer(&p).is_some(),
@@ -1101,9 +1240,9 @@ impl<'a> Ctx<'a> {
                 for i in &input {
                     member(i, "extension", &mut exts);
                 }
-                exts.retain(|e| {
-                    matches!(e, Item::Node(n) if n.value.get("url").and_then(Value::as_str) == Some(url.as_str()))
-                });
+                exts.retain(
+                    |e| matches!(e, Item::Node(n) if n.value.get("url").and_then(Value::as_str) == Some(url.as_str())),
+                );
                 exts
             }
             Resolve => input.iter().filter_map(|i| self.resolve(i)).collect(),
@@ -1148,7 +1287,9 @@ impl<'a> Ctx<'a> {
                     return Ok(Vec::new());
                 };
                 let places = self.int_arg(args, 0, env, "round()")?.unwrap_or(0);
-                math(f, &p, u32::try_from(places.max(0)).unwrap_or(0))?.into_iter().collect()
+                math(f, &p, u32::try_from(places.max(0)).unwrap_or(0))?
+                    .into_iter()
+                    .collect()
             }
         })
     }
@@ -1319,9 +1460,8 @@ impl<'a> Ctx<'a> {
             }
             Op::Concat => {
                 let (x, y) = (ev(a)?, ev(b)?);
-                let s = |c: &[Item<'_>]| -> R<String> {
-                    Ok(single(c, "&")?.and_then(to_string_item).unwrap_or_default())
-                };
+                let s =
+                    |c: &[Item<'_>]| -> R<String> { Ok(single(c, "&")?.and_then(to_string_item).unwrap_or_default()) };
                 Ok(vec![Item::Str(s(&x)? + &s(&y)?)])
             }
             Op::Add | Op::Sub | Op::Mul | Op::Div | Op::IntDiv | Op::Mod => {
@@ -1390,7 +1530,11 @@ fn arith<'a>(op: Op, p: &Prim<'_>, q: &Prim<'_>) -> R<Coll<'a>> {
         }
         (Op::Mul | Op::Div, Prim::Quantity(x, u), Prim::Int(_) | Prim::Dec(_)) => {
             let (_, y) = num_pair(&Prim::Int(0), q).unwrap_or((Dec::int(0), Dec::int(1)));
-            let r = if op == Op::Mul { Dec::mul(*x, y) } else { Dec::div(*x, y) };
+            let r = if op == Op::Mul {
+                Dec::mul(*x, y)
+            } else {
+                Dec::div(*x, y)
+            };
             Ok(r.map(|d| vec![Item::Quantity(d, (*u).to_owned())]).unwrap_or_default())
         }
         _ => err("unsupported operand types for arithmetic"),
@@ -1402,8 +1546,15 @@ fn boundary<'a>(p: &Prim<'_>, high: bool) -> Option<Item<'a>> {
         Prim::Int(i) => Some(Item::Int(*i)),
         Prim::Dec(d) => {
             // Half a unit of the last written digit either way, at 8 places.
-            let half = Dec { m: 5, scale: d.scale + 1 };
-            let b = if high { Dec::add(*d, half) } else { Dec::add(*d, half.neg()) }?;
+            let half = Dec {
+                m: 5,
+                scale: d.scale + 1,
+            };
+            let b = if high {
+                Dec::add(*d, half)
+            } else {
+                Dec::add(*d, half.neg())
+            }?;
             Some(Item::Dec(b))
         }
         Prim::Temporal(t) => {
@@ -1464,8 +1615,8 @@ fn regex(pattern: &str) -> R<regex::Regex> {
             .dot_matches_new_line(true)
             .build()
             .map_err(|e| EvalError {
-            message: format!("bad regular expression {pattern:?}: {e}"),
-        })?;
+                message: format!("bad regular expression {pattern:?}: {e}"),
+            })?;
         let mut cache = c.borrow_mut();
         if cache.len() > 256 {
             cache.clear();

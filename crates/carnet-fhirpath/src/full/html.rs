@@ -6,19 +6,118 @@
 
 /// Elements of HTML 4.0 chapters 7-11 and 12 (except 9.4) plus `a` and `img`.
 const ELEMENTS: &[&str] = &[
-    "a", "abbr", "acronym", "address", "area", "b", "bdo", "big", "blockquote", "br", "caption", "cite",
-    "code", "col", "colgroup", "dd", "del", "dfn", "div", "dl", "dt", "em", "h1", "h2", "h3", "h4", "h5",
-    "h6", "hr", "i", "img", "ins", "kbd", "li", "map", "ol", "p", "pre", "q", "samp", "small", "span",
-    "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "tt", "ul", "var",
+    "a",
+    "abbr",
+    "acronym",
+    "address",
+    "area",
+    "b",
+    "bdo",
+    "big",
+    "blockquote",
+    "br",
+    "caption",
+    "cite",
+    "code",
+    "col",
+    "colgroup",
+    "dd",
+    "del",
+    "dfn",
+    "div",
+    "dl",
+    "dt",
+    "em",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "i",
+    "img",
+    "ins",
+    "kbd",
+    "li",
+    "map",
+    "ol",
+    "p",
+    "pre",
+    "q",
+    "samp",
+    "small",
+    "span",
+    "strong",
+    "sub",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "tfoot",
+    "th",
+    "thead",
+    "tr",
+    "tt",
+    "ul",
+    "var",
 ];
 
 const ATTRIBUTES: &[&str] = &[
-    "abbr", "accesskey", "align", "alt", "axis", "bgcolor", "border", "cellhalign", "cellpadding",
-    "cellspacing", "cellvalign", "char", "charoff", "charset", "cite", "class", "colspan", "compact",
-    "coords", "datetime", "dir", "frame", "headers", "height", "href", "hreflang", "hspace", "id", "lang",
-    "longdesc", "name", "nowrap", "rel", "rev", "rowspan", "rules", "scope", "shape", "span", "src",
-    "start", "style", "summary", "tabindex", "title", "type", "valign", "value", "vspace", "width",
-    "xml:lang", "xml:space", "xmlns", "usemap",
+    "abbr",
+    "accesskey",
+    "align",
+    "alt",
+    "axis",
+    "bgcolor",
+    "border",
+    "cellhalign",
+    "cellpadding",
+    "cellspacing",
+    "cellvalign",
+    "char",
+    "charoff",
+    "charset",
+    "cite",
+    "class",
+    "colspan",
+    "compact",
+    "coords",
+    "datetime",
+    "dir",
+    "frame",
+    "headers",
+    "height",
+    "href",
+    "hreflang",
+    "hspace",
+    "id",
+    "lang",
+    "longdesc",
+    "name",
+    "nowrap",
+    "rel",
+    "rev",
+    "rowspan",
+    "rules",
+    "scope",
+    "shape",
+    "span",
+    "src",
+    "start",
+    "style",
+    "summary",
+    "tabindex",
+    "title",
+    "type",
+    "valign",
+    "value",
+    "vspace",
+    "width",
+    "xml:lang",
+    "xml:space",
+    "xmlns",
+    "usemap",
 ];
 
 const XHTML_NS: &str = "http://www.w3.org/1999/xhtml";
@@ -73,7 +172,10 @@ pub(crate) fn check(xhtml: &str) -> Result<(), String> {
         let tag = tag.trim_end_matches('/');
         let name_end = tag.find(|c: char| c.is_whitespace()).unwrap_or(tag.len());
         let name = &tag[..name_end];
-        let local = name.strip_prefix("h:").or_else(|| name.strip_prefix("xhtml:")).unwrap_or(name);
+        let local = name
+            .strip_prefix("h:")
+            .or_else(|| name.strip_prefix("xhtml:"))
+            .unwrap_or(name);
         if stack.is_empty() {
             if seen_root || local != "div" {
                 return Err("the root element must be a single div".into());
@@ -141,7 +243,11 @@ fn attributes(mut s: &str) -> Result<Vec<(&str, &str)>, String> {
         let eq = s.find('=').ok_or("attribute without a value")?;
         let name = s[..eq].trim();
         let after = s[eq + 1..].trim_start();
-        let q = after.chars().next().filter(|c| *c == '"' || *c == '\'').ok_or("unquoted attribute")?;
+        let q = after
+            .chars()
+            .next()
+            .filter(|c| *c == '"' || *c == '\'')
+            .ok_or("unquoted attribute")?;
         let close = after[1..].find(q).ok_or("unterminated attribute")?;
         out.push((name, &after[1..1 + close]));
         s = &after[close + 2..];

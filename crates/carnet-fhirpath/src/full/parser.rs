@@ -231,9 +231,12 @@ impl Parser {
             Some(time) => Temporal::parse_time(time),
             None => Temporal::parse_date_time(text),
         };
-        parsed
-            .map(E::Temporal)
-            .ok_or_else(|| ParseError::new(self.tokens.get(self.pos - 1).map_or(0, |t| t.0), "bad date/time literal"))
+        parsed.map(E::Temporal).ok_or_else(|| {
+            ParseError::new(
+                self.tokens.get(self.pos - 1).map_or(0, |t| t.0),
+                "bad date/time literal",
+            )
+        })
     }
 
     /// A member access, or a function call when `(` follows the name.
@@ -315,9 +318,8 @@ fn arity(f: Func, n: usize) -> Option<&'static str> {
     use Func::*;
     let (min, max) = match f {
         Exists | Trace | Round | Join | LowBoundary | HighBoundary => (0, 2),
-        Where | All | Select | Repeat | Skip | Take | Intersect | Exclude | Union | Combine | SubsetOf
-        | SupersetOf | Matches | StartsWith | EndsWith | Contains | IndexOf | Extension | MemberOf
-        | ConformsTo | Split => (1, 1),
+        Where | All | Select | Repeat | Skip | Take | Intersect | Exclude | Union | Combine | SubsetOf | SupersetOf
+        | Matches | StartsWith | EndsWith | Contains | IndexOf | Extension | MemberOf | ConformsTo | Split => (1, 1),
         Iif => (2, 3),
         ReplaceMatches | Replace => (2, 2),
         Substring | Aggregate => (1, 2),

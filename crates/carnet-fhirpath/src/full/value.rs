@@ -112,11 +112,13 @@ impl Dec {
         const PLACES: u32 = 8;
         let num = a.m.checked_mul(10i128.checked_pow(PLACES + b.scale)?)?;
         let den = b.m.checked_mul(10i128.checked_pow(a.scale)?)?;
-        Some(Dec {
-            m: num / den,
-            scale: PLACES,
-        }
-        .normalized())
+        Some(
+            Dec {
+                m: num / den,
+                scale: PLACES,
+            }
+            .normalized(),
+        )
     }
 
     /// Drops trailing zero decimals (for computed results, whose precision is arbitrary).
@@ -154,12 +156,20 @@ impl Dec {
 
     pub(crate) fn floor(self) -> i128 {
         let t = self.truncate();
-        if self.m < 0 && self.m % 10i128.pow(self.scale) != 0 { t - 1 } else { t }
+        if self.m < 0 && self.m % 10i128.pow(self.scale) != 0 {
+            t - 1
+        } else {
+            t
+        }
     }
 
     pub(crate) fn ceiling(self) -> i128 {
         let t = self.truncate();
-        if self.m > 0 && self.m % 10i128.pow(self.scale) != 0 { t + 1 } else { t }
+        if self.m > 0 && self.m % 10i128.pow(self.scale) != 0 {
+            t + 1
+        } else {
+            t
+        }
     }
 
     pub(crate) fn as_int(self) -> Option<i64> {
@@ -325,7 +335,11 @@ impl Temporal {
 
     fn valid(&self) -> bool {
         let [_, mo, d, h, mi, s] = self.parts;
-        (1..=12).contains(&mo) && (1..=31).contains(&d) && (0..=23).contains(&h) && (0..=59).contains(&mi) && (0..=60).contains(&s)
+        (1..=12).contains(&mo)
+            && (1..=31).contains(&d)
+            && (0..=23).contains(&h)
+            && (0..=59).contains(&mi)
+            && (0..=60).contains(&s)
     }
 
     /// The same instant in UTC (only meaningful with a time and a timezone).
@@ -352,7 +366,11 @@ impl Temporal {
         if (a.kind == TKind::Time) != (b.kind == TKind::Time) {
             return None;
         }
-        let (a, b) = if a.tz.is_some() && b.tz.is_some() { (a.utc(), b.utc()) } else { (*a, *b) };
+        let (a, b) = if a.tz.is_some() && b.tz.is_some() {
+            (a.utc(), b.utc())
+        } else {
+            (*a, *b)
+        };
         let start = if a.kind == TKind::Time { 3 } else { 0 };
         let common = usize::from(a.prec.min(b.prec));
         for i in start..common {
