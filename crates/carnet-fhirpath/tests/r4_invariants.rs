@@ -490,3 +490,168 @@ fn every_core_invariant_holds_on_every_official_example() {
     }
     assert!(resources > 5000, "{resources}");
 }
+
+/// Walks one resource and returns the `false` results as (key, path), plus errors.
+fn violations(defs: &Defs, res: &Value) -> (Vec<(String, String)>, Vec<String>) {
+    let mut walker = Walker {
+        defs,
+        file: "case".into(),
+        tally: Tally::default(),
+    };
+    let rt = res["resourceType"].as_str().unwrap();
+    walker.resource(res, res, rt);
+    let t = walker.tally;
+    (t.failures.into_iter().map(|(_, k, p)| (k, p)).collect(), t.errors)
+}
+
+/// Deliberately broken resources, each breaking one invariant: the walker reports
+/// exactly that key at that element (and nothing else but the dom-6 narrative advice).
+#[test]
+fn broken_resources_fail_the_invariant_they_break() {
+    use serde_json::json;
+    let defs = defs();
+    let div = json!({"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"});
+    let cases: Vec<(&str, &str, Value)> = vec![
+        (
+            "pat-1",
+            "Patient.contact[0]",
+            json!({"resourceType": "Patient", "text": div, "contact": [{"gender": "male"}]}),
+        ),
+        (
+            "obs-6",
+            "Observation",
+            json!({"resourceType": "Observation", "text": div, "status": "final", "code": {"text": "x"},
+                   "valueString": "a", "dataAbsentReason": {"text": "b"}}),
+        ),
+        (
+            "obs-3",
+            "Observation.referenceRange[0]",
+            json!({"resourceType": "Observation", "text": div, "status": "final", "code": {"text": "x"},
+                   "referenceRange": [{"appliesTo": [{"text": "adults"}]}]}),
+        ),
+        (
+            "per-1",
+            "Observation.effectivePeriod[0]",
+            json!({"resourceType": "Observation", "text": div, "status": "final", "code": {"text": "x"},
+                   "effectivePeriod": {"start": "2020-02-01T10:00:00+01:00", "end": "2020-02-01T09:30:00+01:00"}}),
+        ),
+        (
+            "ele-1",
+            "Patient.name[0]",
+            json!({"resourceType": "Patient", "text": div, "name": [{}]}),
+        ),
+        (
+            "ext-1",
+            "Patient.extension[0]",
+            json!({"resourceType": "Patient", "text": div, "extension": [{"url": "http://x",
+                   "valueString": "a", "extension": [{"url": "y", "valueString": "b"}]}]}),
+        ),
+        (
+            "dom-3",
+            "Patient",
+            json!({"resourceType": "Patient", "text": div, "contained": [{"resourceType": "Organization", "id": "o1", "name": "x"}]}),
+        ),
+        (
+            // o2, inside o1, is also referenced by nothing in o1.
+            "dom-2 dom-3",
+            "Patient Patient.contained[0]",
+            json!({"resourceType": "Patient", "text": div, "managingOrganization": {"reference": "#o1"},
+                   "contained": [{"resourceType": "Organization", "id": "o1", "name": "x",
+                                  "contained": [{"resourceType": "Organization", "id": "o2", "name": "y"}]}]}),
+        ),
+        (
+            // txt-1 and txt-2 both read htmlChecks() in R4.
+            "txt-1 txt-2",
+            "Patient.text[0].div[0]",
+            json!({"resourceType": "Patient", "text": {"status": "generated",
+                   "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\"><script>x()</script></div>"}}),
+        ),
+        (
+            "qty-3",
+            "Observation.valueQuantity[0]",
+            json!({"resourceType": "Observation", "text": div, "status": "final", "code": {"text": "x"},
+                   "valueQuantity": {"value": 1, "code": "mg"}}),
+        ),
+        (
+            "rng-2",
+            "Observation.valueRange[0]",
+            json!({"resourceType": "Observation", "text": div, "status": "final", "code": {"text": "x"},
+                   "valueRange": {"low": {"value": 5, "unit": "mg"}, "high": {"value": 4.5, "unit": "mg"}}}),
+        ),
+        (
+            "ref-1",
+            "Observation.subject[0]",
+            json!({"resourceType": "Observation", "text": div, "status": "final", "code": {"text": "x"},
+                   "subject": {"reference": "#nowhere"}}),
+        ),
+        (
+            "bdl-11",
+            "Bundle",
+            json!({"resourceType": "Bundle", "type": "document", "timestamp": "2020-01-01T00:00:00Z",
+                   "identifier": {"system": "urn:x", "value": "1"},
+                   "entry": [{"fullUrl": "urn:uuid:1", "resource": {"resourceType": "Patient", "text": div}}]}),
+        ),
+        (
+            "tim-9",
+            "MedicationRequest.dosageInstruction[0].timing[0].repeat[0]",
+            json!({"resourceType": "MedicationRequest", "text": div, "status": "active", "intent": "order",
+                   "medicationCodeableConcept": {"text": "x"}, "subject": {"reference": "Patient/1"},
+                   "dosageInstruction": [{"timing": {"repeat": {"offset": 30, "when": ["C"]}}}]}),
+        ),
+        (
+            "que-2",
+            "Questionnaire",
+            json!({"resourceType": "Questionnaire", "text": div, "status": "draft",
+                   "item": [{"linkId": "1", "type": "string"}, {"linkId": "1", "type": "boolean"}]}),
+        ),
+        (
+            "app-3",
+            "Appointment",
+            json!({"resourceType": "Appointment", "text": div, "status": "booked",
+                   "participant": [{"actor": {"reference": "Patient/1"}, "status": "accepted"}]}),
+        ),
+        (
+            "cnt-3",
+            "Patient.extension[0].valueCount[0]",
+            json!({"resourceType": "Patient", "text": div, "extension": [{"url": "http://x",
+                   "valueCount": {"value": 1.5, "system": "http://unitsofmeasure.org", "code": "1"}}]}),
+        ),
+        (
+            "age-1",
+            "Condition.onsetAge[0]",
+            json!({"resourceType": "Condition", "text": div, "subject": {"reference": "Patient/1"},
+                   "onsetAge": {"value": -1, "system": "http://unitsofmeasure.org", "code": "a"}}),
+        ),
+        (
+            "con-3",
+            "Condition",
+            json!({"resourceType": "Condition", "text": div, "subject": {"reference": "Patient/1"},
+                   "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-category",
+                                             "code": "problem-list-item"}]}]}),
+        ),
+    ];
+    let mut bad = Vec::new();
+    for (key, path, res) in &cases {
+        let (fails, errors) = violations(&defs, res);
+        let fails: Vec<_> = fails.into_iter().filter(|(k, _)| k != "dom-6").collect();
+        let paths: Vec<&str> = path.split(' ').collect();
+        let want: Vec<_> = key
+            .split(' ')
+            .enumerate()
+            .map(|(i, k)| (k.to_owned(), paths[i.min(paths.len() - 1)].to_owned()))
+            .collect();
+        if fails != want || !errors.is_empty() {
+            bad.push(format!("{key}: want {want:?}, got {fails:?} errors {errors:?}"));
+        }
+    }
+    assert!(bad.is_empty(), "\n{}", bad.join("\n"));
+    // The same resources, repaired, are clean: the cases above fail for their reason.
+    let (fails, errors) = violations(
+        &defs,
+        &json!({"resourceType": "Patient", "text": div, "managingOrganization": {"reference": "#o1"},
+               "contained": [{"resourceType": "Organization", "id": "o1", "name": "x"}],
+               "contact": [{"gender": "male", "name": {"family": "x"}}]}),
+    );
+    let fails: Vec<_> = fails.into_iter().filter(|(k, _)| k != "dom-6").collect();
+    assert!(fails.is_empty() && errors.is_empty(), "{fails:?} {errors:?}");
+}
