@@ -76,6 +76,15 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<(usize, Token)>, ParseError> {
                 };
                 push(&mut out, &mut i, start, Token::Op(op), if eq { 2 } else { 1 })
             }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                let end = src[i + 2..].find("*/").ok_or_else(|| err("unterminated comment"))?;
+                i += 2 + end + 2;
+            }
             b'+' | b'-' | b'*' | b'/' | b'&' => {
                 let op = match c {
                     b'+' => "+",
