@@ -99,6 +99,8 @@ struct Defs {
     types: HashMap<String, HashMap<String, Elem>>,
     compiled: HashMap<String, Invariant>,
     warnings: Warnings,
+    /// Keys of the core definitions' constraints (a profile walk checks only the others).
+    core_keys: Warnings,
 }
 
 fn type_code(t: &Value) -> String {
@@ -115,8 +117,12 @@ fn defs() -> Defs {
     let mut types = HashMap::new();
     let mut compiled = HashMap::new();
     let mut warnings = Warnings::new();
+    let mut core_keys = Warnings::new();
     for (_, sd) in load("StructureDefinition-") {
-        if !is_core(&sd) {
+        let core = is_core(&sd);
+        // Profiles on resources are keyed by their URL; logical models are skipped.
+        let profile = sd["derivation"] == "constraint" && sd["kind"] == "resource";
+        if !core && !profile {
             continue;
         }
         let mut elems = HashMap::new();
@@ -136,7 +142,10 @@ fn defs() -> Defs {
                     Some((c["key"].as_str()?.to_owned(), c["expression"].as_str()?.to_owned()))
                 })
                 .collect();
-            for (_, expr) in &constraints {
+            for (key, expr) in &constraints {
+                if core {
+                    core_keys.insert(key.clone());
+                }
                 compiled
                     .entry(expr.clone())
                     .or_insert_with(|| Invariant::compile(expr).unwrap());
@@ -152,12 +161,14 @@ fn defs() -> Defs {
                 },
             );
         }
-        types.insert(sd["type"].as_str().unwrap().to_owned(), elems);
+        let name = if core { &sd["type"] } else { &sd["url"] };
+        types.insert(name.as_str().unwrap().to_owned(), elems);
     }
     Defs {
         types,
         compiled,
         warnings,
+        core_keys,
     }
 }
 
@@ -176,6 +187,8 @@ struct Tally {
 
 struct Walker<'d> {
     defs: &'d Defs,
+    /// Walking with a profile: only constraints the profile adds are checked.
+    profile_only: bool,
     file: String,
     tally: Tally,
 }
@@ -202,6 +215,9 @@ impl Walker<'_> {
         cons: &[(String, String)],
     ) {
         for (key, expr) in cons {
+            if self.profile_only && self.defs.core_keys.contains(key) {
+                continue;
+            }
             let inv = &self.defs.compiled[expr];
             let focus = Focus {
                 root: at.root,
@@ -422,6 +438,7 @@ fn every_core_invariant_holds_on_every_official_example() {
     let started = Instant::now();
     let mut walker = Walker {
         defs: &defs,
+        profile_only: false,
         file: String::new(),
         tally: Tally::default(),
     };
@@ -495,6 +512,7 @@ fn every_core_invariant_holds_on_every_official_example() {
 fn violations(defs: &Defs, res: &Value) -> (Vec<(String, String)>, Vec<String>) {
     let mut walker = Walker {
         defs,
+        profile_only: false,
         file: "case".into(),
         tally: Tally::default(),
     };
@@ -654,4 +672,46 @@ fn broken_resources_fail_the_invariant_they_break() {
     );
     let fails: Vec<_> = fails.into_iter().filter(|(k, _)| k != "dom-6").collect();
     assert!(fails.is_empty() && errors.is_empty(), "{fails:?} {errors:?}");
+}
+
+/// The constraints the package's resource profiles add (vitalsigns' vs-1..3, the
+/// shareable ValueSet/CodeSystem rules...) hold on the examples that claim them.
+#[test]
+fn profile_invariants_hold_on_examples_claiming_the_profile() {
+    let defs = defs();
+    let mut walker = Walker {
+        defs: &defs,
+        profile_only: true,
+        file: String::new(),
+        tally: Tally::default(),
+    };
+    let mut claimed = 0;
+    for (name, res) in load("") {
+        let profiles = res["meta"]["profile"].as_array().cloned().unwrap_or_default();
+        let rt = res["resourceType"].as_str().unwrap_or("").to_owned();
+        for url in profiles.iter().filter_map(Value::as_str) {
+            let Some(elems) = defs.types.get(url) else { continue };
+            claimed += 1;
+            walker.file.clone_from(&name);
+            let at = At {
+                root: &res,
+                resource: &res,
+            };
+            if let Some(e) = elems.get(&rt) {
+                walker.check(at, &res, None, &rt, &rt, &e.constraints);
+            }
+            walker.children(at, url, &rt, &res, &rt);
+        }
+    }
+    let t = walker.tally;
+    println!(
+        "{claimed} profile claims, {} evaluations of profile constraints: {:?}",
+        t.evaluations, t.by_key
+    );
+    assert!(t.errors.is_empty(), "{:?}", t.errors);
+    let unexpected: Vec<_> = t.failures.iter().filter(|(_, k, _)| !defs.warnings.contains(k)).collect();
+    assert!(unexpected.is_empty(), "{unexpected:?}");
+    assert!(claimed >= 1943, "{claimed}");
+    // vs-1..3 are evaluated on the 12 vital-signs examples.
+    assert!(t.by_key.get("vs-2").copied().unwrap_or(0) >= 12, "{:?}", t.by_key);
 }
