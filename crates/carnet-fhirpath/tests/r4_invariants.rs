@@ -182,6 +182,7 @@ struct Tally {
     failures: Vec<(String, String, String)>,
     errors: Vec<String>,
     empty_by_key: BTreeMap<String, usize>,
+    ele1_compared: usize,
     unknown_elements: BTreeMap<String, usize>,
 }
 
@@ -228,7 +229,14 @@ impl Walker<'_> {
             };
             self.tally.evaluations += 1;
             *self.tally.by_key.entry(key.clone()).or_default() += 1;
-            match inv.evaluate(&focus) {
+            let result = inv.evaluate(&focus);
+            if key == "ele-1" && self.tally.evaluations % 7 == 0 {
+                // A sample of ele-1 results through the general evaluator too.
+                let general = inv.clone().without_shortcuts().evaluate(&focus);
+                assert_eq!(result, general, "{} ele-1 at {path}", self.file);
+                self.tally.ele1_compared += 1;
+            }
+            match result {
                 Ok(Some(true)) => {}
                 Ok(None) => {
                     self.tally.empty += 1;
@@ -463,6 +471,8 @@ fn every_core_invariant_holds_on_every_official_example() {
         t.by_key.get("ele-1").copied().unwrap_or(0),
         t.by_key.get("ext-1").copied().unwrap_or(0),
     );
+    println!("ele-1: {} results compared with the general evaluator", t.ele1_compared);
+    assert!(t.ele1_compared > 300_000);
     let mut empty_keys: Vec<_> = t.empty_by_key.iter().collect();
     empty_keys.sort_by_key(|(_, n)| std::cmp::Reverse(**n));
     println!(
@@ -709,7 +719,11 @@ fn profile_invariants_hold_on_examples_claiming_the_profile() {
         t.evaluations, t.by_key
     );
     assert!(t.errors.is_empty(), "{:?}", t.errors);
-    let unexpected: Vec<_> = t.failures.iter().filter(|(_, k, _)| !defs.warnings.contains(k)).collect();
+    let unexpected: Vec<_> = t
+        .failures
+        .iter()
+        .filter(|(_, k, _)| !defs.warnings.contains(k))
+        .collect();
     assert!(unexpected.is_empty(), "{unexpected:?}");
     assert!(claimed >= 1943, "{claimed}");
     // vs-1..3 are evaluated on the 12 vital-signs examples.

@@ -442,3 +442,43 @@ fn conformance_helpers() {
         ],
     );
 }
+
+#[test]
+fn ele_1_shortcut_agrees_with_the_general_evaluator() {
+    let fast = Invariant::compile("hasValue() or (children().count() > id.count())").unwrap();
+    let general = fast.clone().without_shortcuts();
+    let res = json!({"resourceType": "Basic"});
+    let values = [
+        json!({}),
+        json!({"id": "a"}),
+        json!({"id": "a", "_id": {"extension": [{"url": "x", "valueString": "y"}]}}),
+        json!({"text": "x"}),
+        json!({"id": "a", "text": "x"}),
+        json!({"given": [null]}),
+        json!({"given": [null], "_given": [{"id": "g"}]}),
+        json!({"_family": {"extension": [{"url": "x", "valueCode": "masked"}]}}),
+        json!({"coding": []}),
+        json!("text"),
+        json!(3),
+        json!(false),
+        Value::Null,
+    ];
+    let exts = [
+        None,
+        Some(json!({"id": "only"})),
+        Some(json!({"extension": [{"url": "x", "valueString": "y"}]})),
+        Some(json!({"extension": []})),
+    ];
+    for v in &values {
+        for e in &exts {
+            let focus = Focus {
+                root: &res,
+                resource: &res,
+                value: v,
+                primitive_ext: e.as_ref(),
+                type_name: "Element",
+            };
+            assert_eq!(fast.evaluate(&focus), general.evaluate(&focus), "{v} {e:?}");
+        }
+    }
+}
