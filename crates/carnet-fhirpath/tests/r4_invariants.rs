@@ -230,7 +230,7 @@ impl Walker<'_> {
             self.tally.evaluations += 1;
             *self.tally.by_key.entry(key.clone()).or_default() += 1;
             let result = inv.evaluate(&focus);
-            if key == "ele-1" && self.tally.evaluations % 7 == 0 {
+            if key == "ele-1" && self.tally.evaluations.is_multiple_of(7) {
                 // A sample of ele-1 results through the general evaluator too.
                 let general = inv.clone().without_shortcuts().evaluate(&focus);
                 assert_eq!(result, general, "{} ele-1 at {path}", self.file);

@@ -1,4 +1,4 @@
-//! `htmlChecks()`: the R4 narrative rules (https://hl7.org/fhir/R4/narrative.html#xhtml)
+//! `htmlChecks()`: the R4 narrative rules (<https://hl7.org/fhir/R4/narrative.html#xhtml>)
 //! over the XHTML text. A small tag scanner, not a full XML parser: it checks that
 //! tags nest, that the root is an XHTML `div`, and that only the basic formatting
 //! elements and attributes the rules allow appear (no scripts, forms, frames, objects,

@@ -114,9 +114,9 @@ impl Invariant {
     ///
     /// An empty result counts as satisfied: FHIR R4 says an invariant is violated when
     /// its expression evaluates to `false` ("the expression SHALL evaluate to true";
-    /// https://hl7.org/fhir/R4/conformance-rules.html#constraints), and in FHIRPath an
+    /// <https://hl7.org/fhir/R4/conformance-rules.html#constraints>), and in FHIRPath an
     /// empty result means "unknown" (three-valued logic,
-    /// http://hl7.org/fhirpath/N1/#boolean-logic), e.g. `low <= high` when one side
+    /// <http://hl7.org/fhirpath/N1/#boolean-logic>), e.g. `low <= high` when one side
     /// has no value; the reference validator also reports only a `false` result. A
     /// result that is not a single boolean follows singleton evaluation (one item =
     /// true); more than one item is an error.
