@@ -276,6 +276,15 @@ impl Parser {
             self.pos = name_pos;
             return Err(self.error(&format!("{name}(): {msg}")));
         }
+        // A literal pattern is checked now, so a profile's bad regex fails to compile
+        // instead of failing every evaluation.
+        if matches!(func, Func::Matches | Func::ReplaceMatches)
+            && let Some(E::Str(pattern)) = args.first()
+            && let Err(e) = regex::Regex::new(pattern)
+        {
+            self.pos = name_pos;
+            return Err(self.error(&format!("{name}(): bad regular expression: {e}")));
+        }
         Ok(E::Call(focus, func, args))
     }
 

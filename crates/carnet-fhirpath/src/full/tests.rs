@@ -368,7 +368,7 @@ fn invariant_check_api() {
         "dateTime"
     ));
     // Errors come back as errors, not as a verdict.
-    let err = Invariant::compile("status.matches('[')")
+    let err = Invariant::compile("status.matches('[' + '')")
         .unwrap()
         .check(&obs, &obs, "Observation");
     assert!(err.is_err_and(|e| e.to_string().contains("regular expression")));
