@@ -311,9 +311,8 @@ fn children<'a>(item: &Item<'a>, out: &mut Coll<'a>) {
         }
         _ => {
             if let Some(Value::Object(ext)) = n.ext {
-                for (key, v) in ext {
+                for v in ext.values() {
                     emit_property(Some(v), None, None, out);
-                    let _ = key;
                 }
             }
         }

@@ -326,21 +326,13 @@ fn calendar_unit(u: &str) -> bool {
 fn arity(f: Func, n: usize) -> Option<&'static str> {
     use Func::*;
     let (min, max) = match f {
-        Exists | Trace | Round | Join | LowBoundary | HighBoundary => (0, 2),
-        Where | All | Select | Repeat | Skip | Take | Intersect | Exclude | Union | Combine | SubsetOf | SupersetOf
-        | Matches | StartsWith | EndsWith | Contains | IndexOf | Extension | MemberOf | ConformsTo | Split => (1, 1),
+        Exists | Round | Join | LowBoundary | HighBoundary | ToQuantity | ConvertsToQuantity => (0, 1),
+        Trace | Substring | Aggregate => (1, 2),
         Iif => (2, 3),
         ReplaceMatches | Replace => (2, 2),
-        Substring | Aggregate => (1, 2),
-        ToQuantity | ConvertsToQuantity => (0, 1),
+        Where | All | Select | Repeat | Skip | Take | Intersect | Exclude | Union | Combine | SubsetOf | SupersetOf
+        | Matches | StartsWith | EndsWith | Contains | IndexOf | Extension | MemberOf | ConformsTo | Split => (1, 1),
         _ => (0, 0),
-    };
-    let (min, max) = match f {
-        Exists => (0, 1),
-        Trace => (1, 2),
-        Round | Join => (0, 1),
-        LowBoundary | HighBoundary => (0, 1),
-        _ => (min, max),
     };
     if n < min {
         Some("too few arguments")
