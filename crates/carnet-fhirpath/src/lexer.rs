@@ -20,6 +20,10 @@ pub(crate) enum Token {
     RBracket,
     Comma,
     Op(&'static str),
+    LBrace,
+    RBrace,
+    /// `@2015-02-04T14:34:28Z`, `@T14:34`: the text after the `@`.
+    Temporal(String),
 }
 
 pub(crate) fn tokenize(src: &str) -> Result<Vec<(usize, Token)>, ParseError> {
@@ -41,6 +45,22 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<(usize, Token)>, ParseError> {
             b'[' => push(&mut out, &mut i, start, Token::LBracket, 1),
             b']' => push(&mut out, &mut i, start, Token::RBracket, 1),
             b',' => push(&mut out, &mut i, start, Token::Comma, 1),
+            b'{' => push(&mut out, &mut i, start, Token::LBrace, 1),
+            b'}' => push(&mut out, &mut i, start, Token::RBrace, 1),
+            b'@' => {
+                let len = temporal_len(&bytes[i + 1..]);
+                if len == 0 {
+                    return Err(err("expected a date or time after @"));
+                }
+                out.push((start, Token::Temporal(src[i + 1..i + 1 + len].to_owned())));
+                i += 1 + len;
+            }
+            b'%' if matches!(bytes.get(i + 1), Some(b'`' | b'\'')) => {
+                let delim = bytes[i + 1];
+                let (text, next) = quoted(src, i + 1, delim).ok_or_else(|| err("unterminated literal"))?;
+                out.push((start, Token::Env(text)));
+                i = next;
+            }
             b'|' => push(&mut out, &mut i, start, Token::Op("|"), 1),
             b'=' => push(&mut out, &mut i, start, Token::Op("="), 1),
             b'~' => push(&mut out, &mut i, start, Token::Op("~"), 1),
@@ -55,6 +75,15 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<(usize, Token)>, ParseError> {
                     _ => ">",
                 };
                 push(&mut out, &mut i, start, Token::Op(op), if eq { 2 } else { 1 })
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                let end = src[i + 2..].find("*/").ok_or_else(|| err("unterminated comment"))?;
+                i += 2 + end + 2;
             }
             b'+' | b'-' | b'*' | b'/' | b'&' => {
                 let op = match c {
@@ -118,6 +147,26 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<(usize, Token)>, ParseError> {
         }
     }
     Ok(out)
+}
+
+/// The length of a date/time literal body: digits, `-`, `:`, `.`, `T`, `Z` and a
+/// timezone sign. A `-` or `+` only continues the literal when a digit follows, so
+/// `@2015 - 1 year` is left for the parser.
+fn temporal_len(b: &[u8]) -> usize {
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let next_digit = b.get(i + 1).is_some_and(u8::is_ascii_digit);
+        let ok = c.is_ascii_digit()
+            || c == b'T'
+            || c == b'Z'
+            || ((c == b':' || c == b'.' || c == b'-' || c == b'+') && next_digit);
+        if !ok {
+            break;
+        }
+        i += 1;
+    }
+    i
 }
 
 fn push(out: &mut Vec<(usize, Token)>, i: &mut usize, start: usize, tok: Token, len: usize) {
