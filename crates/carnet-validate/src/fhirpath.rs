@@ -1,40 +1,25 @@
-//! The only module that calls carnet-fhirpath, so that moving to its `Invariant` API
-//! (being written in parallel) changes one file.
-//!
-//! Until then this uses the search-parameter subset (`parse` + `evaluate_at`): an
-//! invariant it cannot parse or evaluate is reported by the caller as a `not-supported`
-//! warning, never silently passed.
+//! The only module that calls carnet-fhirpath's invariant evaluator, so the validator
+//! depends on one small surface of it.
 
-use carnet_fhirpath::{Expr, Node, types};
 use serde_json::Value;
 
 /// A compiled invariant expression.
 pub(crate) struct Invariant {
-    expr: Expr,
+    inner: carnet_fhirpath::Invariant,
 }
 
 impl Invariant {
     pub(crate) fn compile(source: &str) -> Result<Invariant, String> {
-        carnet_fhirpath::parse(source)
-            .map(|expr| Invariant { expr })
+        carnet_fhirpath::Invariant::compile(source)
+            .map(|inner| Invariant { inner })
             .map_err(|e| e.to_string())
     }
 
     /// `Ok(true)` when satisfied; an empty result counts as satisfied (FHIR's rule for
-    /// invariants whose context is absent).
+    /// invariants whose context is absent, see carnet-fhirpath).
     pub(crate) fn check(&self, resource: &Value, focus: &Value, focus_type: &str) -> Result<bool, String> {
-        let node = Node {
-            value: focus,
-            type_name: types::type_specifier(focus_type),
-        };
-        let out = self.expr.evaluate_at(resource, node);
-        match out.as_slice() {
-            [] => Ok(true),
-            [n] => match n.value {
-                Value::Bool(b) => Ok(*b),
-                _ => Err("the result is not a boolean".to_owned()),
-            },
-            _ => Err(format!("the result has {} items, not one boolean", out.len())),
-        }
+        self.inner
+            .check(resource, focus, focus_type)
+            .map_err(|e| e.to_string())
     }
 }
