@@ -173,7 +173,7 @@ impl Sink {
                 self.at(severity, "invariant", path, format!("{}: {}", c.key, c.human));
             }
             Err(e) => {
-                if self.unsupported.iter().any(|k| *k == c.key) {
+                if self.unsupported.contains(&c.key) {
                     return;
                 }
                 self.unsupported.push(c.key.clone());

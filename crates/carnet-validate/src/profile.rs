@@ -389,13 +389,13 @@ impl<'a> Cx<'a, '_> {
                 return it.type_name.is_some_and(|t| slice.types.iter().any(|a| a == t))
                     || (it.type_name.is_none() && slice.types.len() == 1);
             }
-            let target = self.descend(si, p);
+            let targets = self.descend(si, p);
             let mut found: Vec<&Value> = Vec::new();
             select(it.value, p, &mut found);
             match kind {
                 Discriminator::Exists => {
-                    let must = target.is_some_and(|t| self.nodes[t].min > 0);
-                    let never = target.is_some_and(|t| self.nodes[t].max == Some(0));
+                    let must = targets.iter().any(|&t| self.nodes[t].min > 0);
+                    let never = !targets.is_empty() && targets.iter().all(|&t| self.nodes[t].max == Some(0));
                     if must {
                         !found.is_empty()
                     } else if never {
@@ -405,35 +405,48 @@ impl<'a> Cx<'a, '_> {
                     }
                 }
                 _ => {
-                    let expected = target.and_then(|t| {
-                        let n = &self.nodes[t];
-                        n.fixed.clone().or_else(|| n.pattern.clone())
-                    });
+                    let mut expected: Vec<Value> = targets
+                        .iter()
+                        .filter_map(|&t| {
+                            let n = &self.nodes[t];
+                            n.fixed.clone().or_else(|| n.pattern.clone())
+                        })
+                        .collect();
                     // An extension slice names its URL through the extension's profile.
-                    let expected = expected.or_else(|| {
-                        (p == "url" && slice.types.iter().any(|t| t == "Extension"))
-                            .then(|| slice.type_profile.clone().map(Value::String))
-                            .flatten()
-                    });
-                    match expected {
-                        Some(want) => found.iter().any(|v| json::contains(&want, v)),
-                        None => false,
+                    if expected.is_empty()
+                        && p == "url"
+                        && slice.types.iter().any(|t| t == "Extension")
+                        && let Some(u) = &slice.type_profile
+                    {
+                        expected.push(Value::String(u.clone()));
                     }
+                    expected
+                        .iter()
+                        .any(|want| found.iter().any(|v| json::contains(want, v)))
                 }
             }
         })
     }
 
-    /// The element definition at `path` below node `ni` (`$this` is the node itself).
-    fn descend(&self, ni: usize, path: &str) -> Option<usize> {
-        let mut at = ni;
+    /// The element definitions at `path` below node `ni` (`$this` is the node itself).
+    /// Where the path crosses a sliced element, its slices are followed too: the values a
+    /// discriminator names often sit in nested slices (`code.coding:SBPCode.code`).
+    fn descend(&self, ni: usize, path: &str) -> Vec<usize> {
+        let mut at = vec![ni];
         for seg in path.split('.').filter(|s| *s != "$this") {
-            at = *self.nodes[at]
-                .children
-                .iter()
-                .find(|&&c| self.nodes[c].name == seg || self.nodes[c].name.strip_suffix("[x]") == Some(seg))?;
+            let mut next = Vec::new();
+            for &n in &at {
+                for &c in &self.nodes[n].children {
+                    let node = &self.nodes[c];
+                    if node.name == seg || node.name.strip_suffix("[x]") == Some(seg) {
+                        next.push(c);
+                        next.extend(node.slices.iter().copied());
+                    }
+                }
+            }
+            at = next;
         }
-        Some(at)
+        at
     }
 }
 
