@@ -21,8 +21,18 @@ impl Invariant {
     }
 
     /// `Ok(true)` when satisfied; an empty result counts as satisfied (FHIR's rule for
-    /// invariants whose context is absent).
-    pub(crate) fn check(&self, resource: &Value, focus: &Value, focus_type: &str) -> Result<bool, String> {
+    /// invariants whose context is absent). `root` is `%rootResource` (the container of a
+    /// contained resource), `resource` is `%resource`; `focus_type` is a type name or, for
+    /// a backbone element, its path (`Observation.referenceRange`).
+    pub(crate) fn check(
+        &self,
+        root: &Value,
+        resource: &Value,
+        focus: &Value,
+        focus_type: &str,
+    ) -> Result<bool, String> {
+        // The search subset has a single `%resource`.
+        let _ = root;
         let node = Node {
             value: focus,
             type_name: types::type_specifier(focus_type),

@@ -153,17 +153,18 @@ impl Sink {
         self.push(severity, code, Some(render(path)), diagnostics);
     }
 
-    /// Evaluates one invariant with `focus` as its context.
+    /// Evaluates one invariant with `focus` as its context; `res` is (`%rootResource`,
+    /// `%resource`).
     pub fn invariant(
         &mut self,
         c: &rules::Constraint,
-        resource: &Value,
+        res: (&Value, &Value),
         focus: &Value,
         focus_type: &str,
         path: &[Seg<'_>],
     ) {
         let outcome = match c.compiled() {
-            Ok(inv) => inv.check(resource, focus, focus_type),
+            Ok(inv) => inv.check(res.0, res.1, focus, focus_type),
             Err(e) => Err(e.clone()),
         };
         match outcome {

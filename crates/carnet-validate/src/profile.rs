@@ -270,7 +270,8 @@ impl<'a> Cx<'a, '_> {
             check_binding(self.registry, *required, vs, value, type_name, path, self.sink, true);
         }
         for c in &n.constraints {
-            self.sink.invariant(c, self.resource, value, type_name, path);
+            self.sink
+                .invariant(c, (self.resource, self.resource), value, type_name, path);
         }
         if let Value::Object(obj) = value {
             for &ci in &n.children {
