@@ -8,6 +8,10 @@
 use carnet_fhirpath::{Expr, Node, types};
 use serde_json::Value;
 
+/// Whether this adapter runs a complete invariant engine; the interim one does not, and
+/// the examples test then allows the failures listed as engine gaps.
+pub(crate) const COMPLETE: bool = false;
+
 /// A compiled invariant expression.
 pub(crate) struct Invariant {
     expr: Expr,

@@ -11,6 +11,8 @@ use crate::registry::Registry;
 use crate::rules::{Constraint, base};
 use crate::{Seg, Severity, Sink};
 
+const CORE: &str = "http://hl7.org/fhir/StructureDefinition/";
+
 pub(crate) struct Profile {
     pub definition: Value,
     url: String,
@@ -42,6 +44,8 @@ struct Node {
     types: Vec<String>,
     /// `type.profile` of the first type: an extension slice's URL.
     type_profile: Option<String>,
+    /// `type.targetProfile` of Reference types: what a reference may point to.
+    target_profiles: Vec<String>,
     fixed: Option<Value>,
     pattern: Option<Value>,
     binding: Option<(bool, String)>,
@@ -151,6 +155,13 @@ fn compile_node(e: &Value, path: &str, base_keys: &std::collections::HashSet<Str
         .and_then(|t| arr(t.get("profile")).first())
         .and_then(Value::as_str)
         .map(str::to_owned);
+    let target_profiles = arr(e.get("type"))
+        .iter()
+        .filter(|t| t.get("code").and_then(Value::as_str) == Some("Reference"))
+        .flat_map(|t| arr(t.get("targetProfile")))
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
     let mut fixed = None;
     let mut pattern = None;
     if let Value::Object(obj) = e {
@@ -211,6 +222,7 @@ fn compile_node(e: &Value, path: &str, base_keys: &std::collections::HashSet<Str
         max,
         types,
         type_profile,
+        target_profiles,
         fixed,
         pattern,
         binding,
@@ -268,6 +280,14 @@ impl<'a> Cx<'a, '_> {
         }
         if let Some((required, vs)) = &n.binding {
             check_binding(self.registry, *required, vs, value, type_name, path, self.sink, true);
+        }
+        if !n.target_profiles.is_empty()
+            && let Some(target) = value
+                .get("reference")
+                .and_then(Value::as_str)
+                .and_then(carnet_fhirpath::reference_type)
+        {
+            self.check_target(n, target, path);
         }
         for c in &n.constraints {
             self.sink
@@ -380,6 +400,35 @@ impl<'a> Cx<'a, '_> {
                 path.pop();
             }
         }
+    }
+
+    /// A literal reference (`Group/1`) must name a type one of the target profiles is on;
+    /// references whose type cannot be read (`#id`, `urn:uuid:`) or profiles the registry
+    /// does not hold are not judged.
+    fn check_target(&mut self, n: &Node, target: &str, path: &[Seg<'_>]) {
+        let mut allowed: Vec<&str> = Vec::with_capacity(n.target_profiles.len());
+        for url in &n.target_profiles {
+            let t = match url.strip_prefix(CORE) {
+                Some(t) if !t.contains('/') && carnet_fhirpath::types::resource_type(t).is_some() => t,
+                _ => match self.registry.profile(url) {
+                    Some(p) => p.type_name.as_str(),
+                    None => return,
+                },
+            };
+            if t == target
+                || t == "Resource"
+                || (t == "DomainResource" && !matches!(target, "Bundle" | "Binary" | "Parameters"))
+            {
+                return;
+            }
+            allowed.push(t);
+        }
+        self.sink.at(
+            Severity::Error,
+            "structure",
+            path,
+            format!("the reference points to a {target}; allowed: {}", allowed.join(", ")),
+        );
     }
 
     /// Whether an instance value belongs to slice `si`: every discriminator agrees.
