@@ -345,10 +345,14 @@ impl<'a> Cx<'a, '_> {
                 && !c.types.is_empty()
                 && !c.types.iter().any(|a| a == t)
             {
-                self.sink.at(
+                // Named as the choice element and the type (`Observation.value.ofType(Period)`),
+                // as validators report a type refused by a profile.
+                let mut at = crate::render(&path[..path.len() - 1]);
+                at.push_str(&format!(".{base_name}.ofType({t})"));
+                self.sink.push(
                     Severity::Error,
                     "structure",
-                    path,
+                    Some(at),
                     format!("type {t} is not allowed here (allowed: {})", c.types.join(", ")),
                 );
             }

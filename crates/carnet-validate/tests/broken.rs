@@ -346,7 +346,7 @@ fn profile_wrong_choice_type() {
         &[OBS],
         Severity::Error,
         "structure",
-        "Observation.valueBoolean",
+        "Observation.value.ofType(boolean)",
         "type boolean is not allowed",
     );
 }
