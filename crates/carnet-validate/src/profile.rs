@@ -37,6 +37,8 @@ struct Slicing {
 struct Node {
     /// The last path segment: `coding`, `value[x]`.
     name: String,
+    /// `_name`: where a primitive's extensions sit in JSON.
+    ext_key: String,
     slice_name: Option<String>,
     min: u64,
     /// `None` for `*`.
@@ -217,6 +219,7 @@ fn compile_node(e: &Value, path: &str, base_keys: &std::collections::HashSet<Str
     };
     Ok(Node {
         name: last.to_owned(),
+        ext_key: format!("_{last}"),
         slice_name: e.get("sliceName").and_then(Value::as_str).map(str::to_owned),
         min: e.get("min").and_then(Value::as_u64).unwrap_or(0),
         max,
@@ -522,7 +525,7 @@ fn gather<'a>(c: &Node, obj: &'a Map<String, Value>) -> Vec<Item<'a>> {
     }
     let Some((key, v)) = obj.get_key_value(c.name.as_str()) else {
         // A primitive present only through its extensions (`_birthDate`).
-        if let Some((key, v)) = obj.get_key_value(format!("_{}", c.name).as_str()) {
+        if let Some((key, v)) = obj.get_key_value(c.ext_key.as_str()) {
             let n = v.as_array().map_or(1, Vec::len);
             for i in 0..n {
                 out.push(Item {
