@@ -111,6 +111,16 @@ impl Profile {
             by_id.insert(id, index);
             nodes.push(node);
         }
+        // R4 lets a profile constrain one type of a choice (`value[x]:valueQuantity`)
+        // without declaring the slicing: that is slicing by type.
+        for n in &mut nodes {
+            if n.slicing.is_none() && n.name.ends_with("[x]") && !n.slices.is_empty() {
+                n.slicing = Some(Slicing {
+                    discriminators: vec![(Discriminator::Type, "$this".to_owned())],
+                    closed: false,
+                });
+            }
+        }
         Ok(Profile {
             definition,
             url,

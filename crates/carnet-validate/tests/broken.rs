@@ -622,3 +622,47 @@ fn registry_is_shareable_between_threads() {
         }
     });
 }
+
+#[test]
+fn profile_type_slice_without_declared_slicing() {
+    let sd = json!({
+        "resourceType": "StructureDefinition", "url": "https://carnet.dev/fhir/StructureDefinition/test-ucum",
+        "name": "TestUcum", "status": "draft", "kind": "resource", "abstract": false, "type": "Observation",
+        "derivation": "constraint",
+        "snapshot": {"element": [
+            {"id": "Observation", "path": "Observation", "min": 0, "max": "*"},
+            {"id": "Observation.value[x]", "path": "Observation.value[x]", "min": 0, "max": "1",
+             "type": [{"code": "Quantity"}, {"code": "string"}]},
+            {"id": "Observation.value[x]:valueQuantity", "path": "Observation.value[x]", "sliceName": "valueQuantity",
+             "min": 0, "max": "1", "type": [{"code": "Quantity"}]},
+            {"id": "Observation.value[x]:valueQuantity.system", "path": "Observation.value[x].system", "min": 1, "max": "1",
+             "type": [{"code": "uri"}], "fixedUri": "http://unitsofmeasure.org"}
+        ]}
+    });
+    let mut reg = Registry::new();
+    if let Err(e) = reg.add(sd) {
+        panic!("{e}");
+    }
+    let url = "https://carnet.dev/fhir/StructureDefinition/test-ucum";
+    let only = |r: &Value| -> Vec<Issue> {
+        validate(&reg, r, &[url])
+            .into_iter()
+            .filter(|i| i.code != "not-supported")
+            .collect()
+    };
+    assert_eq!(only(&observation()), vec![]);
+    assert_eq!(
+        only(&set(
+            remove(observation(), "valueQuantity"),
+            "valueString",
+            json!("high")
+        )),
+        vec![]
+    );
+    let mut q = mmol(5.4);
+    q["system"] = json!("http://example.org/units");
+    let found = only(&set(observation(), "valueQuantity", q));
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!((found[0].severity, found[0].code), (Severity::Error, "value"));
+    assert_eq!(found[0].expression.as_deref(), Some("Observation.valueQuantity.system"));
+}
