@@ -64,6 +64,10 @@ impl<'r> Walker<'r, '_> {
             self.sink.invariant(&rules.constraints[ci], res, value, &s.focus, path);
         }
         for (key, v) in obj {
+            if let Some(name) = key.strip_prefix('_') {
+                self.primitive_extensions(res, name, v, path);
+                continue;
+            }
             let Some((e, ty)) = s.find(key) else { continue };
             match v {
                 Value::Array(items) => {
@@ -82,6 +86,39 @@ impl<'r> Walker<'r, '_> {
                     path.pop();
                 }
             }
+        }
+    }
+
+    /// The extensions of a primitive (`_birthDate`, or `_given` with one item per
+    /// value), walked as Extensions at `birthDate.extension[0]`.
+    fn primitive_extensions<'a>(
+        &mut self,
+        res: (&'a Value, &'a Value),
+        name: &'a str,
+        v: &'a Value,
+        path: &mut Vec<Seg<'a>>,
+    ) {
+        let Some(ext) = self.rules.struct_named("Extension") else {
+            return;
+        };
+        let items: Vec<(Option<usize>, &'a Value)> = match v {
+            Value::Array(a) => a.iter().enumerate().map(|(i, x)| (Some(i), x)).collect(),
+            x => vec![(None, x)],
+        };
+        for (index, item) in items {
+            let Some(list) = item.get("extension").and_then(Value::as_array) else {
+                continue;
+            };
+            path.push(Seg { name, index });
+            for (j, x) in list.iter().enumerate() {
+                path.push(Seg {
+                    name: "extension",
+                    index: Some(j),
+                });
+                self.object(res, x, ext, path);
+                path.pop();
+            }
+            path.pop();
         }
     }
 

@@ -666,3 +666,19 @@ fn profile_type_slice_without_declared_slicing() {
     assert_eq!((found[0].severity, found[0].code), (Severity::Error, "value"));
     assert_eq!(found[0].expression.as_deref(), Some("Observation.valueQuantity.system"));
 }
+
+#[test]
+fn base_rules_reach_extensions_of_primitives() {
+    // ext-1: an extension has a value or extensions, not both.
+    let bad =
+        json!({"url": "http://example.org/x", "valueString": "a", "extension": [{"url": "y", "valueBoolean": true}]});
+    let p = set(patient(), "_birthDate", json!({"extension": [bad]}));
+    expect_only(
+        &p,
+        &[],
+        Severity::Error,
+        "invariant",
+        "Patient.birthDate.extension[0]",
+        "ext-1:",
+    );
+}
