@@ -8,7 +8,7 @@ The validator's base pass needs, and only needs:
 
   {"constraints": [[key, severity, human, expression], ...],
    "baseKeys": [every constraint key of the base definitions, for profiles to skip],
-   "structs": {NAME: {"focus": TYPE, "c": [constraint index, ...],
+   "structs": {NAME: {"focus": TYPE (NAME, or the resource type), "c": [constraint index, ...],
                       "e": [[json_name, types, binding, [constraint index, ...]], ...]}},
    "codeSystems": [compact CodeSystem], "valueSets": [compact ValueSet]}
 
@@ -215,7 +215,7 @@ class Builder:
             types = self.element_types(e, backbone_paths)
             cons = self.constraints_of(e, url, False)
             if e["path"] in backbone_paths:
-                self.structs[e["path"]] = {"focus": "BackboneElement", "c": cons, "e": []}
+                self.structs[e["path"]] = {"focus": e["path"], "c": cons, "e": []}
                 cons = []
             binding = self.binding(e, types)
             json_name = leaf[:-3] if leaf.endswith("[x]") else leaf
@@ -225,7 +225,7 @@ class Builder:
                 useful = types not in primitives or binding is not None or cons
             if not useful:
                 continue
-            self.structs.setdefault(parent, {"focus": "BackboneElement", "c": [], "e": []})
+            self.structs.setdefault(parent, {"focus": parent, "c": [], "e": []})
             self.structs[parent]["e"].append([json_name, types, binding, cons])
 
 

@@ -33,7 +33,7 @@ pub(crate) fn validate(registry: &Registry, resource: &Value, sink: &mut Sink) {
         sink,
     };
     let mut path = vec![Seg { name: rt, index: None }];
-    w.resource(resource, &mut path);
+    w.resource(resource, resource, &mut path);
 }
 
 struct Walker<'r, 's> {
@@ -43,25 +43,31 @@ struct Walker<'r, 's> {
 }
 
 impl<'r> Walker<'r, '_> {
-    /// `path` already ends with the segment naming `res`.
-    fn resource<'a>(&mut self, res: &'a Value, path: &mut Vec<Seg<'a>>) {
+    /// `path` already ends with the segment naming `res`; `root` is `%rootResource`
+    /// (the container, for a contained resource; else `res` itself).
+    fn resource<'a>(&mut self, root: &'a Value, res: &'a Value, path: &mut Vec<Seg<'a>>) {
         let Some(rt) = res.get("resourceType").and_then(Value::as_str) else {
             return;
         };
         // An unknown type is carnet-fhir's to report.
         if let Some(si) = self.rules.struct_named(rt) {
-            self.object(res, res, si, path);
+            self.object((root, res), res, si, path);
         }
     }
 
-    fn object<'a>(&mut self, root: &'a Value, value: &'a Value, si: usize, path: &mut Vec<Seg<'a>>) {
+    /// `res` is (`%rootResource`, `%resource`).
+    fn object<'a>(&mut self, res: (&'a Value, &'a Value), value: &'a Value, si: usize, path: &mut Vec<Seg<'a>>) {
         let Value::Object(obj) = value else { return };
         let rules: &'r Rules = self.rules;
         let s = &rules.structs[si];
         for &ci in &s.constraints {
-            self.sink.invariant(&rules.constraints[ci], root, value, &s.focus, path);
+            self.sink.invariant(&rules.constraints[ci], res, value, &s.focus, path);
         }
         for (key, v) in obj {
+            if let Some(name) = key.strip_prefix('_') {
+                self.primitive_extensions(res, name, v, path);
+                continue;
+            }
             let Some((e, ty)) = s.find(key) else { continue };
             match v {
                 Value::Array(items) => {
@@ -70,23 +76,63 @@ impl<'r> Walker<'r, '_> {
                             name: key,
                             index: Some(i),
                         });
-                        self.element(root, item, e, ty, path);
+                        self.element(res, item, e, ty, path);
                         path.pop();
                     }
                 }
                 _ => {
                     path.push(Seg { name: key, index: None });
-                    self.element(root, v, e, ty, path);
+                    self.element(res, v, e, ty, path);
                     path.pop();
                 }
             }
         }
     }
 
-    fn element<'a>(&mut self, root: &'a Value, item: &'a Value, e: &'r Elem, ty: &'r Ty, path: &mut Vec<Seg<'a>>) {
+    /// The extensions of a primitive (`_birthDate`, or `_given` with one item per
+    /// value), walked as Extensions at `birthDate.extension[0]`.
+    fn primitive_extensions<'a>(
+        &mut self,
+        res: (&'a Value, &'a Value),
+        name: &'a str,
+        v: &'a Value,
+        path: &mut Vec<Seg<'a>>,
+    ) {
+        let Some(ext) = self.rules.struct_named("Extension") else {
+            return;
+        };
+        let items: Vec<(Option<usize>, &'a Value)> = match v {
+            Value::Array(a) => a.iter().enumerate().map(|(i, x)| (Some(i), x)).collect(),
+            x => vec![(None, x)],
+        };
+        for (index, item) in items {
+            let Some(list) = item.get("extension").and_then(Value::as_array) else {
+                continue;
+            };
+            path.push(Seg { name, index });
+            for (j, x) in list.iter().enumerate() {
+                path.push(Seg {
+                    name: "extension",
+                    index: Some(j),
+                });
+                self.object(res, x, ext, path);
+                path.pop();
+            }
+            path.pop();
+        }
+    }
+
+    fn element<'a>(
+        &mut self,
+        res: (&'a Value, &'a Value),
+        item: &'a Value,
+        e: &'r Elem,
+        ty: &'r Ty,
+        path: &mut Vec<Seg<'a>>,
+    ) {
         let rules: &'r Rules = self.rules;
         for &ci in &e.constraints {
-            self.sink.invariant(&rules.constraints[ci], root, item, &ty.name, path);
+            self.sink.invariant(&rules.constraints[ci], res, item, &ty.name, path);
         }
         if let Some(b) = &e.binding {
             check_binding(
@@ -101,8 +147,11 @@ impl<'r> Walker<'r, '_> {
             );
         }
         match ty.target {
-            Target::Struct(si) => self.object(root, item, si, path),
-            Target::Resource => self.resource(item, path),
+            Target::Struct(si) => self.object(res, item, si, path),
+            // A contained resource keeps its container as `%rootResource`; a Bundle
+            // entry's or a Parameters' resource stands on its own.
+            Target::Resource if e.name == "contained" => self.resource(res.0, item, path),
+            Target::Resource => self.resource(item, item, path),
             Target::Primitive => {}
         }
     }

@@ -11,6 +11,8 @@ use crate::registry::Registry;
 use crate::rules::{Constraint, base};
 use crate::{Seg, Severity, Sink};
 
+const CORE: &str = "http://hl7.org/fhir/StructureDefinition/";
+
 pub(crate) struct Profile {
     pub definition: Value,
     url: String,
@@ -35,6 +37,8 @@ struct Slicing {
 struct Node {
     /// The last path segment: `coding`, `value[x]`.
     name: String,
+    /// `_name`: where a primitive's extensions sit in JSON.
+    ext_key: String,
     slice_name: Option<String>,
     min: u64,
     /// `None` for `*`.
@@ -42,6 +46,8 @@ struct Node {
     types: Vec<String>,
     /// `type.profile` of the first type: an extension slice's URL.
     type_profile: Option<String>,
+    /// `type.targetProfile` of Reference types: what a reference may point to.
+    target_profiles: Vec<String>,
     fixed: Option<Value>,
     pattern: Option<Value>,
     binding: Option<(bool, String)>,
@@ -105,6 +111,16 @@ impl Profile {
             by_id.insert(id, index);
             nodes.push(node);
         }
+        // R4 lets a profile constrain one type of a choice (`value[x]:valueQuantity`)
+        // without declaring the slicing: that is slicing by type.
+        for n in &mut nodes {
+            if n.slicing.is_none() && n.name.ends_with("[x]") && !n.slices.is_empty() {
+                n.slicing = Some(Slicing {
+                    discriminators: vec![(Discriminator::Type, "$this".to_owned())],
+                    closed: false,
+                });
+            }
+        }
         Ok(Profile {
             definition,
             url,
@@ -151,6 +167,13 @@ fn compile_node(e: &Value, path: &str, base_keys: &std::collections::HashSet<Str
         .and_then(|t| arr(t.get("profile")).first())
         .and_then(Value::as_str)
         .map(str::to_owned);
+    let target_profiles = arr(e.get("type"))
+        .iter()
+        .filter(|t| t.get("code").and_then(Value::as_str) == Some("Reference"))
+        .flat_map(|t| arr(t.get("targetProfile")))
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
     let mut fixed = None;
     let mut pattern = None;
     if let Value::Object(obj) = e {
@@ -206,11 +229,13 @@ fn compile_node(e: &Value, path: &str, base_keys: &std::collections::HashSet<Str
     };
     Ok(Node {
         name: last.to_owned(),
+        ext_key: format!("_{last}"),
         slice_name: e.get("sliceName").and_then(Value::as_str).map(str::to_owned),
         min: e.get("min").and_then(Value::as_u64).unwrap_or(0),
         max,
         types,
         type_profile,
+        target_profiles,
         fixed,
         pattern,
         binding,
@@ -269,8 +294,17 @@ impl<'a> Cx<'a, '_> {
         if let Some((required, vs)) = &n.binding {
             check_binding(self.registry, *required, vs, value, type_name, path, self.sink, true);
         }
+        if !n.target_profiles.is_empty()
+            && let Some(target) = value
+                .get("reference")
+                .and_then(Value::as_str)
+                .and_then(carnet_fhirpath::reference_type)
+        {
+            self.check_target(n, target, path);
+        }
         for c in &n.constraints {
-            self.sink.invariant(c, self.resource, value, type_name, path);
+            self.sink
+                .invariant(c, (self.resource, self.resource), value, type_name, path);
         }
         if let Value::Object(obj) = value {
             for &ci in &n.children {
@@ -324,10 +358,14 @@ impl<'a> Cx<'a, '_> {
                 && !c.types.is_empty()
                 && !c.types.iter().any(|a| a == t)
             {
-                self.sink.at(
+                // Named as the choice element and the type (`Observation.value.ofType(Period)`),
+                // as validators report a type refused by a profile.
+                let mut at = crate::render(&path[..path.len() - 1]);
+                at.push_str(&format!(".{base_name}.ofType({t})"));
+                self.sink.push(
                     Severity::Error,
                     "structure",
-                    path,
+                    Some(at),
                     format!("type {t} is not allowed here (allowed: {})", c.types.join(", ")),
                 );
             }
@@ -381,6 +419,35 @@ impl<'a> Cx<'a, '_> {
         }
     }
 
+    /// A literal reference (`Group/1`) must name a type one of the target profiles is on;
+    /// references whose type cannot be read (`#id`, `urn:uuid:`) or profiles the registry
+    /// does not hold are not judged.
+    fn check_target(&mut self, n: &Node, target: &str, path: &[Seg<'_>]) {
+        let mut allowed: Vec<&str> = Vec::with_capacity(n.target_profiles.len());
+        for url in &n.target_profiles {
+            let t = match url.strip_prefix(CORE) {
+                Some(t) if !t.contains('/') && carnet_fhirpath::types::resource_type(t).is_some() => t,
+                _ => match self.registry.profile(url) {
+                    Some(p) => p.type_name.as_str(),
+                    None => return,
+                },
+            };
+            if t == target
+                || t == "Resource"
+                || (t == "DomainResource" && !matches!(target, "Bundle" | "Binary" | "Parameters"))
+            {
+                return;
+            }
+            allowed.push(t);
+        }
+        self.sink.at(
+            Severity::Error,
+            "structure",
+            path,
+            format!("the reference points to a {target}; allowed: {}", allowed.join(", ")),
+        );
+    }
+
     /// Whether an instance value belongs to slice `si`: every discriminator agrees.
     fn matches(&self, slicing: &Slicing, si: usize, it: &Item<'_>) -> bool {
         let slice = &self.nodes[si];
@@ -389,13 +456,13 @@ impl<'a> Cx<'a, '_> {
                 return it.type_name.is_some_and(|t| slice.types.iter().any(|a| a == t))
                     || (it.type_name.is_none() && slice.types.len() == 1);
             }
-            let target = self.descend(si, p);
+            let targets = self.descend(si, p);
             let mut found: Vec<&Value> = Vec::new();
             select(it.value, p, &mut found);
             match kind {
                 Discriminator::Exists => {
-                    let must = target.is_some_and(|t| self.nodes[t].min > 0);
-                    let never = target.is_some_and(|t| self.nodes[t].max == Some(0));
+                    let must = targets.iter().any(|&t| self.nodes[t].min > 0);
+                    let never = !targets.is_empty() && targets.iter().all(|&t| self.nodes[t].max == Some(0));
                     if must {
                         !found.is_empty()
                     } else if never {
@@ -405,35 +472,48 @@ impl<'a> Cx<'a, '_> {
                     }
                 }
                 _ => {
-                    let expected = target.and_then(|t| {
-                        let n = &self.nodes[t];
-                        n.fixed.clone().or_else(|| n.pattern.clone())
-                    });
+                    let mut expected: Vec<Value> = targets
+                        .iter()
+                        .filter_map(|&t| {
+                            let n = &self.nodes[t];
+                            n.fixed.clone().or_else(|| n.pattern.clone())
+                        })
+                        .collect();
                     // An extension slice names its URL through the extension's profile.
-                    let expected = expected.or_else(|| {
-                        (p == "url" && slice.types.iter().any(|t| t == "Extension"))
-                            .then(|| slice.type_profile.clone().map(Value::String))
-                            .flatten()
-                    });
-                    match expected {
-                        Some(want) => found.iter().any(|v| json::contains(&want, v)),
-                        None => false,
+                    if expected.is_empty()
+                        && p == "url"
+                        && slice.types.iter().any(|t| t == "Extension")
+                        && let Some(u) = &slice.type_profile
+                    {
+                        expected.push(Value::String(u.clone()));
                     }
+                    expected
+                        .iter()
+                        .any(|want| found.iter().any(|v| json::contains(want, v)))
                 }
             }
         })
     }
 
-    /// The element definition at `path` below node `ni` (`$this` is the node itself).
-    fn descend(&self, ni: usize, path: &str) -> Option<usize> {
-        let mut at = ni;
+    /// The element definitions at `path` below node `ni` (`$this` is the node itself).
+    /// Where the path crosses a sliced element, its slices are followed too: the values a
+    /// discriminator names often sit in nested slices (`code.coding:SBPCode.code`).
+    fn descend(&self, ni: usize, path: &str) -> Vec<usize> {
+        let mut at = vec![ni];
         for seg in path.split('.').filter(|s| *s != "$this") {
-            at = *self.nodes[at]
-                .children
-                .iter()
-                .find(|&&c| self.nodes[c].name == seg || self.nodes[c].name.strip_suffix("[x]") == Some(seg))?;
+            let mut next = Vec::new();
+            for &n in &at {
+                for &c in &self.nodes[n].children {
+                    let node = &self.nodes[c];
+                    if node.name == seg || node.name.strip_suffix("[x]") == Some(seg) {
+                        next.push(c);
+                        next.extend(node.slices.iter().copied());
+                    }
+                }
+            }
+            at = next;
         }
-        Some(at)
+        at
     }
 }
 
@@ -455,7 +535,7 @@ fn gather<'a>(c: &Node, obj: &'a Map<String, Value>) -> Vec<Item<'a>> {
     }
     let Some((key, v)) = obj.get_key_value(c.name.as_str()) else {
         // A primitive present only through its extensions (`_birthDate`).
-        if let Some((key, v)) = obj.get_key_value(format!("_{}", c.name).as_str()) {
+        if let Some((key, v)) = obj.get_key_value(c.ext_key.as_str()) {
             let n = v.as_array().map_or(1, Vec::len);
             for i in 0..n {
                 out.push(Item {

@@ -313,6 +313,32 @@ fn profile_cardinality_min() {
 }
 
 #[test]
+fn profile_reference_target() {
+    let r = set(observation(), "subject", json!({"reference": "Group/g1"}));
+    expect_only(
+        &r,
+        &[OBS],
+        Severity::Error,
+        "structure",
+        "Observation.subject",
+        "points to a Group",
+    );
+    // Absolute URLs are typed the same way; unresolvable forms are not judged.
+    let r = set(
+        observation(),
+        "subject",
+        json!({"reference": "https://example.org/fhir/Patient/p1"}),
+    );
+    assert_eq!(problems(&r, &[OBS]), vec![]);
+    let r = set(
+        observation(),
+        "subject",
+        json!({"reference": "urn:uuid:0d3f5a3e-5f0f-4a8e-9d2b-8e1b0f0c2a11"}),
+    );
+    assert_eq!(problems(&r, &[OBS]), vec![]);
+}
+
+#[test]
 fn profile_wrong_choice_type() {
     let r = set(remove(observation(), "valueQuantity"), "valueBoolean", json!(true));
     expect_only(
@@ -320,7 +346,7 @@ fn profile_wrong_choice_type() {
         &[OBS],
         Severity::Error,
         "structure",
-        "Observation.valueBoolean",
+        "Observation.value.ofType(boolean)",
         "type boolean is not allowed",
     );
 }
@@ -515,4 +541,144 @@ fn issues_render_as_operation_outcome() {
     assert_eq!(oo["issue"][0]["expression"][0], "Observation.status");
     assert_eq!(oo["issue"][0]["code"], "code-invalid");
     assert_eq!(oo["issue"][0]["severity"], "error");
+}
+
+#[test]
+fn profile_exists_discriminator() {
+    // Telecom sliced on whether `period` exists: at most one current (period-less) entry.
+    let sd = json!({
+        "resourceType": "StructureDefinition", "url": "https://carnet.dev/fhir/StructureDefinition/test-exists",
+        "name": "TestExists", "status": "draft", "kind": "resource", "abstract": false, "type": "Patient",
+        "derivation": "constraint",
+        "snapshot": {"element": [
+            {"id": "Patient", "path": "Patient", "min": 0, "max": "*"},
+            {"id": "Patient.telecom", "path": "Patient.telecom", "min": 0, "max": "*", "type": [{"code": "ContactPoint"}],
+             "slicing": {"discriminator": [{"type": "exists", "path": "period"}], "rules": "open"}},
+            {"id": "Patient.telecom:current", "path": "Patient.telecom", "sliceName": "current", "min": 0, "max": "1",
+             "type": [{"code": "ContactPoint"}]},
+            {"id": "Patient.telecom:current.period", "path": "Patient.telecom.period", "min": 0, "max": "0",
+             "type": [{"code": "Period"}]},
+            {"id": "Patient.telecom:past", "path": "Patient.telecom", "sliceName": "past", "min": 0, "max": "*",
+             "type": [{"code": "ContactPoint"}]},
+            {"id": "Patient.telecom:past.period", "path": "Patient.telecom.period", "min": 1, "max": "1",
+             "type": [{"code": "Period"}]}
+        ]}
+    });
+    let mut reg = Registry::new();
+    if let Err(e) = reg.add(sd) {
+        panic!("{e}");
+    }
+    let url = "https://carnet.dev/fhir/StructureDefinition/test-exists";
+    let phone = |period: bool| {
+        let mut t = json!({"system": "phone", "value": "418-555-0000"});
+        if period {
+            t["period"] = json!({"end": "2020-01-01"});
+        }
+        t
+    };
+    let ok = set(patient(), "telecom", json!([phone(false), phone(true), phone(true)]));
+    let found: Vec<Issue> = validate(&reg, &ok, &[url])
+        .into_iter()
+        .filter(|i| i.code != "not-supported")
+        .collect();
+    assert_eq!(found, vec![]);
+    let two_current = set(patient(), "telecom", json!([phone(false), phone(true), phone(false)]));
+    let found: Vec<Issue> = validate(&reg, &two_current, &[url])
+        .into_iter()
+        .filter(|i| i.code != "not-supported")
+        .collect();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].code, "structure");
+    assert_eq!(found[0].expression.as_deref(), Some("Patient.telecom"));
+    assert!(found[0].diagnostics.contains("slice 'current': maximum allowed = 1"));
+}
+
+#[test]
+fn profiles_without_snapshot_or_of_other_kinds_are_refused() {
+    let mut reg = Registry::new();
+    let no_snapshot = json!({"resourceType": "StructureDefinition", "url": "urn:x", "type": "Patient"});
+    assert!(matches!(
+        reg.add(no_snapshot),
+        Err(carnet_validate::RegistryError::InvalidProfile { .. })
+    ));
+    assert!(matches!(
+        reg.add(json!({"resourceType": "Patient", "url": "urn:y"})),
+        Err(carnet_validate::RegistryError::UnsupportedType(_))
+    ));
+    assert!(matches!(
+        reg.add(json!({"resourceType": "ValueSet"})),
+        Err(carnet_validate::RegistryError::MissingUrl(_))
+    ));
+}
+
+#[test]
+fn registry_is_shareable_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Registry>();
+    // Concurrent validations share the expansion cache.
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| assert_eq!(problems(&observation(), &[OBS]), vec![]));
+        }
+    });
+}
+
+#[test]
+fn profile_type_slice_without_declared_slicing() {
+    let sd = json!({
+        "resourceType": "StructureDefinition", "url": "https://carnet.dev/fhir/StructureDefinition/test-ucum",
+        "name": "TestUcum", "status": "draft", "kind": "resource", "abstract": false, "type": "Observation",
+        "derivation": "constraint",
+        "snapshot": {"element": [
+            {"id": "Observation", "path": "Observation", "min": 0, "max": "*"},
+            {"id": "Observation.value[x]", "path": "Observation.value[x]", "min": 0, "max": "1",
+             "type": [{"code": "Quantity"}, {"code": "string"}]},
+            {"id": "Observation.value[x]:valueQuantity", "path": "Observation.value[x]", "sliceName": "valueQuantity",
+             "min": 0, "max": "1", "type": [{"code": "Quantity"}]},
+            {"id": "Observation.value[x]:valueQuantity.system", "path": "Observation.value[x].system", "min": 1, "max": "1",
+             "type": [{"code": "uri"}], "fixedUri": "http://unitsofmeasure.org"}
+        ]}
+    });
+    let mut reg = Registry::new();
+    if let Err(e) = reg.add(sd) {
+        panic!("{e}");
+    }
+    let url = "https://carnet.dev/fhir/StructureDefinition/test-ucum";
+    let only = |r: &Value| -> Vec<Issue> {
+        validate(&reg, r, &[url])
+            .into_iter()
+            .filter(|i| i.code != "not-supported")
+            .collect()
+    };
+    assert_eq!(only(&observation()), vec![]);
+    assert_eq!(
+        only(&set(
+            remove(observation(), "valueQuantity"),
+            "valueString",
+            json!("high")
+        )),
+        vec![]
+    );
+    let mut q = mmol(5.4);
+    q["system"] = json!("http://example.org/units");
+    let found = only(&set(observation(), "valueQuantity", q));
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!((found[0].severity, found[0].code), (Severity::Error, "value"));
+    assert_eq!(found[0].expression.as_deref(), Some("Observation.valueQuantity.system"));
+}
+
+#[test]
+fn base_rules_reach_extensions_of_primitives() {
+    // ext-1: an extension has a value or extensions, not both.
+    let bad =
+        json!({"url": "http://example.org/x", "valueString": "a", "extension": [{"url": "y", "valueBoolean": true}]});
+    let p = set(patient(), "_birthDate", json!({"extension": [bad]}));
+    expect_only(
+        &p,
+        &[],
+        Severity::Error,
+        "invariant",
+        "Patient.birthDate.extension[0]",
+        "ext-1:",
+    );
 }
