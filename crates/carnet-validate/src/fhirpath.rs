@@ -23,7 +23,13 @@ impl Invariant {
     /// `Ok(true)` when satisfied; an empty result counts as satisfied (see
     /// carnet-fhirpath). `root` is `%rootResource`, `resource` the (possibly contained)
     /// resource the element belongs to.
-    pub(crate) fn check(&self, root: &Value, resource: &Value, focus: &Value, focus_type: &str) -> Result<bool, String> {
+    pub(crate) fn check(
+        &self,
+        root: &Value,
+        resource: &Value,
+        focus: &Value,
+        focus_type: &str,
+    ) -> Result<bool, String> {
         self.inner
             .check_focus(&Focus {
                 root,

@@ -151,6 +151,30 @@ impl Profile {
     }
 }
 
+/// The base pass checks the base definition's bindings wherever the element occurs; a
+/// snapshot that repeats one unchanged (often with `|4.0.1` added to the value set) must
+/// not report the same code twice. Bindings of choice elements are the profile pass's.
+fn base_binding_repeated(e: &Value, required: bool, value_set: &str) -> bool {
+    let unversioned = |u: &str| u.split('|').next().unwrap_or(u).to_owned();
+    let Some((owner, name)) = e
+        .pointer("/base/path")
+        .and_then(Value::as_str)
+        .and_then(|p| p.rsplit_once('.'))
+    else {
+        return false;
+    };
+    let rules = &base().rules;
+    let Some(i) = rules.struct_named(owner) else {
+        return false;
+    };
+    rules.structs[i]
+        .elements
+        .iter()
+        .find(|el| el.name == name && matches!(el.kind, crate::rules::Kind::Single(_)))
+        .and_then(|el| el.binding.as_ref())
+        .is_some_and(|b| b.required == required && unversioned(&b.value_set) == unversioned(value_set))
+}
+
 fn compile_node(e: &Value, path: &str, base_keys: &std::collections::HashSet<String>) -> Result<Node, String> {
     let last = path.rsplit('.').next().unwrap_or(path);
     let max = match e.get("max").and_then(Value::as_str) {
@@ -185,11 +209,14 @@ fn compile_node(e: &Value, path: &str, base_keys: &std::collections::HashSet<Str
             }
         }
     }
-    let binding = e.get("binding").and_then(|b| {
-        let strength = b.get("strength").and_then(Value::as_str)?;
-        let vs = b.get("valueSet").and_then(Value::as_str)?;
-        matches!(strength, "required" | "extensible").then(|| (strength == "required", vs.to_owned()))
-    });
+    let binding = e
+        .get("binding")
+        .and_then(|b| {
+            let strength = b.get("strength").and_then(Value::as_str)?;
+            let vs = b.get("valueSet").and_then(Value::as_str)?;
+            matches!(strength, "required" | "extensible").then(|| (strength == "required", vs.to_owned()))
+        })
+        .filter(|(required, vs)| !base_binding_repeated(e, *required, vs));
     let constraints = arr(e.get("constraint"))
         .iter()
         .filter_map(|c| {
