@@ -494,7 +494,10 @@ async fn r7_patient_writes(s: &TestServer) {
     // Someone else's consent.
     assert_eq!(as_send(s, &t, Method::POST, "Consent", &refusal(&b), None).await.0, 403);
     // Appointments: no creation; booking a proposed one and cancelling are allowed.
+    // A time slot offered by the care team (a booked appointment has a start and an
+    // end, R4 app-3).
     let appt = json!({"resourceType": "Appointment", "status": "proposed",
+        "start": "2030-01-01T09:00:00Z", "end": "2030-01-01T09:30:00Z",
         "participant": [{"actor": {"reference": format!("Patient/{a}")}, "status": "needs-action"}]});
     assert_eq!(as_send(s, &t, Method::POST, "Appointment", &appt, None).await.0, 403);
     let stored = s.create(appt).await;

@@ -127,7 +127,8 @@ impl Generator {
             "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "prov", "display": "Healthcare Provider"}]}],
             "name": name,
             "telecom": [{"system": "phone", "value": format!("{area}-555-{:04}", rng.below(10_000)), "use": "work"}],
-            "address": [address(&mut rng, city, district)],
+            // An organization's address is never `home` (R4 org-2).
+            "address": [address(&mut rng, city, district, "work")],
         })
     }
 
@@ -228,12 +229,12 @@ fn rewrite_refs(v: &mut Value, map: &std::collections::HashMap<String, String>) 
     }
 }
 
-fn address(rng: &mut Rng, city: &str, district: &str) -> Value {
+fn address(rng: &mut Rng, city: &str, district: &str, use_: &str) -> Value {
     let letters = b"ABCEGHJKLMNPRSTVWXYZ";
     let l = letters[rng.below(letters.len() as u64) as usize] as char;
     let postal = format!("{district} {}{l}{}", rng.below(10), rng.below(10));
     json!({
-        "use": "home",
+        "use": use_,
         "line": [format!("{} {}", rng.range(1, 9999), rng.pick(tables::STREETS))],
         "city": city,
         "state": "QC",
@@ -375,7 +376,7 @@ impl<'a> PatientGen<'a> {
             "telecom": [{"system": "phone", "value": format!("{area}-555-{:04}", self.rng.below(10_000)), "use": "home"}],
             "gender": if female { "female" } else { "male" },
             "birthDate": time::date(birth),
-            "address": [address(&mut self.rng, city, district)],
+            "address": [address(&mut self.rng, city, district, "home")],
             "communication": [{"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": if self.rng.chance(0.85) { "fr-CA" } else { "en-CA" }}]}, "preferred": true}],
             "generalPractitioner": [reference("Practitioner", &gp_id)],
             "managingOrganization": reference("Organization", &org_id),

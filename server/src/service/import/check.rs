@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::source::Body;
 use crate::conformance::Rules;
 use crate::error::Error;
+use crate::fhir::outcome::Severity;
 use crate::service::bundle::refs;
 use crate::service::write::NewResource;
 use crate::service::{ids, validate};
@@ -125,8 +126,10 @@ fn transaction(bundle: Value, now: i64, rules: &Rules) -> Result<Checked, Refusa
 /// The reasons of a refusal on one line: each issue's location and text.
 pub fn reason(e: &Error) -> String {
     match e {
+        // Why it was refused: the errors; warnings (`dom-6`...) would only bury them.
         Error::Invalid(issues) | Error::Unprocessable(issues) => issues
             .iter()
+            .filter(|i| matches!(i.severity, Severity::Error | Severity::Fatal))
             .map(|i| match &i.expression {
                 Some(x) => format!("{x}: {}", i.diagnostics),
                 None => i.diagnostics.clone(),
