@@ -258,8 +258,8 @@ async fn validate_operation_modes(s: &TestServer) {
     let (st, oo) = post_json(s, &format!("Patient/$validate?profile={PATIENT}"), &plain).await;
     assert_eq!(st, 200, "{oo}");
     assert!(!errors(&oo).is_empty(), "{oo}");
-    // Without the profile it is fine.
-    let (st, oo) = post_json(s, "Patient/$validate", &plain).await;
+    // Without the profile it is fine (mode=create changes nothing for a new resource).
+    let (st, oo) = post_json(s, "Patient/$validate?mode=create", &plain).await;
     assert_eq!(st, 200);
     assert!(errors(&oo).is_empty(), "{oo}");
     // Unknown profile, unknown mode: the request itself is wrong.
@@ -378,6 +378,100 @@ async fn conformance_resources_are_served(s: &TestServer) {
     );
 }
 
+/// `$expand` and `$validate-code` on Carnet's value sets and code systems and on the
+/// R4 ones the validator holds, by GET and by POST with Parameters.
+async fn terminology_operations(s: &TestServer) {
+    const SENSITIVE: &str = "https://carnet.dev/fhir/ValueSet/sensitive-results";
+    let get = |path: String| async move {
+        let r = s.req_as(None, Method::GET, &path).send().await.unwrap();
+        let st = r.status().as_u16();
+        (st, r.json::<Value>().await.unwrap())
+    };
+    let codes = |vs: &Value| -> Vec<String> {
+        vs["expansion"]["contains"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| c["code"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (st, vs) = get(format!("ValueSet/$expand?url={SENSITIVE}")).await;
+    assert_eq!(st, 200, "{vs}");
+    assert_eq!(vs["resourceType"], "ValueSet");
+    assert_eq!(vs["expansion"]["total"], 5);
+    assert!(codes(&vs).contains(&"75622-1".to_string()));
+    assert!(codes(&vs).contains(&"10524-7".to_string()));
+    // Text filter and paging.
+    let (_, vs) = get(format!("ValueSet/$expand?url={SENSITIVE}&filter=hiv")).await;
+    assert_eq!(vs["expansion"]["total"], 3, "{vs}");
+    let (_, p1) = get(format!("ValueSet/$expand?url={SENSITIVE}&count=2")).await;
+    let (_, p2) = get(format!("ValueSet/$expand?url={SENSITIVE}&count=2&offset=2")).await;
+    assert_eq!(codes(&p1).len(), 2);
+    assert_eq!(codes(&p2).len(), 2);
+    assert!(codes(&p1).iter().all(|c| !codes(&p2).contains(c)));
+    // Instance level, and an R4 value set of the package.
+    let (st, vs) = get("ValueSet/sensitive-results/$expand".to_string()).await;
+    assert_eq!(st, 200);
+    assert_eq!(vs["expansion"]["total"], 5);
+    let (st, vs) = get("ValueSet/$expand?url=http://hl7.org/fhir/ValueSet/observation-status".to_string()).await;
+    assert_eq!(st, 200, "{vs}");
+    assert_eq!(vs["expansion"]["total"], 8, "{vs}");
+    // Unknown value set, unknown parameter.
+    assert_eq!(
+        get("ValueSet/$expand?url=http://example.org/nope".to_string()).await.0,
+        404
+    );
+    assert_eq!(get(format!("ValueSet/$expand?url={SENSITIVE}&colour=red")).await.0, 400);
+    // $validate-code.
+    let result = |p: &Value| {
+        p["parameter"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == "result")
+            .unwrap()["valueBoolean"]
+            .as_bool()
+            .unwrap()
+    };
+    let (st, p) = get(format!(
+        "ValueSet/$validate-code?url={SENSITIVE}&system=http://loinc.org&code=75622-1"
+    ))
+    .await;
+    assert_eq!(st, 200, "{p}");
+    assert!(result(&p), "{p}");
+    let (_, p) = get(format!(
+        "ValueSet/$validate-code?url={SENSITIVE}&system=http://loinc.org&code=718-7"
+    ))
+    .await;
+    assert!(!result(&p), "{p}");
+    let body = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "url", "valueUri": SENSITIVE},
+        {"name": "codeableConcept", "valueCodeableConcept": {"coding": [
+            {"system": "http://loinc.org", "code": "718-7"},
+            {"system": "http://loinc.org", "code": "7918-6"}]}}]});
+    let r = s
+        .req_as(None, Method::POST, "ValueSet/$validate-code")
+        .header("content-type", "application/fhir+json")
+        .body(serde_json::to_vec(&body).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(result(&r.json().await.unwrap()));
+    let (st, p) = get(
+        "CodeSystem/$validate-code?url=https://carnet.dev/fhir/CodeSystem/consent-category&code=result-publication"
+            .to_string(),
+    )
+    .await;
+    assert_eq!(st, 200, "{p}");
+    assert!(result(&p), "{p}");
+    let (_, p) = get("CodeSystem/consent-category/$validate-code?code=nonsense".to_string()).await;
+    assert!(!result(&p), "{p}");
+    let (st, cs) = get("CodeSystem/consent-category".to_string()).await;
+    assert_eq!(st, 200);
+    assert_eq!(cs["url"], "https://carnet.dev/fhir/CodeSystem/consent-category");
+}
+
 /// A deployment that requires a profile for a type refuses resources that miss it.
 async fn required_profiles(backend: Backend) {
     let s = TestServer::start_with(backend, |c| {
@@ -449,4 +543,5 @@ on_both_backends!(
     every_write_path_is_checked,
     validate_operation_modes,
     conformance_resources_are_served,
+    terminology_operations,
 );
