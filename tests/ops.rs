@@ -119,3 +119,102 @@ async fn metrics_count_requests(s: &TestServer) {
 }
 
 on_both_backends!(health_and_ready, metrics_count_requests);
+
+/// A stand-in OpenTelemetry collector: an HTTP/1.1 listener that keeps the body of
+/// every request it gets (OTLP/HTTP posts protobuf to `/v1/traces`) and answers 200.
+async fn collector() -> (String, std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = got.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let sink = sink.clone();
+            tokio::spawn(async move {
+                let mut stream = BufReader::new(stream);
+                loop {
+                    let mut request_line = String::new();
+                    if stream.read_line(&mut request_line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = request_line.split(' ').nth(1).unwrap_or("").to_string();
+                    let mut len = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        stream.read_line(&mut line).await.unwrap();
+                        let line = line.trim_end();
+                        if line.is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = line.split_once(':')
+                            && k.eq_ignore_ascii_case("content-length")
+                        {
+                            len = v.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    stream.read_exact(&mut body).await.unwrap();
+                    sink.lock().unwrap().push((path, body));
+                    stream
+                        .get_mut()
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .await
+                        .unwrap();
+                }
+            });
+        }
+    });
+    (url, got)
+}
+
+/// With an OTLP endpoint configured, each request's span reaches the collector, in the
+/// trace the caller's `traceparent` named, with the service name and no query string.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_reach_an_otlp_collector() {
+    let (endpoint, got) = collector().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/carnet.db", dir.path().display());
+    let serve = carnet_tests::bin::Serve::start_with_env(
+        &db,
+        &dir.path().join("outbox"),
+        &[
+            ("CARNET_OTLP_ENDPOINT", endpoint.as_str()),
+            // Export every 100 ms instead of every 5 s (the SDK's batch settings).
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    )
+    .await;
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let r = reqwest::Client::new()
+        .get(format!("{}/fhir/metadata?secret-query=1", serve.base))
+        .header("traceparent", format!("00-{trace_id}-b7ad6b7169203331-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let id_bytes: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&trace_id[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    let start = std::time::Instant::now();
+    let body = loop {
+        let found = got
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, b)| contains(b, &id_bytes))
+            .cloned();
+        if let Some(f) = found {
+            break f;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(30), "no span of the trace reached the collector");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(body.0, "/v1/traces");
+    assert!(contains(&body.1, b"request"), "the request span");
+    assert!(contains(&body.1, b"/fhir/metadata"), "its path");
+    assert!(contains(&body.1, b"carnet"), "the service name");
+    assert!(!contains(&body.1, b"secret-query"), "no query string in spans");
+    serve.kill_nine();
+}

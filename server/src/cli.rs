@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat, ServeArgs};
 
@@ -170,17 +169,18 @@ pub fn main() -> ExitCode {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("CARNET_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
+    // Commands other than `serve` export no traces.
+    let _ = crate::telemetry::init(format, None, "carnet");
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::resolve(&args)?;
-    init_logging(config.log_format);
+    // Dropped when `serve` returns: flushes the last spans.
+    let _telemetry = crate::telemetry::init(
+        config.log_format,
+        config.otlp_endpoint.as_deref(),
+        &config.otel_service_name,
+    )?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;

@@ -95,6 +95,10 @@ pub struct ServeArgs {
     /// Policy R2: the sensitive-results ValueSet (JSON); default the one in profiles/.
     #[arg(long, env = "CARNET_SENSITIVE_RESULTS_VALUESET")]
     pub sensitive_results_valueset: Option<PathBuf>,
+    /// OpenTelemetry: the OTLP/HTTP collector to send traces to (`http://host:4318`);
+    /// the standard OTEL_EXPORTER_OTLP_ENDPOINT works too. No endpoint, no traces.
+    #[arg(long, env = "CARNET_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// Profiles every resource of a type must meet, as Type=profile-url (repeat the flag,
     /// or comma-separate in the variable); each must be one of the server's profiles.
     #[arg(long = "require-profile", env = "CARNET_REQUIRE_PROFILES", value_delimiter = ',')]
@@ -128,6 +132,7 @@ struct FileConfig {
     confidentiality_labels: Option<String>,
     sensitive_results_valueset: Option<PathBuf>,
     require_profiles: Option<Vec<String>>,
+    otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -156,6 +161,10 @@ pub struct Config {
     pub policy: crate::policy::settings::PolicySettings,
     /// Bulk `$export` (docs/bulk.md): whether this process runs a worker, part size.
     pub export: crate::service::export::ExportSettings,
+    /// OpenTelemetry traces (docs/operations.md): the OTLP/HTTP endpoint, if any, and
+    /// the `service.name` spans carry (OTEL_SERVICE_NAME, default `carnet`).
+    pub otlp_endpoint: Option<String>,
+    pub otel_service_name: String,
     /// Profiles required per resource type (docs/validation.md).
     pub profiles: crate::conformance::Rules,
 }
@@ -256,6 +265,13 @@ impl Config {
                 .unwrap_or(DEFAULT_RATE_LIMIT_CLIENT),
             policy,
             export: Default::default(),
+            otlp_endpoint: args
+                .otlp_endpoint
+                .clone()
+                .or(file.otlp_endpoint)
+                .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
+                .filter(|e| !e.trim().is_empty()),
+            otel_service_name: std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "carnet".to_string()),
             profiles: crate::conformance::Rules::from_settings(if args.require_profiles.is_empty() {
                 file.require_profiles.as_deref().unwrap_or_default()
             } else {
@@ -288,6 +304,8 @@ impl Config {
             rate_limit_client: 0,
             policy: crate::policy::settings::PolicySettings::default(),
             export: Default::default(),
+            otlp_endpoint: None,
+            otel_service_name: "carnet".to_string(),
             profiles: Default::default(),
         }
     }

@@ -113,6 +113,11 @@ impl Serve {
     /// `carnet serve` on `database_url`, rate limits off (these tests measure
     /// durability and isolation, not throttling); returns once `/fhir/metadata` answers.
     pub async fn start(database_url: &str, outbox: &Path) -> Serve {
+        Self::start_with_env(database_url, outbox, &[]).await
+    }
+
+    /// Like [`Serve::start`], with extra environment variables for the process.
+    pub async fn start_with_env(database_url: &str, outbox: &Path, env: &[(&str, &str)]) -> Serve {
         let bin = tokio::task::spawn_blocking(|| carnet_binary().to_path_buf())
             .await
             .expect("find the carnet binary");
@@ -131,6 +136,7 @@ impl Serve {
             .args(["--rate-limit-ip", "0", "--rate-limit-client", "0"])
             .arg("--outbox-dir")
             .arg(outbox)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

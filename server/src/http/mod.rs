@@ -24,6 +24,7 @@ use axum::http::Request;
 use axum::routing::{get, post};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::error::Error;
 use crate::state::AppState;
@@ -115,7 +116,10 @@ pub fn router(state: AppState) -> Router {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("-");
             // The path only: query strings can carry identifiers of patients.
-            tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
+            let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
+            // Continues the caller's trace (W3C traceparent) when traces are exported.
+            let _ = span.set_parent(crate::telemetry::parent_context(req.headers()));
+            span
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
