@@ -208,7 +208,10 @@ async fn traces_reach_an_otlp_collector() {
         if let Some(f) = found {
             break f;
         }
-        assert!(start.elapsed() < std::time::Duration::from_secs(30), "no span of the trace reached the collector");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "no span of the trace reached the collector"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
     assert_eq!(body.0, "/v1/traces");

@@ -32,9 +32,11 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-/// OperationOutcome.issue.severity (`fatal` is never produced).
+/// OperationOutcome.issue.severity. The validator never produces `fatal`; the
+/// structural checks of carnet-fhir, which share this type, do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
+    Fatal,
     Error,
     Warning,
     Information,
@@ -43,6 +45,7 @@ pub enum Severity {
 impl Severity {
     pub fn as_str(self) -> &'static str {
         match self {
+            Severity::Fatal => "fatal",
             Severity::Error => "error",
             Severity::Warning => "warning",
             Severity::Information => "information",
@@ -50,7 +53,9 @@ impl Severity {
     }
 }
 
-/// One problem found, shaped like an OperationOutcome issue.
+/// One problem found, shaped like an OperationOutcome issue: the type every check of
+/// Carnet reports (carnet-fhir's structural checks re-export it, the server maps it to
+/// OperationOutcome).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Issue {
     pub severity: Severity,
@@ -66,6 +71,49 @@ pub struct Issue {
 }
 
 impl Issue {
+    /// An error issue, located at `expression` when known.
+    pub fn found(code: &'static str, expression: Option<String>, diagnostics: String) -> Self {
+        Issue {
+            severity: Severity::Error,
+            code,
+            expression,
+            diagnostics,
+        }
+    }
+
+    /// An error issue without a location; add one with [`Issue::at`].
+    pub fn error(code: &'static str, diagnostics: impl Into<String>) -> Self {
+        Self::with(Severity::Error, code, diagnostics)
+    }
+
+    pub fn warning(code: &'static str, diagnostics: impl Into<String>) -> Self {
+        Self::with(Severity::Warning, code, diagnostics)
+    }
+
+    pub fn information(code: &'static str, diagnostics: impl Into<String>) -> Self {
+        Self::with(Severity::Information, code, diagnostics)
+    }
+
+    fn with(severity: Severity, code: &'static str, diagnostics: impl Into<String>) -> Self {
+        Issue {
+            severity,
+            code,
+            expression: None,
+            diagnostics: diagnostics.into(),
+        }
+    }
+
+    /// The same issue, located at `expression` (a FHIRPath or a search parameter name).
+    pub fn at(mut self, expression: impl Into<String>) -> Self {
+        self.expression = Some(expression.into());
+        self
+    }
+
+    /// An error or a fatal issue: what refuses a write.
+    pub fn is_error(&self) -> bool {
+        matches!(self.severity, Severity::Error | Severity::Fatal)
+    }
+
     /// The issue as an OperationOutcome `issue` element.
     pub fn to_json(&self) -> Value {
         let mut v = json!({

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::fhir::outcome::{Issue, Severity};
+use crate::fhir::outcome::Issue;
 
 /// Profiles a deployment requires per resource type, on top of those a resource claims.
 #[derive(Debug, Clone, Default)]
@@ -79,10 +79,7 @@ pub fn profiles_for<'a>(rules: &'a Rules, resource: &'a Value, extra: Option<&'a
 /// rules (invariants, required bindings) and `profiles`; returns every issue found.
 pub fn validate(resource: &Value, profiles: &[&str]) -> Result<Vec<Issue>> {
     let catalog = catalog()?;
-    Ok(carnet_validate::validate(catalog.registry(), resource, profiles)
-        .into_iter()
-        .map(issue)
-        .collect())
+    Ok(carnet_validate::validate(catalog.registry(), resource, profiles))
 }
 
 /// The write path's check: any error-severity issue refuses the write (422) with every
@@ -90,10 +87,7 @@ pub fn validate(resource: &Value, profiles: &[&str]) -> Result<Vec<Issue>> {
 pub fn enforce(rules: &Rules, resource: &Value) -> Result<()> {
     let profiles = profiles_for(rules, resource, None)?;
     let issues = validate(resource, &profiles)?;
-    if issues
-        .iter()
-        .any(|i| matches!(i.severity, Severity::Error | Severity::Fatal))
-    {
+    if issues.iter().any(Issue::is_error) {
         return Err(Error::Unprocessable(issues));
     }
     Ok(())
@@ -101,17 +95,4 @@ pub fn enforce(rules: &Rules, resource: &Value) -> Result<()> {
 
 fn catalog() -> Result<&'static catalog::Catalog> {
     catalog::get().map_err(|e| Error::Internal(format!("conformance catalog: {e}")))
-}
-
-fn issue(i: carnet_validate::Issue) -> Issue {
-    Issue {
-        severity: match i.severity {
-            carnet_validate::Severity::Error => Severity::Error,
-            carnet_validate::Severity::Warning => Severity::Warning,
-            carnet_validate::Severity::Information => Severity::Information,
-        },
-        code: i.code,
-        expression: i.expression,
-        diagnostics: i.diagnostics,
-    }
 }

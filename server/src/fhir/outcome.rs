@@ -8,19 +8,6 @@ use serde_json::{Value, json};
 pub use carnet_fhir::{Issue, Severity};
 
 pub fn outcome(issues: &[Issue]) -> Value {
-    let issues: Vec<Value> = issues
-        .iter()
-        .map(|i| {
-            let mut v = json!({
-                "severity": i.severity.as_str(),
-                "code": i.code,
-                "diagnostics": i.diagnostics,
-            });
-            if let (Some(e), Some(obj)) = (&i.expression, v.as_object_mut()) {
-                obj.insert("expression".into(), json!([e]));
-            }
-            v
-        })
-        .collect();
+    let issues: Vec<Value> = issues.iter().map(Issue::to_json).collect();
     json!({ "resourceType": "OperationOutcome", "issue": issues })
 }

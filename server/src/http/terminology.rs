@@ -208,41 +208,40 @@ pub async fn value_set_validate_code(
     q: Query,
     OptionalFhirBody(body): OptionalFhirBody,
 ) -> Result<Response> {
-    let p = Params::read(q, body, VALIDATE_CODE)?;
-    let url = match &id {
-        Some(Path(id)) => held("ValueSet", id)?["url"].as_str().unwrap_or_default().to_string(),
-        None => p
-            .str("url")
-            .ok_or_else(|| Error::invalid_at("required", "url", "$validate-code needs the value set's url"))?
-            .to_string(),
-    };
-    let codes = codings(&p)?;
-    let answer = catalog()?
-        .registry()
-        .validate_code_in_value_set(&url, &codes)
-        .map_err(terminology_error)?;
-    Ok(respond::value(StatusCode::OK, &answer.to_parameters()))
+    validate_code("ValueSet", id, q, body)
 }
 
-/// `CodeSystem/$validate-code` and `CodeSystem/{id}/$validate-code`.
+/// `CodeSystem/$validate-code` and `CodeSystem/{id}/$validate-code`; the type level
+/// also takes the code system's url as `system`.
 pub async fn code_system_validate_code(
     id: Option<Path<String>>,
     q: Query,
     OptionalFhirBody(body): OptionalFhirBody,
 ) -> Result<Response> {
+    validate_code("CodeSystem", id, q, body)
+}
+
+fn validate_code(res_type: &str, id: Option<Path<String>>, q: Query, body: Option<Value>) -> Result<Response> {
     let p = Params::read(q, body, VALIDATE_CODE)?;
     let url = match &id {
-        Some(Path(id)) => held("CodeSystem", id)?["url"].as_str().unwrap_or_default().to_string(),
+        Some(Path(id)) => held(res_type, id)?["url"].as_str().unwrap_or_default().to_string(),
         None => p
             .str("url")
-            .or(p.str("system"))
-            .ok_or_else(|| Error::invalid_at("required", "url", "$validate-code needs the code system's url"))?
+            .or(if res_type == "CodeSystem" {
+                p.str("system")
+            } else {
+                None
+            })
+            .ok_or_else(|| Error::invalid_at("required", "url", format!("$validate-code needs the {res_type}'s url")))?
             .to_string(),
     };
     let codes = codings(&p)?;
-    let answer = catalog()?
-        .registry()
-        .validate_code_in_code_system(&url, &codes)
-        .map_err(terminology_error)?;
+    let registry = catalog()?.registry();
+    let answer = if res_type == "ValueSet" {
+        registry.validate_code_in_value_set(&url, &codes)
+    } else {
+        registry.validate_code_in_code_system(&url, &codes)
+    }
+    .map_err(terminology_error)?;
     Ok(respond::value(StatusCode::OK, &answer.to_parameters()))
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::conformance;
 use crate::error::{Error, Result};
-use crate::fhir::outcome::{Issue, outcome};
+use crate::fhir::outcome::Issue;
 use crate::http::extract::{OptionalFhirBody, Query};
 use crate::http::respond;
 use crate::policy::{Access, visibility};
@@ -190,10 +190,5 @@ fn check(
 }
 
 fn answer(issues: Vec<Issue>) -> Response {
-    let issues = if issues.is_empty() {
-        vec![Issue::information("informational", "Validation found no issues")]
-    } else {
-        issues
-    };
-    respond::value(StatusCode::OK, &outcome(&issues))
+    respond::value(StatusCode::OK, &carnet_validate::operation_outcome(&issues))
 }

@@ -9,7 +9,6 @@ use serde_json::Value;
 use super::source::Body;
 use crate::conformance::Rules;
 use crate::error::Error;
-use crate::fhir::outcome::Severity;
 use crate::service::bundle::refs;
 use crate::service::write::NewResource;
 use crate::service::{ids, validate};
@@ -129,7 +128,7 @@ pub fn reason(e: &Error) -> String {
         // Why it was refused: the errors; warnings (`dom-6`...) would only bury them.
         Error::Invalid(issues) | Error::Unprocessable(issues) => issues
             .iter()
-            .filter(|i| matches!(i.severity, Severity::Error | Severity::Fatal))
+            .filter(|i| i.is_error())
             .map(|i| match &i.expression {
                 Some(x) => format!("{x}: {}", i.diagnostics),
                 None => i.diagnostics.clone(),
