@@ -136,6 +136,9 @@ impl Serve {
             .args(["--rate-limit-ip", "0", "--rate-limit-client", "0"])
             .arg("--outbox-dir")
             .arg(outbox)
+            // The first-run admin secret goes next to the outbox, not into the source tree.
+            .arg("--data-dir")
+            .arg(outbox.parent().unwrap_or(outbox).join("carnet-data"))
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
