@@ -1,6 +1,8 @@
 //! Time of `validate` per resource, to hold against the time of a create (issue 6: at most
 //! +30 %). Run in release: `CARNET_FHIR_EXAMPLES=... cargo run --release -p carnet-validate
 //! --example timing`. Prints the median of several rounds for each resource.
+//! With `CARNET_TIMING_BUNDLES=DIR` it also validates every entry of the Bundles in DIR
+//! (e.g. `carnet-gen --format synthea` output) and prints the mean per resource type.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Instant;
@@ -51,6 +53,9 @@ fn main() {
     ] {
         time(f, &reg, &read(&dir, f), &[]);
     }
+    if let Ok(bundles) = std::env::var("CARNET_TIMING_BUNDLES") {
+        bundles_by_type(&reg, &bundles);
+    }
     let bp = read(&dir, "Observation-blood-pressure.json");
     time(
         "Observation-blood-pressure.json + profile bp",
@@ -58,4 +63,30 @@ fn main() {
         &bp,
         &["http://hl7.org/fhir/StructureDefinition/bp"],
     );
+}
+
+/// Mean validation time per resource type over every Bundle entry in `dir`.
+fn bundles_by_type(reg: &Registry, dir: &str) {
+    let mut by_type: std::collections::BTreeMap<String, (u32, f64)> = Default::default();
+    let mut paths: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    paths.sort();
+    for p in paths.iter().take(200) {
+        let b: Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+        for e in b["entry"].as_array().into_iter().flatten() {
+            let r = &e["resource"];
+            let t = Instant::now();
+            std::hint::black_box(validate(reg, r, &[]));
+            let us = t.elapsed().as_secs_f64() * 1e6;
+            let slot = by_type
+                .entry(r["resourceType"].as_str().unwrap_or("?").to_string())
+                .or_default();
+            slot.0 += 1;
+            slot.1 += us;
+        }
+    }
+    let (n, total) = by_type.values().fold((0, 0.0), |a, v| (a.0 + v.0, a.1 + v.1));
+    println!("bundles in {dir}: {n} resources, mean {:.1} µs", total / f64::from(n));
+    for (t, (n, us)) in by_type {
+        println!("  {t:30} {n:6} × {:8.1} µs", us / f64::from(n));
+    }
 }

@@ -1,6 +1,6 @@
 //! Many small JSON files (Synthea writes one transaction Bundle per patient) imported a
-//! group at a time: read and checked together on every core, then written in one
-//! transaction with every file's progress row. A commit, and the flush of every index
+//! group at a time: read and checked together on every core (while the previous group
+//! is being stored), then written in one transaction with every file's progress row. A commit, and the flush of every index
 //! page it touched, is then paid per group instead of per file: with one file per
 //! transaction the import spent most of its time writing the same pages again.
 //!
@@ -30,18 +30,33 @@ pub fn full(group: &[Source]) -> bool {
     group.len() >= GROUP_FILES || group.iter().map(|s| s.bytes).sum::<u64>() >= GROUP_BYTES
 }
 
-pub async fn import(
-    state: &AppState,
+/// A group whose files are being read and checked on the blocking pool.
+pub struct Checking {
     group: Vec<Source>,
+    handle: tokio::task::JoinHandle<Vec<Option<Vec<Ready>>>>,
+}
+
+/// Starts reading and checking a group; [`finish`] waits for it and writes it. The caller
+/// starts the next group's check before storing this one, so checking (every core) and
+/// storing (the database's writer) overlap.
+pub fn check(state: &AppState, group: Vec<Source>, opts: &Options) -> Checking {
+    let threads = opts.checking_threads();
+    let (files, now, rules) = (group.clone(), state.now(), state.config().profiles.clone());
+    let handle = tokio::task::spawn_blocking(move || read_and_check(&files, now, &rules, threads));
+    Checking { group, handle }
+}
+
+pub async fn finish(
+    state: &AppState,
+    checking: Checking,
     opts: &Options,
     who: &Importer,
     progress: &mut Progress,
     report: &mut Report,
     on_progress: OnProgress<'_>,
 ) -> Result<()> {
-    let threads = opts.checking_threads();
-    let (files, now, rules) = (group.clone(), state.now(), state.config().profiles.clone());
-    let checked = tokio::task::spawn_blocking(move || read_and_check(&files, now, &rules, threads))
+    let Checking { group, handle } = checking;
+    let checked = handle
         .await
         .map_err(|_| Error::Internal("import: a checking thread failed".into()))?;
     let mut batch: Vec<(usize, Vec<Ready>)> = Vec::new();

@@ -134,8 +134,10 @@ pub async fn import_files(
         ..Progress::default()
     };
     let mut report = Report::default();
-    // Consecutive small JSON files waiting to be stored together (group.rs).
+    // Consecutive small JSON files waiting to be stored together (group.rs), and the
+    // group being checked while the one before it is stored.
     let mut pending: Vec<Source> = Vec::new();
+    let mut checking: Option<group::Checking> = None;
     for s in sources {
         let skip = if opts.resume && !opts.force {
             match progress::get(state, &s.key).await? {
@@ -153,14 +155,22 @@ pub async fn import_files(
         if skip == 0 && group::fits(&s) {
             pending.push(s);
             if group::full(&pending) {
-                let g = std::mem::take(&mut pending);
-                group::import(state, g, opts, who, &mut progress, &mut report, on_progress).await?;
+                let next = group::check(state, std::mem::take(&mut pending), opts);
+                if let Some(prev) = checking.replace(next) {
+                    group::finish(state, prev, opts, who, &mut progress, &mut report, on_progress).await?;
+                }
             }
             continue;
         }
+        // Files are stored in order: the groups before this file first.
         if !pending.is_empty() {
-            let g = std::mem::take(&mut pending);
-            group::import(state, g, opts, who, &mut progress, &mut report, on_progress).await?;
+            let next = group::check(state, std::mem::take(&mut pending), opts);
+            if let Some(prev) = checking.replace(next) {
+                group::finish(state, prev, opts, who, &mut progress, &mut report, on_progress).await?;
+            }
+        }
+        if let Some(prev) = checking.take() {
+            group::finish(state, prev, opts, who, &mut progress, &mut report, on_progress).await?;
         }
         run(
             state,
@@ -175,7 +185,13 @@ pub async fn import_files(
         .await?;
     }
     if !pending.is_empty() {
-        group::import(state, pending, opts, who, &mut progress, &mut report, on_progress).await?;
+        let next = group::check(state, pending, opts);
+        if let Some(prev) = checking.replace(next) {
+            group::finish(state, prev, opts, who, &mut progress, &mut report, on_progress).await?;
+        }
+    }
+    if let Some(prev) = checking.take() {
+        group::finish(state, prev, opts, who, &mut progress, &mut report, on_progress).await?;
     }
     if report.resources >= ANALYZE_AFTER {
         state.store().analyze().await?;
