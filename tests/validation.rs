@@ -346,6 +346,27 @@ async fn conformance_resources_are_served(s: &TestServer) {
     assert_eq!(st, 405);
     let (st, _) = send(s, Method::DELETE, "StructureDefinition/carnet-patient", &Value::Null).await;
     assert_eq!(st, 405);
+    // No history, no instance $validate; a definition can be validated at type level.
+    let (st, _) = send(
+        s,
+        Method::GET,
+        "StructureDefinition/carnet-patient/_history",
+        &Value::Null,
+    )
+    .await;
+    assert_eq!(st, 405);
+    let (st, _) = send(s, Method::GET, "ValueSet/_history", &Value::Null).await;
+    assert_eq!(st, 405);
+    let (st, _) = send(s, Method::GET, "ValueSet/sensitive-results/$validate", &Value::Null).await;
+    assert_eq!(st, 405);
+    let (st, oo) = post_json(
+        s,
+        "ValueSet/$validate",
+        &json!({"resourceType": "ValueSet", "status": "bogus"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{oo}");
+    assert!(errors(&oo).iter().any(|e| e.2 == "ValueSet.status"), "{oo}");
     // The CapabilityStatement names them.
     let (_, cs) = s.get_json("metadata").await;
     let res = cs["rest"][0]["resource"].as_array().unwrap();

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::fhir::bundle::{BundleWriter, Link};
 use crate::fhir::form::parse_form;
 use crate::fhir::summary::Shape;
-use crate::http::extract::{Conditions, Query};
+use crate::http::extract::{Conditions, OptionalFhirBody, Query};
 use crate::http::respond;
 use crate::state::AppState;
 
@@ -105,6 +105,18 @@ pub async fn search(
     Ok(respond::json(StatusCode::OK, w.finish()))
 }
 
+/// Built-in definitions have one version, the build's.
+async fn no_history() -> Error {
+    Error::MethodNotAllowed("Conformance resources are part of this server's build and keep no history".to_string())
+}
+
+async fn no_instance_validate() -> Error {
+    Error::MethodNotAllowed(
+        "Conformance resources are part of this server's build; validate a definition with POST [type]/$validate"
+            .to_string(),
+    )
+}
+
 /// Writes to built-in definitions.
 pub async fn read_only() -> Error {
     Error::MethodNotAllowed(
@@ -156,6 +168,17 @@ pub fn routes() -> Router<AppState> {
                     search(&s, ty, &pairs, &c).await
                 }),
             )
+            // Validating a definition reads nothing stored: public too.
+            .route(
+                &format!("/{ty}/$validate"),
+                post(move |s: State<AppState>, q: Query, body: OptionalFhirBody| async move {
+                    crate::http::validate::type_level(s, Path(ty.to_string()), q, body).await
+                }),
+            )
+            .route(&format!("/{ty}/_history"), get(no_history))
+            .route(&format!("/{ty}/{{id}}/_history"), get(no_history))
+            .route(&format!("/{ty}/{{id}}/_history/{{vid}}"), get(no_history))
+            .route(&format!("/{ty}/{{id}}/$validate"), get(no_instance_validate).post(no_instance_validate))
             .route(
                 &format!("/{ty}/{{id}}"),
                 get(move |s: State<AppState>, Path(id): Path<String>, q: Query| async move { read(&s, ty, &id, &q).await })
