@@ -384,13 +384,8 @@ async fn history_levels_and_paging(s: &TestServer) {
         for e in page["entry"].as_array().unwrap() {
             seen.push(e["resource"]["meta"]["versionId"].as_str().unwrap().to_string());
         }
-        match page["link"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["relation"] == "next")
-        {
-            Some(l) => url = l["url"].as_str().unwrap().to_string(),
+        match carnet_tests::next_link(&page) {
+            Some(next) => url = next,
             None => break,
         }
     }

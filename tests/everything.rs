@@ -60,12 +60,7 @@ async fn walk(s: &TestServer, token: &str, path: &str) -> (Vec<String>, usize) {
         pages += 1;
         assert!(pages < 100, "paging does not end");
         out.extend(entries(&b));
-        next = b["link"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["relation"] == "next")
-            .map(|l| l["url"].as_str().unwrap().to_string());
+        next = carnet_tests::next_link(&b);
     }
     (out, pages)
 }
@@ -419,15 +414,7 @@ async fn paging_type_since(s: &TestServer) {
     // where it left off, and the new resource comes at the end.
     let (_, first) = as_get(s, &dr, &format!("{path}?_count=4")).await;
     assert_eq!(first["total"], all.len());
-    let next = first["link"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["relation"] == "next")
-        .unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let next = carnet_tests::next_link(&first).unwrap();
     let added = id(&s
         .create(json!({"resourceType": "Condition",
             "subject": {"reference": format!("Patient/{}", r.a)},

@@ -326,15 +326,7 @@ async fn conformance_resources_are_served(s: &TestServer) {
         .unwrap();
     assert!(r["total"].as_i64().unwrap() > 20);
     assert_eq!(r["entry"].as_array().unwrap().len(), 5);
-    let next = r["link"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["relation"] == "next")
-        .unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let next = carnet_tests::next_link(&r).unwrap();
     let page2: Value = reqwest::get(&next).await.unwrap().json().await.unwrap();
     assert_ne!(page2["entry"][0]["resource"]["id"], r["entry"][0]["resource"]["id"]);
     let r = anon("StructureDefinition?colour=blue").await.unwrap();

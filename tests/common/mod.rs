@@ -255,6 +255,16 @@ async fn default_token(running: &Running, http: &reqwest::Client) -> String {
     body["access_token"].as_str().unwrap().to_string()
 }
 
+/// The `next` link of a search or history Bundle.
+pub fn next_link(bundle: &Value) -> Option<String> {
+    bundle["link"]
+        .as_array()?
+        .iter()
+        .find(|l| l["relation"] == "next")
+        .and_then(|l| l["url"].as_str())
+        .map(str::to_string)
+}
+
 /// The `expression` paths of an OperationOutcome's issues.
 pub fn expressions(outcome: &Value) -> Vec<String> {
     outcome["issue"]

@@ -141,35 +141,30 @@ impl Invariant {
         if self.shortcut == Some(Shortcut::Ele1) {
             return Ok(Some(ele_1(focus.value, focus.primitive_ext)));
         }
-        let ctx = eval::Ctx {
-            root: focus.root,
-            resource: focus.resource,
-            context: Item::Node(Node {
-                value: focus.value,
-                ext: focus.primitive_ext,
-                ty: Some(focus.type_name),
-            }),
-        };
-        let result = eval::evaluate(&self.expr, &ctx)?;
+        let result = eval::evaluate(&self.expr, &context(focus))?;
         eval::truth(&result)
     }
 
     /// The result as strings (for tests and diagnostics): each item's `toString()`
     /// form, or its JSON text for complex values.
     pub fn evaluate_strings(&self, focus: &Focus<'_>) -> Result<Vec<String>, EvalError> {
-        let ctx = eval::Ctx {
-            root: focus.root,
-            resource: focus.resource,
-            context: Item::Node(Node {
-                value: focus.value,
-                ext: focus.primitive_ext,
-                ty: Some(focus.type_name),
-            }),
-        };
-        let result = eval::evaluate(&self.expr, &ctx)?;
+        let result = eval::evaluate(&self.expr, &context(focus))?;
         Ok(result.iter().map(eval::display).collect())
     }
 }
 
 #[cfg(test)]
 mod tests;
+
+/// The evaluation context of an invariant: `$this` is the element, typed.
+fn context<'a>(focus: &Focus<'a>) -> eval::Ctx<'a> {
+    eval::Ctx {
+        root: focus.root,
+        resource: focus.resource,
+        context: Item::Node(Node {
+            value: focus.value,
+            ext: focus.primitive_ext,
+            ty: Some(focus.type_name),
+        }),
+    }
+}
