@@ -17,5 +17,8 @@ CARNET_FHIR_PACKAGES_DIR=$(scripts/fetch-fhir-packages.sh)
 export CARNET_FHIR_EXAMPLES="$CARNET_FHIR_PACKAGES_DIR/package"
 
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --all-targets --locked
+# Bounded fuzzing of the parsers clients reach (fuzz/README.md).
+scripts/fuzz.sh 20
