@@ -2,7 +2,7 @@
 //! kept in the database so that every process signs and verifies with the same key.
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use jsonwebtoken::{DecodingKey, EncodingKey};
 use serde_json::{Value, json};
 use sqlx::Row;
 
@@ -10,7 +10,8 @@ use crate::error::Error;
 use crate::on_conn;
 use crate::store::Store;
 
-pub const ALG: Algorithm = Algorithm::ES256;
+/// The algorithm of this server's tokens (carnet-jwt verifies with the same).
+pub use carnet_jwt::ALG;
 
 pub struct Keys {
     pub kid: String,
