@@ -40,8 +40,9 @@ import html
 import json
 import os
 import re
-import subprocess
 import sys
+
+from fhirpkg import package_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROFILES = os.path.join(ROOT, "profiles")
@@ -63,19 +64,6 @@ class Failure(Exception):
 
 def fail(msg):
     raise Failure(msg)
-
-
-def package_dir(args):
-    if args:
-        return args[0]
-    env = os.environ.get("CARNET_FHIR_EXAMPLES")
-    if env:
-        return env
-    out = subprocess.run(
-        [os.path.join(ROOT, "scripts", "fetch-fhir-packages.sh")],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip()
-    return os.path.join(out, "package")
 
 
 def load(path):
@@ -490,7 +478,7 @@ def self_test(pkg):
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     check_only = "--check" in sys.argv[1:]
-    pkg = Package(package_dir(args))
+    pkg = Package(package_dir(args[0] if args else None))
     if "--self-test" in sys.argv[1:]:
         sys.exit(0 if self_test(pkg) else 1)
     local_vs, _ = check_terminology(pkg)

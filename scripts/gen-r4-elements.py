@@ -20,32 +20,10 @@ is a single name: a primitive ("date"), a struct name, or "Resource" for any res
 import glob
 import json
 import os
-import subprocess
 import sys
 
-FHIR_TYPE_EXT = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type"
+from fhirpkg import package_dir, type_code
 BASES = ("Resource", "DomainResource", "Element", "BackboneElement")
-
-
-def package_dir():
-    if len(sys.argv) > 1:
-        return sys.argv[1]
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run(
-        [os.path.join(root, "scripts", "fetch-fhir-packages.sh")],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip()
-    return os.path.join(out, "package")
-
-
-def type_code(t):
-    code = t["code"]
-    if code.startswith("http://hl7.org/fhirpath/System."):
-        for ext in t.get("extension", []):
-            if ext.get("url") == FHIR_TYPE_EXT:
-                return ext["valueUrl"]
-        raise SystemExit(f"system type without fhir-type extension: {t}")
-    return code
 
 
 def load_definitions(pkg):
@@ -128,7 +106,7 @@ def same(a, b):
 
 
 def main():
-    pkg = package_dir()
+    pkg = package_dir(sys.argv[1] if len(sys.argv) > 1 else None)
     out = sys.argv[2] if len(sys.argv) > 2 else os.path.join(
         os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         "crates", "carnet-fhir", "data", "r4-elements.json")

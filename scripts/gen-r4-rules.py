@@ -28,24 +28,12 @@ already rejects empty objects, and evaluating it on every element would double t
 import glob
 import json
 import os
-import subprocess
 import sys
 
-FHIR_TYPE_EXT = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type"
+from fhirpkg import package_dir, type_code
 SD_BASE = "http://hl7.org/fhir/StructureDefinition/"
 SKIPPED_KEYS = {"ele-1"}
 CODED = {"code", "Coding", "CodeableConcept"}
-
-
-def package_dir():
-    if len(sys.argv) > 1:
-        return sys.argv[1]
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run(
-        [os.path.join(root, "scripts", "fetch-fhir-packages.sh")],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip()
-    return os.path.join(out, "package")
 
 
 def load(pkg, prefix):
@@ -54,16 +42,6 @@ def load(pkg, prefix):
         with open(path, encoding="utf-8") as f:
             out.append(json.load(f))
     return out
-
-
-def type_code(t):
-    code = t["code"]
-    if code.startswith("http://hl7.org/fhirpath/System."):
-        for ext in t.get("extension", []):
-            if ext.get("url") == FHIR_TYPE_EXT:
-                return ext["valueUrl"]
-        raise SystemExit(f"system type without fhir-type extension: {t}")
-    return code
 
 
 # --- terminology: which value sets can be enumerated (mirrors src/terminology.rs) ---
@@ -230,7 +208,7 @@ class Builder:
 
 
 def main():
-    pkg = package_dir()
+    pkg = package_dir(sys.argv[1] if len(sys.argv) > 1 else None)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = sys.argv[2] if len(sys.argv) > 2 else os.path.join(
         root, "crates", "carnet-validate", "data", "r4-rules.json")
