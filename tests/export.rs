@@ -171,16 +171,40 @@ fn set(v: &[&String]) -> BTreeSet<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
+/// A backend client registered with its own key. It can get a token from any process on
+/// the database (each process has its own URL, so its own tokens; a job belongs to the
+/// client, not to a token).
+struct BulkClient {
+    id: String,
+    key: carnet_tests::auth::ClientKey,
+    scopes: String,
+}
+
+impl BulkClient {
+    async fn register(s: &TestServer, scopes: &str) -> BulkClient {
+        let key = carnet_tests::auth::ClientKey::es384();
+        let id = format!("bulk-{}", uuid::Uuid::new_v4().simple());
+        carnet_tests::auth::register_jwks_client(s.state(), &id, scopes, &key).await;
+        BulkClient {
+            id,
+            key,
+            scopes: scopes.to_string(),
+        }
+    }
+
+    async fn token(&self, s: &TestServer) -> String {
+        let token_url = format!("{}/token", s.auth_url());
+        let now = s.state().now() / 1_000_000;
+        let (st, body) =
+            carnet_tests::auth::client_credentials(&s.anon, &token_url, &self.id, &self.key, &self.scopes, now).await;
+        assert_eq!(st, 200, "{body}");
+        body["access_token"].as_str().unwrap().to_string()
+    }
+}
+
 /// A backend token with `scopes`, for a fresh client; returns the token.
 async fn backend_token(s: &TestServer, scopes: &str) -> String {
-    let key = carnet_tests::auth::ClientKey::es384();
-    let client_id = format!("bulk-{}", uuid::Uuid::new_v4().simple());
-    carnet_tests::auth::register_jwks_client(s.state(), &client_id, scopes, &key).await;
-    let token_url = format!("{}/token", s.auth_url());
-    let now = s.state().now() / 1_000_000;
-    let (st, body) = carnet_tests::auth::client_credentials(&s.anon, &token_url, &client_id, &key, scopes, now).await;
-    assert_eq!(st, 200, "{body}");
-    body["access_token"].as_str().unwrap().to_string()
+    BulkClient::register(s, scopes).await.token(s).await
 }
 
 async fn system_round_trip(s: TestServer) -> TestServer {
@@ -500,33 +524,20 @@ async fn cancel_deletes(s: TestServer) -> TestServer {
     assert_eq!(n, 0);
 
     // A finished job not deleted by its client expires after a day (retention).
-    let key = carnet_tests::auth::ClientKey::es384();
-    let client_id = format!("bulk-{}", uuid::Uuid::new_v4().simple());
-    carnet_tests::auth::register_jwks_client(s.state(), &client_id, "system/*.rs", &key).await;
-    let token = |s: &TestServer| {
-        let token_url = format!("{}/token", s.auth_url());
-        let now = s.state().now() / 1_000_000;
-        let (key, client_id, http) = (&key, client_id.clone(), s.anon.clone());
-        async move {
-            let (st, body) =
-                carnet_tests::auth::client_credentials(&http, &token_url, &client_id, key, "system/*.rs", now).await;
-            assert_eq!(st, 200, "{body}");
-            body["access_token"].as_str().unwrap().to_string()
-        }
-    };
-    let t = token(&s).await;
+    let client = BulkClient::register(&s, "system/*.rs").await;
+    let t = client.token(&s).await;
     let loc = kick(&s, &t, "$export?_type=Patient").await;
     let manifest = wait(&s, &t, &loc).await;
     let file = manifest["output"][0]["url"].as_str().unwrap().to_string();
     s.clock.advance(Duration::from_secs(23 * 3600));
-    let t = token(&s).await;
+    let t = client.token(&s).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(
         s.req_as(Some(&t), Method::GET, &file).send().await.unwrap().status(),
         200
     );
     s.clock.advance(Duration::from_secs(2 * 3600));
-    let t = token(&s).await;
+    let t = client.token(&s).await;
     let mut gone = false;
     for _ in 0..40 {
         if s.req_as(Some(&t), Method::GET, &loc).send().await.unwrap().status() == 404 {
@@ -565,26 +576,13 @@ async fn survives_restart(s: TestServer) -> TestServer {
         .await;
     // One backend client across the restarts (each process has its own URL, so its own
     // tokens; the job belongs to the client).
-    let key = carnet_tests::auth::ClientKey::es384();
-    let client_id = format!("bulk-{}", uuid::Uuid::new_v4().simple());
-    carnet_tests::auth::register_jwks_client(s.state(), &client_id, "system/*.rs", &key).await;
-    let token = |s: &TestServer| {
-        let token_url = format!("{}/token", s.auth_url());
-        let now = s.state().now() / 1_000_000;
-        let (key, client_id, http) = (&key, client_id.clone(), s.anon.clone());
-        async move {
-            let (st, body) =
-                carnet_tests::auth::client_credentials(&http, &token_url, &client_id, key, "system/*.rs", now).await;
-            assert_eq!(st, 200, "{body}");
-            body["access_token"].as_str().unwrap().to_string()
-        }
-    };
+    let client = BulkClient::register(&s, "system/*.rs").await;
     let p = patient(&s, "Restart").await;
     let mut all = Vec::new();
     for _ in 0..5 {
         all.push(obs(&s, &p, "718-7").await);
     }
-    let t = token(&s).await;
+    let t = client.token(&s).await;
     let loc = kick(&s, &t, "$export?_type=Observation").await;
     let job = loc.rsplit('/').next().unwrap().to_string();
     let status = format!("$export-status/{job}");
@@ -604,12 +602,12 @@ async fn survives_restart(s: TestServer) -> TestServer {
     .unwrap();
     tx.commit().await.unwrap();
     let s = s.restart_with(|c| c.export.part_size = PART).await;
-    let t = token(&s).await;
+    let t = client.token(&s).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let r = s.req_as(Some(&t), Method::GET, &status).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 202, "the dead worker's lease holds");
     s.clock.advance(Duration::from_secs(31));
-    let t = token(&s).await;
+    let t = client.token(&s).await;
     let manifest = wait(&s, &t, &s.url(&status)).await;
     let files = download(&s, &t, &manifest).await;
     assert_eq!(ids(&files, "Observation"), all.iter().cloned().collect());
@@ -621,21 +619,8 @@ async fn survives_restart(s: TestServer) -> TestServer {
 /// whichever worker claims them), and either process answers status and files.
 async fn two_processes_share_the_queue(s: TestServer) -> TestServer {
     let s2 = TestServer::start_shared(&s).await;
-    let key = carnet_tests::auth::ClientKey::es384();
-    let client_id = format!("bulk-{}", uuid::Uuid::new_v4().simple());
-    carnet_tests::auth::register_jwks_client(s.state(), &client_id, "system/*.rs", &key).await;
-    async fn token_at(s: &TestServer, client_id: &str, key: &carnet_tests::auth::ClientKey) -> String {
-        let token_url = format!("{}/token", s.auth_url());
-        let now = s.state().now() / 1_000_000;
-        let (st, body) =
-            carnet_tests::auth::client_credentials(&s.anon, &token_url, client_id, key, "system/*.rs", now).await;
-        assert_eq!(st, 200, "{body}");
-        body["access_token"].as_str().unwrap().to_string()
-    }
-    let (t1, t2) = (
-        token_at(&s, &client_id, &key).await,
-        token_at(&s2, &client_id, &key).await,
-    );
+    let client = BulkClient::register(&s, "system/*.rs").await;
+    let (t1, t2) = (client.token(&s).await, client.token(&s2).await);
     let p = patient(&s, "Shared").await;
     let mut all = BTreeSet::new();
     for _ in 0..8 {
@@ -668,18 +653,8 @@ async fn two_processes_share_the_queue(s: TestServer) -> TestServer {
 async fn queued_cancel_and_failure(s: TestServer) -> TestServer {
     let s = s.restart_with(|c| c.export.worker = false).await;
     patient(&s, "Queued").await;
-    let key = carnet_tests::auth::ClientKey::es384();
-    let client_id = format!("bulk-{}", uuid::Uuid::new_v4().simple());
-    carnet_tests::auth::register_jwks_client(s.state(), &client_id, "system/*.rs", &key).await;
-    async fn token_at(s: &TestServer, client_id: &str, key: &carnet_tests::auth::ClientKey) -> String {
-        let token_url = format!("{}/token", s.auth_url());
-        let now = s.state().now() / 1_000_000;
-        let (st, body) =
-            carnet_tests::auth::client_credentials(&s.anon, &token_url, client_id, key, "system/*.rs", now).await;
-        assert_eq!(st, 200, "{body}");
-        body["access_token"].as_str().unwrap().to_string()
-    }
-    let t = token_at(&s, &client_id, &key).await;
+    let client = BulkClient::register(&s, "system/*.rs").await;
+    let t = client.token(&s).await;
     let cancelled = kick(&s, &t, "$export?_type=Patient").await;
     let cancelled = cancelled.rsplit('/').next().unwrap().to_string();
     let r = s
@@ -703,7 +678,7 @@ async fn queued_cancel_and_failure(s: TestServer) -> TestServer {
     .unwrap();
     tx.commit().await.unwrap();
     let s = s.restart().await;
-    let t = token_at(&s, &client_id, &key).await;
+    let t = client.token(&s).await;
     let status = format!("$export-status/{broken}");
     let mut failed = None;
     for _ in 0..100 {
@@ -755,18 +730,8 @@ async fn stopped_mid_job_resumes(s: TestServer) -> TestServer {
         )
         .await;
     assert_eq!(r.status().as_u16(), 200);
-    let key = carnet_tests::auth::ClientKey::es384();
-    let client_id = format!("bulk-{}", uuid::Uuid::new_v4().simple());
-    carnet_tests::auth::register_jwks_client(s.state(), &client_id, "system/*.rs", &key).await;
-    async fn token_at(s: &TestServer, client_id: &str, key: &carnet_tests::auth::ClientKey) -> String {
-        let token_url = format!("{}/token", s.auth_url());
-        let now = s.state().now() / 1_000_000;
-        let (st, body) =
-            carnet_tests::auth::client_credentials(&s.anon, &token_url, client_id, key, "system/*.rs", now).await;
-        assert_eq!(st, 200, "{body}");
-        body["access_token"].as_str().unwrap().to_string()
-    }
-    let t = token_at(&s, &client_id, &key).await;
+    let client = BulkClient::register(&s, "system/*.rs").await;
+    let t = client.token(&s).await;
     let loc = kick(&s, &t, "$export?_type=Observation").await;
     let status = format!("$export-status/{}", loc.rsplit('/').next().unwrap());
     loop {
@@ -805,7 +770,7 @@ async fn stopped_mid_job_resumes(s: TestServer) -> TestServer {
     assert!(cursor > 0);
     assert_eq!(released, 1, "a graceful stop hands the job back");
     let s = s.restart_with(|c| c.export.part_size = 7).await;
-    let t = token_at(&s, &client_id, &key).await;
+    let t = client.token(&s).await;
     let manifest = wait(&s, &t, &s.url(&status)).await;
     let files = download(&s, &t, &manifest).await;
     assert_eq!(files["Observation"].len(), 200);
