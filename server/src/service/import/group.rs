@@ -31,22 +31,59 @@ pub fn full(group: &[Source]) -> bool {
 }
 
 /// A group whose files are being read and checked on the blocking pool.
-pub struct Checking {
+struct Checking {
     group: Vec<Source>,
     handle: tokio::task::JoinHandle<Vec<Option<Vec<Ready>>>>,
 }
 
-/// Starts reading and checking a group; [`finish`] waits for it and writes it. The caller
-/// starts the next group's check before storing this one, so checking (every core) and
-/// storing (the database's writer) overlap.
-pub fn check(state: &AppState, group: Vec<Source>, opts: &Options) -> Checking {
-    let threads = opts.checking_threads();
-    let (files, now, rules) = (group.clone(), state.now(), state.config().profiles.clone());
-    let handle = tokio::task::spawn_blocking(move || read_and_check(&files, now, &rules, threads));
-    Checking { group, handle }
+/// Groups on their way to the database: the next group is read and checked (every
+/// core) while the one before it is stored (the database's writer), so the two overlap.
+#[derive(Default)]
+pub struct Pipeline(Option<Checking>);
+
+impl Pipeline {
+    /// Starts checking `group` (if it has files), then stores the group before it.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn push(
+        &mut self,
+        state: &AppState,
+        group: Vec<Source>,
+        opts: &Options,
+        who: &Importer,
+        progress: &mut Progress,
+        report: &mut Report,
+        on_progress: OnProgress<'_>,
+    ) -> Result<()> {
+        if group.is_empty() {
+            return Ok(());
+        }
+        let threads = opts.checking_threads();
+        let (files, now, rules) = (group.clone(), state.now(), state.config().profiles.clone());
+        let handle = tokio::task::spawn_blocking(move || read_and_check(&files, now, &rules, threads));
+        match self.0.replace(Checking { group, handle }) {
+            Some(prev) => finish(state, prev, opts, who, progress, report, on_progress).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Stores the group still being checked, if any.
+    pub async fn drain(
+        &mut self,
+        state: &AppState,
+        opts: &Options,
+        who: &Importer,
+        progress: &mut Progress,
+        report: &mut Report,
+        on_progress: OnProgress<'_>,
+    ) -> Result<()> {
+        match self.0.take() {
+            Some(prev) => finish(state, prev, opts, who, progress, report, on_progress).await,
+            None => Ok(()),
+        }
+    }
 }
 
-pub async fn finish(
+async fn finish(
     state: &AppState,
     checking: Checking,
     opts: &Options,

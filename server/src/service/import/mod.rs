@@ -135,9 +135,9 @@ pub async fn import_files(
     };
     let mut report = Report::default();
     // Consecutive small JSON files waiting to be stored together (group.rs), and the
-    // group being checked while the one before it is stored.
+    // groups on their way to the database.
     let mut pending: Vec<Source> = Vec::new();
-    let mut checking: Option<group::Checking> = None;
+    let mut groups = group::Pipeline::default();
     for s in sources {
         let skip = if opts.resume && !opts.force {
             match progress::get(state, &s.key).await? {
@@ -155,23 +155,21 @@ pub async fn import_files(
         if skip == 0 && group::fits(&s) {
             pending.push(s);
             if group::full(&pending) {
-                let next = group::check(state, std::mem::take(&mut pending), opts);
-                if let Some(prev) = checking.replace(next) {
-                    group::finish(state, prev, opts, who, &mut progress, &mut report, on_progress).await?;
-                }
+                let g = std::mem::take(&mut pending);
+                groups
+                    .push(state, g, opts, who, &mut progress, &mut report, on_progress)
+                    .await?;
             }
             continue;
         }
         // Files are stored in order: the groups before this file first.
-        if !pending.is_empty() {
-            let next = group::check(state, std::mem::take(&mut pending), opts);
-            if let Some(prev) = checking.replace(next) {
-                group::finish(state, prev, opts, who, &mut progress, &mut report, on_progress).await?;
-            }
-        }
-        if let Some(prev) = checking.take() {
-            group::finish(state, prev, opts, who, &mut progress, &mut report, on_progress).await?;
-        }
+        let g = std::mem::take(&mut pending);
+        groups
+            .push(state, g, opts, who, &mut progress, &mut report, on_progress)
+            .await?;
+        groups
+            .drain(state, opts, who, &mut progress, &mut report, on_progress)
+            .await?;
         run(
             state,
             Input::File(s),
@@ -184,15 +182,12 @@ pub async fn import_files(
         )
         .await?;
     }
-    if !pending.is_empty() {
-        let next = group::check(state, pending, opts);
-        if let Some(prev) = checking.replace(next) {
-            group::finish(state, prev, opts, who, &mut progress, &mut report, on_progress).await?;
-        }
-    }
-    if let Some(prev) = checking.take() {
-        group::finish(state, prev, opts, who, &mut progress, &mut report, on_progress).await?;
-    }
+    groups
+        .push(state, pending, opts, who, &mut progress, &mut report, on_progress)
+        .await?;
+    groups
+        .drain(state, opts, who, &mut progress, &mut report, on_progress)
+        .await?;
     if report.resources >= ANALYZE_AFTER {
         state.store().analyze().await?;
     }
