@@ -93,6 +93,7 @@ pub fn enforce(rules: &Rules, resource: &Value) -> Result<()> {
     Ok(())
 }
 
-fn catalog() -> Result<&'static catalog::Catalog> {
+/// The catalog, or a server error (the files are part of the build: a broken build).
+pub fn catalog() -> Result<&'static catalog::Catalog> {
     catalog::get().map_err(|e| Error::Internal(format!("conformance catalog: {e}")))
 }

@@ -18,12 +18,7 @@ use crate::http::extract::{Conditions, OptionalFhirBody, Query};
 use crate::http::respond;
 use crate::state::AppState;
 
-fn catalog() -> Result<&'static catalog::Catalog> {
-    catalog::get().map_err(|e| Error::Internal(format!("conformance catalog: {e}")))
-}
-
-pub async fn read(state: &AppState, res_type: &str, id: &str, q: &Query) -> Result<Response> {
-    let _ = state;
+pub async fn read(res_type: &str, id: &str, q: &Query) -> Result<Response> {
     let shape = Shape::from_params(q.get("_summary"), q.get("_elements"))
         .map_err(|v| Error::invalid_at("value", "_summary", format!("Unsupported {v}")))?;
     let r = catalog()?.read(res_type, id).ok_or_else(|| {
@@ -162,11 +157,13 @@ pub fn routes() -> Router<AppState> {
             )
             .route(
                 &format!("/{ty}/_search"),
-                post(move |s: State<AppState>, c: Conditions, q: Query, body: axum::body::Bytes| async move {
-                    let mut pairs = q.0;
-                    pairs.extend(parse_form(&body)?);
-                    search(&s, ty, &pairs, &c).await
-                }),
+                post(
+                    move |s: State<AppState>, c: Conditions, q: Query, body: axum::body::Bytes| async move {
+                        let mut pairs = q.0;
+                        pairs.extend(parse_form(&body)?);
+                        search(&s, ty, &pairs, &c).await
+                    },
+                ),
             )
             // Validating a definition reads nothing stored: public too.
             .route(
@@ -178,10 +175,13 @@ pub fn routes() -> Router<AppState> {
             .route(&format!("/{ty}/_history"), get(no_history))
             .route(&format!("/{ty}/{{id}}/_history"), get(no_history))
             .route(&format!("/{ty}/{{id}}/_history/{{vid}}"), get(no_history))
-            .route(&format!("/{ty}/{{id}}/$validate"), get(no_instance_validate).post(no_instance_validate))
+            .route(
+                &format!("/{ty}/{{id}}/$validate"),
+                get(no_instance_validate).post(no_instance_validate),
+            )
             .route(
                 &format!("/{ty}/{{id}}"),
-                get(move |s: State<AppState>, Path(id): Path<String>, q: Query| async move { read(&s, ty, &id, &q).await })
+                get(move |Path(id): Path<String>, q: Query| async move { read(ty, &id, &q).await })
                     .put(read_only)
                     .patch(read_only)
                     .delete(read_only),

@@ -83,10 +83,6 @@ impl Params {
     }
 }
 
-fn catalog() -> Result<&'static catalog::Catalog> {
-    catalog::get().map_err(|e| Error::Internal(format!("conformance catalog: {e}")))
-}
-
 fn terminology_error(e: TerminologyError) -> Error {
     match e {
         TerminologyError::UnknownValueSet(u) => Error::NotFound(format!("This server holds no value set {u}")),

@@ -81,18 +81,14 @@ fn request(q: &Query, body: Option<Value>) -> Result<Request> {
         }
         other => r.resource = other,
     }
-    if let Some(p) = &r.profile {
-        let held = conformance::catalog::get()
-            .ok()
-            .and_then(|c| c.by_url("StructureDefinition", p))
-            .is_some();
-        if !held {
-            return Err(Error::invalid_at(
-                "not-found",
-                "profile",
-                format!("This server holds no profile {}", ids::truncate(p, 200)),
-            ));
-        }
+    if let Some(p) = &r.profile
+        && conformance::catalog()?.by_url("StructureDefinition", p).is_none()
+    {
+        return Err(Error::invalid_at(
+            "not-found",
+            "profile",
+            format!("This server holds no profile {}", ids::truncate(p, 200)),
+        ));
     }
     Ok(r)
 }
@@ -181,7 +177,7 @@ fn check(
     profile: Option<&str>,
 ) -> Result<Vec<Issue>> {
     let checked = match validate::structure(res_type, resource, id) {
-        Ok(map) => Value::Object(map),
+        Ok(value) => value,
         Err(Error::Invalid(issues)) => return Ok(issues),
         Err(e) => return Err(e),
     };

@@ -13,8 +13,7 @@ pub fn resource(
     body: Value,
     expected_id: Option<&str>,
 ) -> Result<Map<String, Value>> {
-    let map = structure(res_type, body, expected_id)?;
-    let value = Value::Object(map);
+    let value = structure(res_type, body, expected_id)?;
     conformance::enforce(rules, &value)?;
     match value {
         Value::Object(map) => Ok(map),
@@ -22,9 +21,9 @@ pub fn resource(
     }
 }
 
-/// Checks the body is a `res_type` resource that the R4 model accepts and returns its
-/// members. `expected_id` is the URL id of an update: the body must carry the same one.
-pub fn structure(res_type: &str, body: Value, expected_id: Option<&str>) -> Result<Map<String, Value>> {
+/// Checks the body is a `res_type` resource that the R4 model accepts and returns it (a
+/// JSON object). `expected_id` is the URL id of an update: the body must carry the same.
+pub fn structure(res_type: &str, body: Value, expected_id: Option<&str>) -> Result<Value> {
     let Value::Object(map) = body else {
         return Err(Error::invalid(
             "structure",
@@ -71,8 +70,5 @@ pub fn structure(res_type: &str, body: Value, expected_id: Option<&str>) -> Resu
     if let Err(issues) = carnet_fhir::check_resource(&value) {
         return Err(Error::Invalid(issues));
     }
-    match value {
-        Value::Object(map) => Ok(map),
-        _ => Err(Error::invalid("structure", "The body must be a JSON object")),
-    }
+    Ok(value)
 }
