@@ -688,10 +688,24 @@ async fn two_processes_on_one_postgres_share_load_audit_and_lockout() {
             assert_eq!(r.status().as_u16(), 200);
         }
     }
+    // Reading AuditEvents through either process stores every logged record first,
+    // both processes projecting the one log: ids must come out unique.
+    for ep in &eps {
+        let r = a
+            .anon
+            .get(format!("{}/AuditEvent?_count=1", ep.fhir))
+            .bearer_auth(&ep.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
     let events = audit_events(a.backend, &a.database_url).await;
-    assert_audited(&events, &log.seen.lock().unwrap());
+    let seen = log.seen.lock().unwrap().clone();
+    assert_audited(&events, &seen);
     let mut event_ids: Vec<&str> = events.iter().filter_map(|e| e["id"].as_str()).collect();
     let n = event_ids.len();
+    assert!(n >= seen.len(), "{n} stored AuditEvents for {} answers", seen.len());
     event_ids.sort();
     event_ids.dedup();
     assert_eq!(event_ids.len(), n, "duplicate AuditEvent ids");

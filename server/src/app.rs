@@ -39,6 +39,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let store = state.store().clone();
+    // What a killed process logged is stored before anyone can search for it.
+    crate::audit::projection::flush(&state).await?;
+    let projector = crate::audit::projection::spawn(state.clone());
+    let audit_state = state.clone();
     // Bulk $export jobs run in every process, next to the requests (docs/bulk.md).
     let exports = crate::service::export::worker::spawn(state.clone());
     let app = crate::http::router(state);
@@ -79,6 +83,7 @@ pub async fn serve(
     if let Some(w) = exports {
         w.stop().await;
     }
+    projector.stop(&audit_state).await;
     store.close().await;
     Ok(())
 }

@@ -265,12 +265,15 @@ pub fn render(state: &AppState, jobs: crate::service::export::JobCounts) -> Stri
     );
     out.push_str("# TYPE carnet_audit_queue_depth gauge\n");
     let _ = writeln!(out, "carnet_audit_queue_depth {}", audit.queued());
-    out.push_str("# HELP carnet_audit_records_total AuditEvents committed.\n");
+    out.push_str("# HELP carnet_audit_records_total Audit records committed to the audit log.\n");
     out.push_str("# TYPE carnet_audit_records_total counter\n");
     let _ = writeln!(out, "carnet_audit_records_total {}", audit.committed_records());
     out.push_str("# HELP carnet_audit_batches_total Group-commit transactions of AuditEvents.\n");
     out.push_str("# TYPE carnet_audit_batches_total counter\n");
     let _ = writeln!(out, "carnet_audit_batches_total {}", audit.committed_batches());
+    out.push_str("# HELP carnet_audit_projected_total Logged audit records this process stored as AuditEvents.\n");
+    out.push_str("# TYPE carnet_audit_projected_total counter\n");
+    let _ = writeln!(out, "carnet_audit_projected_total {}", audit.projector().projected());
 
     // The export job queue as the database holds it, counted for this scrape.
     out.push_str("# HELP carnet_jobs Background jobs, by state.\n");

@@ -12,9 +12,10 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Record;
+use super::projection::Projector;
 use crate::auth::principal::Actor;
 use crate::error::{Error, Result};
-use crate::service::{read, write};
+use crate::service::read;
 use crate::state::AppState;
 use crate::store::Tx;
 use crate::store::bulk::{self, ColType, Rows};
@@ -33,6 +34,7 @@ pub struct Auditor {
     queue: OnceLock<mpsc::UnboundedSender<Job>>,
     /// Shared with the writer task (spawned `'static`, so it cannot borrow `self`).
     counts: Arc<Counts>,
+    projector: Arc<Projector>,
 }
 
 /// What `/metrics` shows of the audit trail.
@@ -45,6 +47,15 @@ struct Counts {
 }
 
 impl Auditor {
+    pub fn projector(&self) -> Arc<Projector> {
+        self.projector.clone()
+    }
+
+    /// A batch is in the log: the projector has work.
+    fn logged(&self) {
+        self.projector.logged();
+    }
+
     /// Records waiting for their commit (the group commit's queue depth).
     pub fn queued(&self) -> i64 {
         self.counts.queued.load(Ordering::Relaxed).max(0)
@@ -129,10 +140,11 @@ fn answer(counts: &Counts, jobs: Vec<Job>, result: Result<(), String>) {
     }
 }
 
-/// Writes the AuditEvents of a batch in one transaction (and, for allowed reads by
+/// Logs the AuditEvents of a batch in one transaction (and, for allowed reads by
 /// practitioners, the R4 prior-access facts they establish). Everything that needs no
-/// write lock (who the touched records belong to, the events' JSON and index rows) is
-/// done first, so SQLite's single writer is held only for the inserts.
+/// write lock (who the touched records belong to, the events' JSON) is done first, so
+/// SQLite's single writer is held only for the inserts: one narrow `audit_log` row per
+/// event; its search index is built later by the projector ([`super::projection`]).
 pub async fn write_batch(state: &AppState, records: &[&Record]) -> Result<()> {
     let owners = {
         let mut conn = state.store().reader().await?;
@@ -141,8 +153,7 @@ pub async fn write_batch(state: &AppState, records: &[&Record]) -> Result<()> {
         (owners, names)
     };
     let (owners, names) = owners;
-    let now = state.now();
-    let mut events = Vec::with_capacity(records.len());
+    let mut events = Rows::new("audit_log", LOG_COLUMNS);
     let mut prior = Rows::new("prior_access", PRIOR_COLUMNS);
     for r in records {
         let patients = patients_of(r, &owners);
@@ -150,10 +161,9 @@ pub async fn write_batch(state: &AppState, records: &[&Record]) -> Result<()> {
             Some(Actor::Practitioner { id, .. }) => names.get(id.as_str()).map(String::as_str),
             _ => None,
         };
-        let Value::Object(map) = r.to_fhir(state.base_url(), &patients, display) else {
-            continue;
-        };
-        events.push(write::NewResource::prepare("AuditEvent", map, None, now)?);
+        let event = serde_json::to_vec(&r.to_fhir(state.base_url(), &patients, display))
+            .map_err(|e| Error::Internal(format!("audit record: {e}")))?;
+        events.push([Bind::Bytes(Some(event))]);
         if let Some(Actor::Practitioner { id, .. }) = &r.actor
             && r.succeeded()
             && r.action == "R"
@@ -168,11 +178,14 @@ pub async fn write_batch(state: &AppState, records: &[&Record]) -> Result<()> {
         }
     }
     let mut tx = state.store().begin_write().await?;
-    write::create_many(state, &mut tx, &events.iter().collect::<Vec<_>>(), "POST").await?;
+    bulk::insert(&mut tx, &events, "").await?;
     bulk::insert(&mut tx, &prior, "ON CONFLICT (practitioner_id, patient_id) DO NOTHING").await?;
     tx.commit().await?;
+    state.auditor().logged();
     Ok(())
 }
+
+const LOG_COLUMNS: &[(&str, ColType)] = &[("event", ColType::Bytes)];
 
 const PRIOR_COLUMNS: &[(&str, ColType)] = &[
     ("practitioner_id", ColType::Text),

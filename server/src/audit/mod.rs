@@ -3,10 +3,13 @@
 //! requests are written together ([`group_commit`]): one database transaction per
 //! batch instead of one durable write per request.
 //!
-//! AuditEvents are ordinary stored resources (searchable, in the patient's compartment
-//! through `entity.what`), but the API never updates or deletes them.
+//! A record is committed as one row of the audit log, and stored as an AuditEvent by
+//! the [`projection`] before anything reads AuditEvents. AuditEvents are ordinary
+//! stored resources (searchable, in the patient's compartment through `entity.what`),
+//! but the API never updates or deletes them.
 
 pub mod group_commit;
+pub mod projection;
 pub mod record;
 
 use std::sync::{Arc, Mutex};
@@ -115,6 +118,12 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
         .map_or_else(|| req.uri().path().to_string(), |u| u.0.path().to_string());
     let remote = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let token = crate::auth::middleware::bearer(req.headers()).map(str::to_string);
+    if projection::may_read_audit_events(method.as_str(), &path, req.uri().query().unwrap_or_default())
+        && let Err(e) = projection::flush(&state).await
+    {
+        tracing::error!(error = %e, "audit log not projected: request refused");
+        return e.into_response();
+    }
     let resp = next.run(req).await;
     let mut inner = notes.take();
     let principal = match inner.principal.take() {

@@ -55,6 +55,15 @@ pub async fn process(
     authorize: Authorize<'_>,
 ) -> Result<Vec<u8>> {
     let (kind, entries) = envelope::parse(bundle, state.base_url())?;
+    let reads_audit = entries.iter().any(|e| {
+        matches!(e.method, Method::Get | Method::Head) && {
+            let query = e.url.split_once('?').map_or("", |(_, q)| q);
+            crate::audit::projection::may_read_audit_events("GET", &e.path, query)
+        }
+    });
+    if reads_audit {
+        crate::audit::projection::flush(state).await?;
+    }
     match kind {
         Kind::Transaction => {
             // All of a transaction is checked before any of it runs.

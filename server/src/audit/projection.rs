@@ -1,0 +1,240 @@
+//! From the audit log to stored AuditEvents.
+//!
+//! The group commit makes each audit record durable as one narrow `audit_log` row
+//! before its response leaves; building the AuditEvent's search index (some twenty
+//! rows in seven tables) on that path was most of the cost of an audited read. The
+//! projector stores logged events as ordinary AuditEvent resources in batches, and
+//! deletes their rows in the same transaction, so an event is always in exactly one
+//! of the two places. Anything that can read AuditEvents first projects every row
+//! logged before it ([`flush`]): searches, reads and `$everything` see each answered
+//! request's AuditEvent, as if it had been stored on the request path.
+//!
+//! Several processes on one PostgreSQL project the same log: each takes rows with
+//! `FOR UPDATE SKIP LOCKED`, and a flush waits for rows another process holds.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{Mutex, Notify, watch};
+
+use crate::error::{Error, Result};
+use crate::service::write::{self, NewResource};
+use crate::state::AppState;
+use crate::store::Backend;
+use crate::store::sql::{Cell, Kind, SqlQuery, fetch};
+
+/// Rows projected per transaction: large enough to share each index page write among
+/// many events, small enough that SQLite's single writer is not kept from the group
+/// commit (and so from the answers waiting on it) for long.
+const BATCH: i64 = 256;
+
+/// How long a flush waits for rows another process is projecting.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The projector's state in one process (part of [`super::Auditor`]).
+#[derive(Default)]
+pub struct Projector {
+    /// One projecting transaction at a time in this process: concurrent flushes would
+    /// only queue on the write lock (SQLite) or skip each other's rows (PostgreSQL).
+    turn: Mutex<()>,
+    /// Rung by the group commit after each logged batch.
+    wake: Notify,
+    projected: AtomicU64,
+}
+
+impl Projector {
+    pub fn logged(&self) {
+        self.wake.notify_one();
+    }
+
+    /// AuditEvents this process stored from the log.
+    pub fn projected(&self) -> u64 {
+        self.projected.load(Ordering::Relaxed)
+    }
+}
+
+/// Stores up to [`BATCH`] logged events (those with `seq <= upto`, if given) as
+/// AuditEvents, oldest first, and removes their rows. Returns how many.
+async fn project_batch(state: &AppState, upto: Option<i64>) -> Result<usize> {
+    let mut tx = state.store().begin_write().await?;
+    let mut q = SqlQuery::default();
+    let bound = upto.map_or_else(String::new, |m| format!(" WHERE seq <= {}", q.int(m)));
+    let lock = match state.store().backend() {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    q.sql = format!(
+        "DELETE FROM audit_log WHERE seq IN \
+         (SELECT seq FROM audit_log{bound} ORDER BY seq LIMIT {}{lock}) RETURNING seq, event",
+        q.int(BATCH)
+    );
+    let mut rows = fetch(&mut tx, &q, &[Kind::I64, Kind::Bytes]).await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    rows.sort_by_key(|r| r[0].i64());
+    let now = state.now();
+    let mut events = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let map = match &row[1] {
+            Cell::Bytes(Some(b)) => match serde_json::from_slice::<Value>(b) {
+                Ok(Value::Object(map)) => map,
+                _ => {
+                    return Err(Error::Internal(format!(
+                        "audit log row {:?} is not an AuditEvent",
+                        row[0].i64()
+                    )));
+                }
+            },
+            _ => return Err(Error::Internal("audit log row without event".into())),
+        };
+        events.push(NewResource::prepare("AuditEvent", map, None, now)?);
+    }
+    write::create_many(state, &mut tx, &events.iter().collect::<Vec<_>>(), "POST").await?;
+    tx.commit().await?;
+    state
+        .auditor()
+        .projector()
+        .projected
+        .fetch_add(events.len() as u64, Ordering::Relaxed);
+    Ok(events.len())
+}
+
+/// Projects every event logged before this call (by any process) and returns once
+/// they are stored AuditEvents.
+pub async fn flush(state: &AppState) -> Result<()> {
+    let Some(upto) = last_logged(state, None).await? else {
+        return Ok(());
+    };
+    let projector = state.auditor().projector();
+    let deadline = tokio::time::Instant::now() + FLUSH_TIMEOUT;
+    loop {
+        let n = {
+            let _turn = projector.turn.lock().await;
+            project_batch(state, Some(upto)).await?
+        };
+        if n > 0 {
+            continue;
+        }
+        // Nothing left that this process could take: what remains is being projected
+        // by another process and is stored when its transaction commits.
+        if last_logged(state, Some(upto)).await?.is_none() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(Error::Internal("audit log: rows held by another process".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// The newest logged row (at or below `upto`), if any.
+async fn last_logged(state: &AppState, upto: Option<i64>) -> Result<Option<i64>> {
+    let mut conn = state.store().reader().await?;
+    let mut q = SqlQuery::default();
+    let bound = upto.map_or_else(String::new, |m| format!(" WHERE seq <= {}", q.int(m)));
+    q.sql = format!("SELECT MAX(seq) FROM audit_log{bound}");
+    let rows = fetch(&mut conn, &q, &[Kind::I64]).await?;
+    Ok(rows.first().and_then(|r| r[0].i64()))
+}
+
+/// This process's background projector.
+pub struct Handle {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Handle {
+    /// Stops the background task, then stores what is still logged, so that a server
+    /// stopped gracefully leaves no row behind.
+    pub async fn stop(self, state: &AppState) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+        if let Err(e) = flush(state).await {
+            tracing::warn!(error = %e, "audit log: not all events projected at shutdown");
+        }
+    }
+}
+
+/// Starts projecting in the background: after each logged batch, and every second
+/// for rows other processes logged (or left behind when they were killed).
+pub fn spawn(state: AppState) -> Handle {
+    let (stop, mut stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        let projector = state.auditor().projector();
+        loop {
+            tokio::select! {
+                () = projector.wake.notified() => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stopped.changed() => return,
+            }
+            loop {
+                if *stopped.borrow() {
+                    return;
+                }
+                let done = {
+                    let _turn = projector.turn.lock().await;
+                    project_batch(&state, None).await
+                };
+                match done {
+                    Ok(n) if n < BATCH as usize => break,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "audit log: projection failed, retrying");
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    Handle { stop, task }
+}
+
+/// Whether a request may read AuditEvents, so must [`flush`] first. Errs on the side
+/// of flushing: system-level requests, searches by POST (their parameters are in the
+/// body), wildcards (`_include=*`, `Patient/1/*`), `$everything`, `$export`, and
+/// anything naming AuditEvent.
+pub fn may_read_audit_events(method: &str, path: &str, query: &str) -> bool {
+    if !matches!(method, "GET" | "HEAD" | "POST") {
+        return false;
+    }
+    let below = path
+        .trim_end_matches('/')
+        .split_once("/fhir")
+        .map_or(path, |(_, rest)| rest)
+        .trim_start_matches('/');
+    let names = |s: &str| s.contains("AuditEvent") || s.contains('*') || s.contains("%2A") || s.contains("%2a");
+    if names(below) || names(query) || below.contains("$everything") || below.contains("$export") {
+        return true;
+    }
+    match method {
+        // A batch or transaction Bundle checks its GET entries itself (service::bundle).
+        "POST" => below.ends_with("_search"),
+        _ => below.is_empty() || below.starts_with('_'),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_read_audit_events as may;
+
+    #[test]
+    fn requests_that_may_read_audit_events() {
+        assert!(may("GET", "/fhir/AuditEvent", "patient=Patient/1"));
+        assert!(may("GET", "/fhir/AuditEvent/abc", ""));
+        assert!(may("GET", "/fhir", "_type=Patient"));
+        assert!(may("GET", "/fhir/_history", ""));
+        assert!(may("GET", "/fhir/Patient/1/*", ""));
+        assert!(may("GET", "/fhir/Patient", "_revinclude=AuditEvent:patient"));
+        assert!(may("GET", "/fhir/Observation", "_include=%2A"));
+        assert!(may("GET", "/fhir/Patient/1/$everything", ""));
+        assert!(may("GET", "/fhir/$export", ""));
+        assert!(may("POST", "/fhir/Observation/_search", ""));
+        assert!(!may("GET", "/fhir/Patient/1", ""));
+        assert!(!may("GET", "/fhir/Observation", "code=1234-5"));
+        assert!(!may("POST", "/fhir/Observation", ""));
+        assert!(!may("POST", "/fhir", ""));
+        assert!(!may("DELETE", "/fhir/AuditEvent/1", ""));
+    }
+}

@@ -1,0 +1,60 @@
+//! The audit log and its projection (docs/policy.md, R5): records logged by another
+//! process, whose projector never runs, are AuditEvents for any reader here: a search
+//! of AuditEvents stores every row logged before it first.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use carnet::audit::Record;
+use carnet::config::Config;
+use carnet_tests::{TestServer, on_both_backends};
+use reqwest::{Method, StatusCode};
+
+/// Rows logged through a second state on the same database (another Carnet process
+/// as far as the server can tell), then read through the server's API.
+async fn logged_records_are_searchable_at_once(s: &TestServer) {
+    let mut config = Config::for_database(&s.database_url);
+    config.db_pool = 2;
+    let other = carnet::app::build_state(config, None).await.unwrap();
+    let address: std::net::IpAddr = "192.0.2.77".parse().unwrap();
+    let records: Vec<Record> = (0..40)
+        .map(|i| {
+            Record::anonymous(
+                &other,
+                Some(address),
+                &Method::GET,
+                &format!("/fhir/Patient/p-{i}"),
+                StatusCode::UNAUTHORIZED,
+            )
+        })
+        .collect();
+    other.auditor().submit_all(&other, records).await.unwrap();
+    assert_eq!(other.auditor().committed_records(), 40);
+    assert_eq!(
+        other.auditor().projector().projected(),
+        0,
+        "no projector runs in `other`"
+    );
+
+    let (st, bundle) = s.get_json("AuditEvent?address=192.0.2.77&_summary=count").await;
+    assert_eq!(st, 200, "{bundle}");
+    assert_eq!(bundle["total"], 40, "{bundle}");
+    let (st, bundle) = s.get_json("AuditEvent?address=192.0.2.77&_sort=date&_count=100").await;
+    assert_eq!(st, 200, "{bundle}");
+    let descs: Vec<&str> = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["outcomeDesc"].as_str().unwrap())
+        .collect();
+    assert_eq!(descs.len(), 40);
+    assert!(descs.contains(&"401 /fhir/Patient/p-0") && descs.contains(&"401 /fhir/Patient/p-39"));
+    for e in bundle["entry"].as_array().unwrap() {
+        let r = &e["resource"];
+        assert_eq!(r["outcome"], "4");
+        assert!(r["id"].as_str().is_some_and(|id| !id.is_empty()));
+        assert_eq!(r["agent"][0]["network"]["address"], "192.0.2.77");
+    }
+    other.store().close().await;
+}
+
+on_both_backends!(logged_records_are_searchable_at_once);
