@@ -6,9 +6,13 @@
 #   benches/load.sh                         # SQLite, every scenario
 #   benches/load.sh postgres read post      # PostgreSQL, two scenarios
 #
-# Scenarios: read (audited GET Patient/{id}: token check, policy, AuditEvent committed
+# Scenarios: read (audited GET Patient/{id}: token check, policy, audit record committed
 # before the answer), post (POST Observation: check, index, policy tables, audit),
-# static (the same bytes from memory by a bare axum server: the ceiling), everything
+# crud (50 % read, 20 % create, 20 % update, 10 % delete of Observations), ingest
+# (Synthea-style transaction Bundles, ~110 resources each, 4 connections), app (the
+# patient-app pattern: `carnet demo`, sign-ins through the SMART flow, then a patient's
+# token on $everything, AuditEvent search, Patient and Observation search), static (the
+# same bytes from memory by a bare axum server: the ceiling), everything
 # (Patient/$everything of a patient with 2,000 resources: first page, then all pages).
 # Environment: SECS (10), CONNS (32), CARNET_BIN (default: the release build in
 # $CARGO_TARGET_DIR), SKIP_BUILD=1, PG_ADMIN (postgres://postgres@127.0.0.1:5432/postgres).
@@ -18,7 +22,7 @@ root=$(cd "$here/.." && pwd)
 backend=${1:-sqlite}
 shift || true
 scenarios=("$@")
-[ ${#scenarios[@]} -eq 0 ] && scenarios=(read post static everything)
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(read post crud ingest app static everything)
 secs=${SECS:-10}
 conns=${CONNS:-32}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/carnet-release}
@@ -86,6 +90,56 @@ for s in "${scenarios[@]}"; do
       log "post: POST Observation, $((conns / 2)) connections, ${secs}s"
       WRK_METHOD=POST WRK_BODY_FILE="$here/wrk/observation.json" \
         wrk -t2 -c"$((conns / 2))" -d"${secs}s" -s "$here/wrk/report.lua" "$base/Observation" | tail -n 1
+      ;;
+    crud)
+      for k in $(seq 0 199); do
+        jq -c --arg id "crud-$k" '. + {id: $id}' "$here/wrk/observation.json" |
+          curl -fs -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/fhir+json' \
+            -H 'Prefer: return=minimal' --data-binary @- "$base/Observation/crud-$k" -o /dev/null
+      done
+      log "crud: 50 % read, 20 % create, 20 % update, 10 % delete, $((conns / 2)) connections, ${secs}s"
+      WRK_BODY_FILE="$here/wrk/observation.json" \
+        wrk -t2 -c"$((conns / 2))" -d"${secs}s" -s "$here/wrk/crud.lua" "http://127.0.0.1:$port" | tail -n 1
+      ;;
+    ingest)
+      # Transaction Bundles as Synthea writes them: one per patient, urn:uuid references,
+      # after the Bundle of shared practitioners and organisations.
+      "$bin_dir/carnet-gen" --patients 16 --seed 7 --format synthea --out "$work/ingest" > /dev/null
+      curl -fs -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/fhir+json' \
+        -H 'Prefer: return=minimal' --data-binary @"$work/ingest/synthea-0000000-shared.json" "$base" -o /dev/null
+      ls "$work"/ingest/synthea-00000[0-9][0-9].json | grep -v shared > "$work/ingest.txt"
+      per=$(for f in $(cat "$work/ingest.txt"); do jq '.entry | length' "$f"; done | awk '{s+=$1} END {printf "%.1f", s/NR}')
+      log "ingest: POST transaction Bundles ($per resources each on average), 4 connections, ${secs}s"
+      res=$(WRK_BODIES="$work/ingest.txt" wrk -t2 -c4 -d"${secs}s" -s "$here/wrk/bodies.lua" "$base" | tail -n 1)
+      echo "$res"
+      rps=$(sed 's/rps=\([0-9.]*\).*/\1/' <<< "$res")
+      echo "   resources/s: $(awk -v r="$rps" -v p="$per" 'BEGIN {printf "%.0f", r * p}')"
+      ;;
+    app)
+      "$carnet" demo --database-url "$url" --data-dir "$work/data" --outbox-dir "$work/outbox" > /dev/null
+      auth=http://127.0.0.1:$port/auth app=http://127.0.0.1:8765/callback
+      signin() {
+        local verifier challenge tx six code
+        verifier=$(openssl rand -hex 32)
+        challenge=$(printf %s "$verifier" | openssl dgst -sha256 -binary | openssl base64 | tr '+/' '-_' | tr -d '=\n')
+        tx=$(curl -s "$auth/authorize?response_type=code&client_id=demo-app&redirect_uri=$app&scope=launch/patient+openid+fhirUser+patient/*.rs&state=xyz&aud=$base&code_challenge=$challenge&code_challenge_method=S256" |
+          sed -n 's/.*name="tx" value="\([^"]*\)".*/\1/p')
+        curl -s -o /dev/null -d tx="$tx" -d username=lea -d password=carnet-demo "$auth/authorize"
+        six=$(jq -r .code "$(ls -t "$work"/outbox/*.json | head -1)")
+        code=$(curl -s -o /dev/null -w '%{redirect_url}' -d tx="$tx" -d code="$six" "$auth/authorize" | sed 's/.*code=\([^&]*\).*/\1/')
+        curl -s -d grant_type=authorization_code -d code="$code" -d client_id=demo-app \
+          -d redirect_uri="$app" -d code_verifier="$verifier" "$auth/token" | jq -r .access_token
+      }
+      n=${SIGNINS:-10}
+      start=$(date +%s%N)
+      for _ in $(seq 1 "$n"); do LEA=$(signin); done
+      log "app: $n sign-ins (authorize, password, emailed code, token; curl, one after another): $(( ($(date +%s%N) - start) / 1000000 / n )) ms each"
+      [[ $LEA == null || -z $LEA ]] && { echo "sign-in failed" >&2; exit 1; }
+      printf '%s\n' "/fhir/Patient/demo-lea/\$everything" "/fhir/AuditEvent?patient=Patient/demo-lea&_sort=-date&_count=20" \
+        "/fhir/Patient/demo-lea" "/fhir/Observation?patient=Patient/demo-lea&_count=20" > "$work/app.txt"
+      log "app: Léa's token on \$everything, AuditEvent search, Patient, Observation search in turn, $conns connections, ${secs}s"
+      WRK_PATHS="$work/app.txt" WRK_TOKEN=$LEA \
+        wrk -t2 -c"$conns" -d"${secs}s" -s "$here/wrk/mix.lua" "http://127.0.0.1:$port" | tail -n 1
       ;;
     static)
       sport=$((port + 1))

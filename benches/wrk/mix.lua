@@ -17,7 +17,8 @@ function request()
 end
 
 function done(summary, latency, requests)
-  io.write(string.format("p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f requests=%d non2xx=%d rps=%.1f\n",
-    latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000,
+  io.write(string.format("p50_ms=%.2f p90_ms=%.2f p95_ms=%.2f p99_ms=%.2f max_ms=%.2f requests=%d non2xx=%d rps=%.1f\n",
+    latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(95) / 1000,
+    latency:percentile(99) / 1000,
     latency.max / 1000, summary.requests, summary.errors.status, summary.requests / (summary.duration / 1e6)))
 end

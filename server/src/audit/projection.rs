@@ -29,6 +29,9 @@ use crate::store::sql::{Cell, Kind, SqlQuery, fetch};
 /// commit (and so from the answers waiting on it) for long.
 const BATCH: i64 = 256;
 
+/// How long the background projector lets logged rows gather before it projects them.
+const GATHER: Duration = Duration::from_millis(100);
+
 /// How long a flush waits for rows another process is projecting.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -56,49 +59,66 @@ impl Projector {
 
 /// Stores up to [`BATCH`] logged events (those with `seq <= upto`, if given) as
 /// AuditEvents, oldest first, and removes their rows. Returns how many.
+///
+/// The events are read and prepared (JSON, search index rows) before the write
+/// transaction, so SQLite's single writer, which the group commit also needs, is held
+/// only for the inserts. A row another process projected meanwhile is not returned by
+/// the `DELETE` and its event is dropped here.
 async fn project_batch(state: &AppState, upto: Option<i64>) -> Result<usize> {
-    let mut tx = state.store().begin_write().await?;
-    let mut q = SqlQuery::default();
-    let bound = upto.map_or_else(String::new, |m| format!(" WHERE seq <= {}", q.int(m)));
-    let lock = match state.store().backend() {
-        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-        Backend::Sqlite => "",
+    let logged = {
+        let mut conn = state.store().reader().await?;
+        let mut q = SqlQuery::default();
+        let bound = upto.map_or_else(String::new, |m| format!(" WHERE seq <= {}", q.int(m)));
+        q.sql = format!("SELECT seq, event FROM audit_log{bound} ORDER BY seq LIMIT {}", q.int(BATCH));
+        fetch(&mut conn, &q, &[Kind::I64, Kind::Bytes]).await?
     };
-    q.sql = format!(
-        "DELETE FROM audit_log WHERE seq IN \
-         (SELECT seq FROM audit_log{bound} ORDER BY seq LIMIT {}{lock}) RETURNING seq, event",
-        q.int(BATCH)
-    );
-    let mut rows = fetch(&mut tx, &q, &[Kind::I64, Kind::Bytes]).await?;
-    if rows.is_empty() {
+    if logged.is_empty() {
         return Ok(0);
     }
-    rows.sort_by_key(|r| r[0].i64());
     let now = state.now();
-    let mut events = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let map = match &row[1] {
-            Cell::Bytes(Some(b)) => match serde_json::from_slice::<Value>(b) {
-                Ok(Value::Object(map)) => map,
-                _ => {
-                    return Err(Error::Internal(format!(
-                        "audit log row {:?} is not an AuditEvent",
-                        row[0].i64()
-                    )));
-                }
-            },
-            _ => return Err(Error::Internal("audit log row without event".into())),
+    let mut events = Vec::with_capacity(logged.len());
+    for row in &logged {
+        let (Some(seq), Cell::Bytes(Some(b))) = (row[0].i64(), &row[1]) else {
+            return Err(Error::Internal("audit log row without event".into()));
         };
-        events.push(NewResource::prepare("AuditEvent", map, None, now)?);
+        let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(b) else {
+            return Err(Error::Internal(format!("audit log row {seq} is not an AuditEvent")));
+        };
+        events.push((seq, NewResource::prepare("AuditEvent", map, None, now)?));
     }
-    write::create_many(state, &mut tx, &events.iter().collect::<Vec<_>>(), "POST").await?;
+    let mut tx = state.store().begin_write().await?;
+    let mut q = SqlQuery::default();
+    let seqs: Vec<String> = events.iter().map(|(seq, _)| q.int(*seq)).collect();
+    let seqs = seqs.join(", ");
+    q.sql = match state.store().backend() {
+        Backend::Postgres => format!(
+            "DELETE FROM audit_log WHERE seq IN \
+             (SELECT seq FROM audit_log WHERE seq IN ({seqs}) FOR UPDATE SKIP LOCKED) RETURNING seq"
+        ),
+        Backend::Sqlite => format!("DELETE FROM audit_log WHERE seq IN ({seqs}) RETURNING seq"),
+    };
+    let taken: std::collections::HashSet<i64> = fetch(&mut tx, &q, &[Kind::I64])
+        .await?
+        .iter()
+        .filter_map(|r| r[0].i64())
+        .collect();
+    let mine: Vec<&NewResource> = events
+        .iter()
+        .filter(|(seq, _)| taken.contains(seq))
+        .map(|(_, e)| e)
+        .collect();
+    if mine.is_empty() {
+        // Another process is storing them all.
+        return Ok(0);
+    }
+    write::create_many(state, &mut tx, &mine, "POST").await?;
     tx.commit().await?;
     state
         .auditor()
         .projector()
         .projected
-        .fetch_add(events.len() as u64, Ordering::Relaxed);
-    Ok(events.len())
+        .fetch_add(mine.len() as u64, Ordering::Relaxed);
+    Ok(mine.len())
 }
 
 /// Projects every event logged before this call (by any process) and returns once
@@ -167,6 +187,12 @@ pub fn spawn(state: AppState) -> Handle {
             tokio::select! {
                 () = projector.wake.notified() => {}
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stopped.changed() => return,
+            }
+            // Let a batch gather: per event, one transaction of hundreds writes far
+            // fewer index pages than many of a few (readers flush, so never wait on it).
+            tokio::select! {
+                () = tokio::time::sleep(GATHER) => {}
                 _ = stopped.changed() => return,
             }
             loop {
