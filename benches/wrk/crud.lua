@@ -23,7 +23,12 @@ end
 
 function request()
   local r = math.random(100)
-  local json = {["Content-Type"] = "application/fhir+json"}
+  -- A headers table given to wrk.format replaces wrk.headers: the token goes in it too.
+  local json = {
+    ["Authorization"] = wrk.headers["Authorization"],
+    ["Accept"] = "application/fhir+json",
+    ["Content-Type"] = "application/fhir+json",
+  }
   if r <= 50 then
     counts.read = counts.read + 1
     return wrk.format("GET", "/fhir/Observation/crud-" .. math.random(0, 99))

@@ -57,19 +57,18 @@ impl Projector {
     }
 }
 
-/// Stores up to [`BATCH`] logged events (those with `seq <= upto`, if given) as
-/// AuditEvents, oldest first, and removes their rows. Returns how many.
+/// Stores the oldest [`BATCH`] logged events as AuditEvents and removes their rows.
+/// Returns how many.
 ///
 /// The events are read and prepared (JSON, search index rows) before the write
 /// transaction, so SQLite's single writer, which the group commit also needs, is held
 /// only for the inserts. A row another process projected meanwhile is not returned by
 /// the `DELETE` and its event is dropped here.
-async fn project_batch(state: &AppState, upto: Option<i64>) -> Result<usize> {
+async fn project_batch(state: &AppState) -> Result<usize> {
     let logged = {
         let mut conn = state.store().reader().await?;
         let mut q = SqlQuery::default();
-        let bound = upto.map_or_else(String::new, |m| format!(" WHERE seq <= {}", q.int(m)));
-        q.sql = format!("SELECT seq, event FROM audit_log{bound} ORDER BY seq LIMIT {}", q.int(BATCH));
+        q.sql = format!("SELECT seq, event FROM audit_log ORDER BY seq LIMIT {}", q.int(BATCH));
         fetch(&mut conn, &q, &[Kind::I64, Kind::Bytes]).await?
     };
     if logged.is_empty() {
@@ -123,6 +122,10 @@ async fn project_batch(state: &AppState, upto: Option<i64>) -> Result<usize> {
 
 /// Projects every event logged before this call (by any process) and returns once
 /// they are stored AuditEvents.
+///
+/// Whoever has the turn projects everything logged so far, not only what its caller
+/// needs: concurrent readers queued behind it then find their rows stored and return
+/// without a write transaction of their own (one projection serves them all).
 pub async fn flush(state: &AppState) -> Result<()> {
     let Some(upto) = last_logged(state, None).await? else {
         return Ok(());
@@ -132,20 +135,19 @@ pub async fn flush(state: &AppState) -> Result<()> {
     loop {
         let n = {
             let _turn = projector.turn.lock().await;
-            project_batch(state, Some(upto)).await?
+            if last_logged(state, Some(upto)).await?.is_none() {
+                return Ok(());
+            }
+            project_batch(state).await?
         };
-        if n > 0 {
-            continue;
+        if n == 0 {
+            // What remains is being stored by another process (PostgreSQL), and is
+            // there when its transaction commits.
+            if tokio::time::Instant::now() > deadline {
+                return Err(Error::Internal("audit log: rows held by another process".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        // Nothing left that this process could take: what remains is being projected
-        // by another process and is stored when its transaction commits.
-        if last_logged(state, Some(upto)).await?.is_none() {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > deadline {
-            return Err(Error::Internal("audit log: rows held by another process".into()));
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 
@@ -201,7 +203,7 @@ pub fn spawn(state: AppState) -> Handle {
                 }
                 let done = {
                     let _turn = projector.turn.lock().await;
-                    project_batch(&state, None).await
+                    project_batch(&state).await
                 };
                 match done {
                     Ok(n) if n < BATCH as usize => break,
