@@ -138,6 +138,14 @@ async fn transaction(state: &AppState, access: &Access, mut entries: Vec<Entry>,
     refs::resolve_conditional(state, access, &mut tx, &entries, &mut rewrites).await?;
     for &i in &rest {
         refs::rewrite(&mut entries[i], &rewrites);
+    }
+    // Creates come first in processing order; those with nothing to match are stored
+    // together (one bulk insert per table instead of one round of inserts each).
+    let (creates, rest): (Vec<usize>, Vec<usize>) = rest.into_iter().partition(|&i| exec::is_plain_create(&entries[i]));
+    for (i, a) in exec::create_all(&mut ctx, &mut tx, &mut entries, &creates, &accesses).await? {
+        answers[i] = Some(a);
+    }
+    for &i in &rest {
         ctx.access = &accesses[i];
         answers[i] = Some(
             exec::run(&mut ctx, &mut tx, &mut entries[i])
