@@ -219,14 +219,21 @@ async fn store_version(
         .map_err(|e| Error::invalid("structure", format!("The resource cannot be serialised: {e}")))?;
     let derived = Derived::of(res_type, id, &stamped);
     resources::insert_version(tx, pk, res_type, version, now, method, Some(&content)).await?;
-    search::index::replace(tx, pk, res_type, &derived.index).await?;
     let written = maintain::Written {
         pk,
         res_type,
         resource: &stamped,
         compartment: &derived.compartment,
     };
-    maintain::on_write(tx, &state.config().policy, &written, now).await?;
+    if version == 1 {
+        // A head row just inserted (rows of `resources` are never removed, so its pk
+        // is new): nothing to clear first, which on SQLite is eight statements.
+        search::index::insert(tx, &[(pk, res_type, &derived.index)]).await?;
+        maintain::on_create(tx, &state.config().policy, std::slice::from_ref(&written), now).await?;
+    } else {
+        search::index::replace(tx, pk, res_type, &derived.index).await?;
+        maintain::on_write(tx, &state.config().policy, &written, now).await?;
+    }
     Ok(Written {
         res_type: res_type.to_string(),
         id: id.to_string(),
