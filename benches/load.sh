@@ -79,6 +79,19 @@ JSON
 curl -fs -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/fhir+json' \
   --data-binary @"$work/patient.json" "$base/Patient/bench-patient" -o "$work/stored.json"
 
+# Audit records are logged before each answer and stored as AuditEvents by the
+# projector; a scenario starts once the previous ones' backlog is stored (how long that
+# took is printed: it is the projector catching up).
+drain() {
+  local t0 rows
+  t0=$(date +%s%N)
+  for _ in $(seq 1 600); do
+    rows=$(curl -fs "http://127.0.0.1:$port/metrics" | awk '/^carnet_audit_log_rows/ {print $2}')
+    [[ $rows == 0 ]] && break
+    sleep 0.5
+  done
+  echo "   audit log emptied (rows left: $rows) $(( ($(date +%s%N) - t0) / 1000000 )) ms after the run"
+}
 for s in "${scenarios[@]}"; do
   TOKEN=$(token)
   case $s in
@@ -184,4 +197,5 @@ PY
     *) echo "unknown scenario $s" >&2 ;;
   esac
   echo "   server RSS after: $(rss)"
+  drain
 done

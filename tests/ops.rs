@@ -97,6 +97,10 @@ async fn metrics_count_requests(s: &TestServer) {
     assert_eq!(sample(&text, "carnet_audit_queue_depth"), Some(0.0), "{text}");
     assert!(sample(&text, "carnet_audit_records_total").unwrap() >= 6.0);
     assert!(sample(&text, "carnet_audit_batches_total").unwrap() >= 1.0);
+    assert!(
+        sample(&text, "carnet_audit_log_rows").is_some_and(|n| n >= 0.0),
+        "{text}"
+    );
     // The pools and the job queue's gauge.
     let pools: Vec<&str> = text
         .lines()

@@ -223,7 +223,9 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
 }
 
 /// The whole `/metrics` page.
-pub fn render(state: &AppState, jobs: crate::service::export::JobCounts) -> String {
+/// `audit_backlog`: rows of the audit log not yet stored as AuditEvents, counted for
+/// this scrape (-1 when the database did not answer).
+pub fn render(state: &AppState, jobs: crate::service::export::JobCounts, audit_backlog: i64) -> String {
     let mut out = String::with_capacity(8192);
     out.push_str("# HELP carnet_build_info The running version.\n");
     out.push_str("# TYPE carnet_build_info gauge\n");
@@ -274,6 +276,11 @@ pub fn render(state: &AppState, jobs: crate::service::export::JobCounts) -> Stri
     out.push_str("# HELP carnet_audit_projected_total Logged audit records this process stored as AuditEvents.\n");
     out.push_str("# TYPE carnet_audit_projected_total counter\n");
     let _ = writeln!(out, "carnet_audit_projected_total {}", audit.projector().projected());
+    out.push_str(
+        "# HELP carnet_audit_log_rows Audit records logged and not yet stored as AuditEvents, by any process.\n",
+    );
+    out.push_str("# TYPE carnet_audit_log_rows gauge\n");
+    let _ = writeln!(out, "carnet_audit_log_rows {audit_backlog}");
 
     // The export job queue as the database holds it, counted for this scrape.
     out.push_str("# HELP carnet_jobs Background jobs, by state.\n");

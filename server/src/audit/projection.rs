@@ -153,6 +153,17 @@ pub async fn flush(state: &AppState) -> Result<()> {
     }
 }
 
+/// Rows of the log not yet stored as AuditEvents, by any process (`/metrics`).
+pub async fn backlog(state: &AppState) -> Result<i64> {
+    let mut conn = state.store().reader().await?;
+    let q = SqlQuery {
+        sql: "SELECT COUNT(*) FROM audit_log".into(),
+        ..Default::default()
+    };
+    let rows = fetch(&mut conn, &q, &[Kind::I64]).await?;
+    Ok(rows.first().and_then(|r| r[0].i64()).unwrap_or(0))
+}
+
 /// The newest logged row (at or below `upto`), if any.
 async fn last_logged(state: &AppState, upto: Option<i64>) -> Result<Option<i64>> {
     let mut conn = state.store().reader().await?;

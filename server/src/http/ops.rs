@@ -64,7 +64,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         tracing::warn!(error = %e, "/metrics: cannot count export jobs");
         Default::default()
     });
-    let mut resp = Response::new(Body::from(crate::metrics::render(&state, jobs)));
+    let backlog = crate::audit::projection::backlog(&state).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "/metrics: cannot count the audit log");
+        -1
+    });
+    let mut resp = Response::new(Body::from(crate::metrics::render(&state, jobs, backlog)));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
