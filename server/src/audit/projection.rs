@@ -234,8 +234,8 @@ pub fn spawn(state: AppState) -> Handle {
 
 /// Whether a request may read AuditEvents, so must [`flush`] first. Errs on the side
 /// of flushing: system-level requests, searches by POST (their parameters are in the
-/// body), wildcards (`_include=*`, `Patient/1/*`), `$everything`, `$export`, and
-/// anything naming AuditEvent.
+/// body), wildcards (`_include=*`, `Patient/1/*`), `$export`, and anything naming
+/// AuditEvent.
 pub fn may_read_audit_events(method: &str, path: &str, query: &str) -> bool {
     if !matches!(method, "GET" | "HEAD" | "POST") {
         return false;
@@ -246,7 +246,8 @@ pub fn may_read_audit_events(method: &str, path: &str, query: &str) -> bool {
         .map_or(path, |(_, rest)| rest)
         .trim_start_matches('/');
     let names = |s: &str| s.contains("AuditEvent") || s.contains('*') || s.contains("%2A") || s.contains("%2a");
-    if names(below) || names(query) || below.contains("$everything") || below.contains("$export") {
+    // `$everything` leaves AuditEvents out unless `_type` names them (search::everything).
+    if names(below) || names(query) || below.contains("$export") {
         return true;
     }
     match method {
@@ -269,7 +270,8 @@ mod tests {
         assert!(may("GET", "/fhir/Patient/1/*", ""));
         assert!(may("GET", "/fhir/Patient", "_revinclude=AuditEvent:patient"));
         assert!(may("GET", "/fhir/Observation", "_include=%2A"));
-        assert!(may("GET", "/fhir/Patient/1/$everything", ""));
+        assert!(may("GET", "/fhir/Patient/1/$everything", "_type=AuditEvent"));
+        assert!(!may("GET", "/fhir/Patient/1/$everything", ""));
         assert!(may("GET", "/fhir/$export", ""));
         assert!(may("POST", "/fhir/Observation/_search", ""));
         assert!(!may("GET", "/fhir/Patient/1", ""));
