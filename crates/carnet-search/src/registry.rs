@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use carnet_fhirpath::{BinaryOp, Expr, Function, types::RESOURCE_TYPES};
-use serde_json::Value;
 
 use crate::modifier::ModifierKind;
 
@@ -126,6 +125,40 @@ pub fn is_resource_type(name: &str) -> bool {
     !matches!(name, "Resource" | "DomainResource") && carnet_fhirpath::types::resource_type(name).is_some()
 }
 
+/// What the registry reads of a SearchParameter (serde skips the rest).
+#[derive(serde::Deserialize)]
+struct Def {
+    id: Option<String>,
+    url: Option<String>,
+    code: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    expression: Option<String>,
+    #[serde(default)]
+    base: Vec<String>,
+    #[serde(default)]
+    target: Vec<String>,
+    #[serde(default)]
+    component: Vec<DefComponent>,
+}
+
+#[derive(serde::Deserialize)]
+struct DefComponent {
+    definition: Option<String>,
+    expression: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct DefBundle {
+    #[serde(default)]
+    entry: Vec<DefEntry>,
+}
+
+#[derive(serde::Deserialize)]
+struct DefEntry {
+    resource: Option<Def>,
+}
+
 impl Registry {
     /// The R4 registry compiled into the binary, built on first use.
     pub fn r4() -> &'static Registry {
@@ -141,20 +174,17 @@ impl Registry {
     }
 
     /// Builds a registry from a Bundle (or JSON array) of SearchParameter resources.
+    ///
+    /// Only the elements a search needs are read (into [`Def`]): parsed whole, the R4
+    /// definitions made a ~15 MB tree of which the process kept the memory.
     pub fn from_json(text: &str) -> Result<Registry, RegistryError> {
-        let doc: Value = serde_json::from_str(text)?;
-        let defs: Vec<&Value> = match &doc {
-            Value::Array(items) => items.iter().collect(),
-            other => other
-                .get("entry")
-                .and_then(Value::as_array)
-                .map(|e| e.iter().filter_map(|e| e.get("resource")).collect())
-                .unwrap_or_default(),
+        let defs: Vec<Def> = if text.trim_start().starts_with('[') {
+            serde_json::from_str(text)?
+        } else {
+            let bundle: DefBundle = serde_json::from_str(text)?;
+            bundle.entry.into_iter().filter_map(|e| e.resource).collect()
         };
-        let by_url: HashMap<&str, &Value> = defs
-            .iter()
-            .filter_map(|d| Some((d.get("url")?.as_str()?, *d)))
-            .collect();
+        let by_url: HashMap<&str, &Def> = defs.iter().filter_map(|d| Some((d.url.as_deref()?, d))).collect();
         let mut reg = Registry {
             params: Vec::new(),
             by_type: HashMap::new(),
@@ -165,56 +195,52 @@ impl Registry {
         Ok(reg)
     }
 
-    fn add(&mut self, def: &Value, by_url: &HashMap<&str, &Value>) -> Result<(), RegistryError> {
-        let text = |k: &str| def.get(k).and_then(Value::as_str);
-        let id = text("id").unwrap_or_default().to_owned();
+    fn add(&mut self, def: &Def, by_url: &HashMap<&str, &Def>) -> Result<(), RegistryError> {
+        let id = def.id.clone().unwrap_or_default();
         let bad = |message: String| RegistryError::Definition {
             id: id.clone(),
             message,
         };
-        let code = text("code").ok_or_else(|| bad("no code".into()))?.to_owned();
-        let param_type = text("type")
+        let code = def.code.clone().ok_or_else(|| bad("no code".into()))?;
+        let param_type = def
+            .kind
+            .as_deref()
             .and_then(ParamType::parse)
             .ok_or_else(|| bad("missing or unknown type".into()))?;
-        let expression_text = text("expression").map(str::to_owned);
+        let expression_text = def.expression.clone();
         let expression = match &expression_text {
             Some(e) => Some(carnet_fhirpath::parse(e).map_err(|e| bad(e.to_string()))?),
             None => None,
         };
-        let strings = |k: &str| -> Vec<String> {
-            def.get(k)
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-                .unwrap_or_default()
-        };
         let mut components = Vec::new();
         let mut supported = expression.is_some() && param_type != ParamType::Special;
-        for comp in def.get("component").and_then(Value::as_array).into_iter().flatten() {
-            let definition = comp.get("definition").and_then(Value::as_str).unwrap_or_default();
+        for comp in &def.component {
+            let definition = comp.definition.as_deref().unwrap_or_default();
             let target = by_url.get(definition);
-            let part_type = target.and_then(|t| t.get("type")?.as_str()).and_then(ParamType::parse);
+            let part_type = target.and_then(|t| t.kind.as_deref()).and_then(ParamType::parse);
             let expr = comp
-                .get("expression")
-                .and_then(Value::as_str)
+                .expression
+                .as_deref()
                 .map(carnet_fhirpath::parse)
                 .transpose()
                 .map_err(|e| bad(e.to_string()))?;
             match (part_type, expr) {
                 (Some(param_type), Some(expression)) => components.push(Component {
                     definition: definition.to_owned(),
-                    code: target.and_then(|t| t.get("code")?.as_str()).map(str::to_owned),
+                    code: target.and_then(|t| t.code.clone()),
                     param_type,
                     expression,
                 }),
                 _ => supported = false,
             }
         }
-        let targets = strings("target");
-        let url = text("url").unwrap_or_default().to_owned();
-        for base in strings("base") {
+        let targets = &def.target;
+        let url = def.url.clone().unwrap_or_default();
+        for base in &def.base {
+            let base = base.as_str();
             let abstract_base = base == "Resource" || base == "DomainResource";
             let expression = match (&expression, abstract_base) {
-                (Some(e), false) => specialize(e, &base),
+                (Some(e), false) => specialize(e, base),
                 (e, _) => e.clone(),
             };
             let targets = match expression.as_ref().and_then(resolved_types) {
@@ -242,7 +268,7 @@ impl Registry {
                     self.index(t, &code, idx);
                 }
             } else {
-                self.index(&base, &code, idx);
+                self.index(base, &code, idx);
             }
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! Validation against the snapshot of a constraining StructureDefinition.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use carnet_fhirpath::types::choice_suffix_type;
 use serde_json::{Map, Value};
@@ -14,7 +15,8 @@ use crate::{Seg, Severity, Sink};
 const CORE: &str = "http://hl7.org/fhir/StructureDefinition/";
 
 pub(crate) struct Profile {
-    pub definition: Value,
+    /// Shared with whoever serves the resource (the server's conformance catalog).
+    pub definition: Arc<Value>,
     url: String,
     type_name: String,
     /// Element definitions as a tree; `nodes[0]` is the root.
@@ -122,7 +124,7 @@ impl Profile {
             }
         }
         Ok(Profile {
-            definition,
+            definition: Arc::new(definition),
             url,
             type_name,
             nodes,

@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use serde_json::Value;
 
 use crate::profile::Profile;
-use crate::rules::base;
+use crate::rules::{Lazy, base};
 use crate::terminology::{self, CodeValidation, Coded, Expanded, Expansion, Source, TerminologyError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,8 +28,8 @@ pub struct Registry {
     structure_definitions: HashMap<String, Vec<Arc<Profile>>>,
     value_sets: HashMap<String, Vec<Value>>,
     code_systems: HashMap<String, Vec<Value>>,
-    base_value_sets: &'static HashMap<String, &'static Value>,
-    base_code_systems: &'static HashMap<String, &'static Value>,
+    base_value_sets: &'static HashMap<String, &'static Lazy>,
+    base_code_systems: &'static HashMap<String, &'static Lazy>,
     /// Expansions by value set URL, dropped whenever a resource is added.
     cache: RwLock<HashMap<String, Cached>>,
 }
@@ -40,17 +40,15 @@ impl Default for Registry {
     }
 }
 
-fn base_index(list: &'static [Value]) -> HashMap<String, &'static Value> {
-    list.iter()
-        .filter_map(|v| Some((v.get("url")?.as_str()?.to_owned(), v)))
-        .collect()
+fn base_index(list: &'static [Lazy]) -> HashMap<String, &'static Lazy> {
+    list.iter().map(|v| (v.url.clone(), v)).collect()
 }
 
 impl Registry {
     /// A registry holding the base R4 CodeSystems and ValueSets.
     pub fn new() -> Self {
-        static VS: std::sync::OnceLock<HashMap<String, &'static Value>> = std::sync::OnceLock::new();
-        static CS: std::sync::OnceLock<HashMap<String, &'static Value>> = std::sync::OnceLock::new();
+        static VS: std::sync::OnceLock<HashMap<String, &'static Lazy>> = std::sync::OnceLock::new();
+        static CS: std::sync::OnceLock<HashMap<String, &'static Lazy>> = std::sync::OnceLock::new();
         Registry {
             structure_definitions: HashMap::new(),
             value_sets: HashMap::new(),
@@ -111,12 +109,17 @@ impl Registry {
     /// An added StructureDefinition by canonical URL (`url` or `url|version`). The base R4
     /// definitions are compiled into the rules, not held as resources.
     pub fn structure_definition(&self, url: &str) -> Option<&Value> {
-        self.profile(url).map(|p| &p.definition)
+        self.profile(url).map(|p| &*p.definition)
+    }
+
+    /// The same, shared: a server serving it need not hold a second copy.
+    pub fn structure_definition_shared(&self, url: &str) -> Option<Arc<Value>> {
+        self.profile(url).map(|p| p.definition.clone())
     }
 
     pub(crate) fn profile(&self, url: &str) -> Option<&Arc<Profile>> {
         let (u, v) = split(url);
-        pick(self.structure_definitions.get(u)?, v, |p| &p.definition)
+        pick(self.structure_definitions.get(u)?, v, |p| &*p.definition)
     }
 
     /// A ValueSet (added, else base R4) by canonical URL, optionally `|version`.
@@ -127,8 +130,8 @@ impl Registry {
         }
         self.base_value_sets
             .get(u)
-            .copied()
-            .filter(|vs| v.is_none_or(|v| vs.get("version").and_then(Value::as_str) == Some(v)))
+            .filter(|vs| v.is_none_or(|v| vs.version.as_deref() == Some(v)))
+            .map(|vs| vs.get())
     }
 
     /// A CodeSystem (added, else base R4) by canonical URL, optionally `|version`.
@@ -139,8 +142,8 @@ impl Registry {
         }
         self.base_code_systems
             .get(u)
-            .copied()
-            .filter(|cs| v.is_none_or(|v| cs.get("version").and_then(Value::as_str) == Some(v)))
+            .filter(|cs| v.is_none_or(|v| cs.version.as_deref() == Some(v)))
+            .map(|cs| cs.get())
     }
 
     /// Every added StructureDefinition, ValueSet and CodeSystem (for serving them).
@@ -148,7 +151,7 @@ impl Registry {
         self.structure_definitions
             .values()
             .flatten()
-            .map(|p| &p.definition)
+            .map(|p| &*p.definition)
             .chain(self.value_sets.values().flatten())
             .chain(self.code_systems.values().flatten())
     }

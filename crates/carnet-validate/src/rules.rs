@@ -4,7 +4,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
+use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::fhirpath::Invariant;
 
@@ -112,11 +114,44 @@ impl Rules {
     }
 }
 
+/// A CodeSystem or ValueSet of the built-in data, parsed the first time it is used:
+/// held parsed, the package's 2,378 of them took ~36 MB of every process (most of them
+/// are never asked for), against 2.7 MB as text.
+pub(crate) struct Lazy {
+    pub url: String,
+    pub version: Option<String>,
+    raw: &'static RawValue,
+    parsed: OnceLock<Value>,
+}
+
+impl Lazy {
+    fn new(raw: &'static RawValue) -> Option<Lazy> {
+        #[derive(Deserialize)]
+        struct Head {
+            url: Option<String>,
+            version: Option<String>,
+        }
+        let head: Head = serde_json::from_str(raw.get()).ok()?;
+        Some(Lazy {
+            url: head.url?,
+            version: head.version,
+            raw,
+            parsed: OnceLock::new(),
+        })
+    }
+
+    pub fn get(&self) -> &Value {
+        // The text was parsed once already (to find its url): it cannot fail here.
+        self.parsed
+            .get_or_init(|| serde_json::from_str(self.raw.get()).unwrap_or(Value::Null))
+    }
+}
+
 /// The built-in data: rules and the package's CodeSystems and ValueSets (compacted).
 pub(crate) struct Base {
     pub rules: Rules,
-    pub code_systems: Vec<Value>,
-    pub value_sets: Vec<Value>,
+    pub code_systems: Vec<Lazy>,
+    pub value_sets: Vec<Lazy>,
     /// Set when the embedded data failed to load (a build defect, reported per validation).
     pub load_error: Option<String>,
 }
@@ -139,18 +174,22 @@ pub(crate) fn base() -> &'static Base {
     })
 }
 
-fn load(text: &str) -> Result<Base, String> {
-    let mut doc: Value = serde_json::from_str(text).map_err(|e| format!("r4-rules.json: {e}"))?;
-    let mut take = |k: &str| {
-        doc.get_mut(k)
-            .map(Value::take)
-            .ok_or_else(|| format!("r4-rules.json: no {k}"))
-    };
-    let constraints_v = take("constraints")?;
-    let keys_v = take("baseKeys")?;
-    let structs_v = take("structs")?;
-    let code_systems = into_array(take("codeSystems")?);
-    let value_sets = into_array(take("valueSets")?);
+fn load(text: &'static str) -> Result<Base, String> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Doc {
+        constraints: Value,
+        base_keys: Value,
+        structs: Value,
+        #[serde(borrow)]
+        code_systems: Vec<&'static RawValue>,
+        #[serde(borrow)]
+        value_sets: Vec<&'static RawValue>,
+    }
+    let doc: Doc = serde_json::from_str(text).map_err(|e| format!("r4-rules.json: {e}"))?;
+    let (constraints_v, keys_v, structs_v) = (doc.constraints, doc.base_keys, doc.structs);
+    let code_systems = doc.code_systems.into_iter().filter_map(Lazy::new).collect();
+    let value_sets = doc.value_sets.into_iter().filter_map(Lazy::new).collect();
 
     let constraints = as_array(&constraints_v)
         .iter()
@@ -239,13 +278,6 @@ fn load(text: &str) -> Result<Base, String> {
 
 fn as_array(v: &Value) -> &[Value] {
     v.as_array().map_or(&[], Vec::as_slice)
-}
-
-fn into_array(v: Value) -> Vec<Value> {
-    match v {
-        Value::Array(a) => a,
-        _ => Vec::new(),
-    }
 }
 
 fn indexes(v: Option<&Value>) -> Vec<usize> {

@@ -22,6 +22,9 @@ pub fn is_catalog_type(res_type: &str) -> bool {
 pub struct Catalog {
     /// Per type, sorted by id.
     by_type: HashMap<String, Vec<Arc<Value>>>,
+    /// The R4 SearchParameters, parsed when first asked for: as `Value`s they hold
+    /// ~16 MB that a server which is never asked for them need not carry.
+    search_parameters: OnceLock<Vec<Arc<Value>>>,
     registry: carnet_validate::Registry,
 }
 
@@ -45,15 +48,18 @@ fn load() -> Result<Catalog, String> {
         if v["id"].as_str().is_none_or(str::is_empty) {
             return Err(format!("profiles/{name}: no id"));
         }
-        registry.add(v.clone()).map_err(|e| format!("profiles/{name}: {e}"))?;
-        by_type.entry(ty).or_default().push(Arc::new(v));
-    }
-    let bundle: Value = serde_json::from_str(SEARCH_PARAMETERS).map_err(|e| format!("search-parameters.json: {e}"))?;
-    for entry in bundle["entry"].as_array().into_iter().flatten() {
-        by_type
-            .entry("SearchParameter".to_string())
-            .or_default()
-            .push(Arc::new(entry["resource"].clone()));
+        // A StructureDefinition is held once, by the registry (snapshots are large).
+        let url = v["url"].as_str().unwrap_or_default().to_string();
+        let shared = if ty == "StructureDefinition" {
+            registry.add(v).map_err(|e| format!("profiles/{name}: {e}"))?;
+            registry
+                .structure_definition_shared(&url)
+                .ok_or_else(|| format!("profiles/{name}: not held after adding"))?
+        } else {
+            registry.add(v.clone()).map_err(|e| format!("profiles/{name}: {e}"))?;
+            Arc::new(v)
+        };
+        by_type.entry(ty).or_default().push(shared);
     }
     for list in by_type.values_mut() {
         list.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
@@ -61,7 +67,30 @@ fn load() -> Result<Catalog, String> {
             return Err(format!("two conformance resources share the id {}", w[0]["id"]));
         }
     }
-    Ok(Catalog { by_type, registry })
+    Ok(Catalog {
+        by_type,
+        search_parameters: OnceLock::new(),
+        registry,
+    })
+}
+
+/// The R4 SearchParameters sorted by id (`tests` checks they parse and ids are unique).
+fn search_parameters() -> Vec<Arc<Value>> {
+    let bundle: Value = match serde_json::from_str(SEARCH_PARAMETERS) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "search-parameters.json does not parse");
+            return Vec::new();
+        }
+    };
+    let mut list: Vec<Arc<Value>> = bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|entry| Arc::new(entry["resource"].clone()))
+        .collect();
+    list.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    list
 }
 
 impl Catalog {
@@ -70,6 +99,9 @@ impl Catalog {
     }
 
     pub fn all(&self, res_type: &str) -> &[Arc<Value>] {
+        if res_type == "SearchParameter" {
+            return self.search_parameters.get_or_init(search_parameters);
+        }
         self.by_type.get(res_type).map(Vec::as_slice).unwrap_or_default()
     }
 
@@ -109,7 +141,12 @@ mod tests {
     #[test]
     fn the_catalog_loads() {
         let c = get().unwrap();
-        assert!(c.all("SearchParameter").len() > 1300);
+        let sps = c.all("SearchParameter");
+        assert!(sps.len() > 1300);
+        assert!(
+            sps.windows(2).all(|w| w[0]["id"].as_str() < w[1]["id"].as_str()),
+            "sorted, unique ids"
+        );
         assert!(c.read("ValueSet", "sensitive-results").is_some());
         assert!(
             c.by_url("ValueSet", "https://carnet.dev/fhir/ValueSet/sensitive-results")
