@@ -132,15 +132,27 @@ pub async fn flush(state: &AppState) -> Result<()> {
     let Some(upto) = last_logged(state, None).await? else {
         return Ok(());
     };
-    let projector = state.auditor().projector();
     let deadline = tokio::time::Instant::now() + FLUSH_TIMEOUT;
     loop {
-        let n = {
-            let _turn = projector.turn.lock().await;
-            if last_logged(state, Some(upto)).await?.is_none() {
-                return Ok(());
+        // In a task of its own: a client that goes away drops its request's future,
+        // and a projection dropped mid-commit would be stored without being counted
+        // (seen: `carnet_audit_projected_total` 25 short after a load run).
+        let turn = tokio::spawn({
+            let state = state.clone();
+            async move {
+                let projector = state.auditor().projector();
+                let _turn = projector.turn.lock().await;
+                if last_logged(&state, Some(upto)).await?.is_none() {
+                    return Ok(None);
+                }
+                project_batch(&state).await.map(Some)
             }
-            project_batch(state).await?
+        });
+        let n = match turn.await {
+            Ok(Ok(Some(n))) => n,
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Err(e)) => return Err(e),
+            Err(e) => return Err(Error::Internal(format!("audit projection: {e}"))),
         };
         if n == 0 {
             // What remains is being stored by another process (PostgreSQL), and is
