@@ -14,12 +14,6 @@ if body_file then
   wrk.headers["Content-Type"] = os.getenv("WRK_CT") or "application/fhir+json"
 end
 
-function done(summary, latency, requests)
-  local non2xx = summary.errors.status
-  io.write(string.format(
-    "rps=%.0f p50_ms=%.2f p95_ms=%.2f p99_ms=%.2f max_ms=%.2f requests=%d non2xx=%d socket_errors=%d\n",
-    summary.requests / (summary.duration / 1e6),
-    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
-    latency.max / 1000, summary.requests, non2xx,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
-end
+-- The shared result line (summary.lua, in this script's folder).
+package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
+done = require("summary")
