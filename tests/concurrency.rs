@@ -103,6 +103,21 @@ struct Endpoint {
     token: String,
 }
 
+impl Endpoint {
+    /// `GET {fhir}/{path}` with this endpoint's token: the status and the JSON body
+    /// (`null` when there is none).
+    async fn get(&self, client: &reqwest::Client, path: &str) -> (u16, Value) {
+        let r = client
+            .get(format!("{}/{path}", self.fhir))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
 /// What a load run saw.
 #[derive(Default)]
 struct Tally {
@@ -231,14 +246,8 @@ async fn counter_history(
 ) -> BTreeMap<String, Vec<(u64, u64)>> {
     let mut out = BTreeMap::new();
     for id in counters {
-        let r = http
-            .get(format!("{}/Observation/{id}/_history?_count=1000", ep.fhir))
-            .bearer_auth(&ep.token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 200);
-        let b: Value = r.json().await.unwrap();
+        let (status, b) = ep.get(http, &format!("Observation/{id}/_history?_count=1000")).await;
+        assert_eq!(status, 200);
         let v = b["entry"]
             .as_array()
             .unwrap()
@@ -358,26 +367,13 @@ async fn conditional_race(endpoints: &[Endpoint], clients: usize, update: bool) 
         assert!(*st == 201 || (*st == 200 && *id == created[0].1), "{answers:?}");
     }
     let ep = &endpoints[0];
-    let r = http
-        .get(format!(
-            "{}/Patient?identifier=urn:race|{value}&_summary=count",
-            ep.fhir
-        ))
-        .bearer_auth(&ep.token)
-        .send()
-        .await
-        .unwrap();
-    let b: Value = r.json().await.unwrap();
+    let (_, b) = ep
+        .get(&http, &format!("Patient?identifier=urn:race|{value}&_summary=count"))
+        .await;
     assert_eq!(b["total"], 1, "one Patient stored (update: {update})");
     if update {
         // Every conditional update after the creating one wrote a version of it.
-        let r = http
-            .get(format!("{}/Patient/{}", ep.fhir, created[0].1))
-            .bearer_auth(&ep.token)
-            .send()
-            .await
-            .unwrap();
-        let p: Value = r.json().await.unwrap();
+        let (_, p) = ep.get(&http, &format!("Patient/{}", created[0].1)).await;
         assert_eq!(p["meta"]["versionId"], json!(clients.to_string()));
     }
 }
@@ -678,27 +674,13 @@ async fn two_processes_on_one_postgres_share_load_audit_and_lockout() {
     // Each create visible through both servers.
     for id in tally.created.iter().take(10) {
         for ep in &eps {
-            let r = a
-                .anon
-                .get(format!("{}/Organization/{id}", ep.fhir))
-                .bearer_auth(&ep.token)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status().as_u16(), 200);
+            assert_eq!(ep.get(&a.anon, &format!("Organization/{id}")).await.0, 200);
         }
     }
     // Reading AuditEvents through either process stores every logged record first,
     // both processes projecting the one log: ids must come out unique.
     for ep in &eps {
-        let r = a
-            .anon
-            .get(format!("{}/AuditEvent?_count=1", ep.fhir))
-            .bearer_auth(&ep.token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(ep.get(&a.anon, "AuditEvent?_count=1").await.0, 200);
     }
     let events = audit_events(a.backend, &a.database_url).await;
     let seen = log.seen.lock().unwrap().clone();
