@@ -1,8 +1,9 @@
 //! Many small JSON files (Synthea writes one transaction Bundle per patient) imported a
 //! group at a time: read and checked together on every core (while the previous group
-//! is being stored), then written in one transaction with every file's progress row. A commit, and the flush of every index
-//! page it touched, is then paid per group instead of per file: with one file per
-//! transaction the import spent most of its time writing the same pages again.
+//! is being stored), then written in one transaction with every file's progress row.
+//! A commit, and the flush of every index page it touched, is then paid per group
+//! instead of per file: with one file per transaction the import spent most of its
+//! time writing the same pages again.
 //!
 //! A file that needs more than the fast path (a unit refused, a Bundle for the full
 //! processor), or a group the database refuses, goes through the one-file path in its
@@ -10,9 +11,8 @@
 
 use super::check::{Checked, Ready};
 use super::source::{self, Source, SourceKind};
-use super::{Importer, Input, OnProgress, Options, Progress, Report, check_all, run, store};
+use super::{Input, Job, check_all, run, store};
 use crate::error::{Error, Result};
-use crate::state::AppState;
 
 /// Files up to this size may join a group.
 const SMALL_FILE: u64 = 4 << 20;
@@ -43,55 +43,29 @@ pub struct Pipeline(Option<Checking>);
 
 impl Pipeline {
     /// Starts checking `group` (if it has files), then stores the group before it.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn push(
-        &mut self,
-        state: &AppState,
-        group: Vec<Source>,
-        opts: &Options,
-        who: &Importer,
-        progress: &mut Progress,
-        report: &mut Report,
-        on_progress: OnProgress<'_>,
-    ) -> Result<()> {
+    pub async fn push(&mut self, job: &mut Job<'_>, group: Vec<Source>) -> Result<()> {
         if group.is_empty() {
             return Ok(());
         }
-        let threads = opts.checking_threads();
-        let (files, now, rules) = (group.clone(), state.now(), state.config().profiles.clone());
+        let threads = job.opts.checking_threads();
+        let (files, now, rules) = (group.clone(), job.state.now(), job.state.config().profiles.clone());
         let handle = tokio::task::spawn_blocking(move || read_and_check(&files, now, &rules, threads));
         match self.0.replace(Checking { group, handle }) {
-            Some(prev) => finish(state, prev, opts, who, progress, report, on_progress).await,
+            Some(prev) => finish(job, prev).await,
             None => Ok(()),
         }
     }
 
     /// Stores the group still being checked, if any.
-    pub async fn drain(
-        &mut self,
-        state: &AppState,
-        opts: &Options,
-        who: &Importer,
-        progress: &mut Progress,
-        report: &mut Report,
-        on_progress: OnProgress<'_>,
-    ) -> Result<()> {
+    pub async fn drain(&mut self, job: &mut Job<'_>) -> Result<()> {
         match self.0.take() {
-            Some(prev) => finish(state, prev, opts, who, progress, report, on_progress).await,
+            Some(prev) => finish(job, prev).await,
             None => Ok(()),
         }
     }
 }
 
-async fn finish(
-    state: &AppState,
-    checking: Checking,
-    opts: &Options,
-    who: &Importer,
-    progress: &mut Progress,
-    report: &mut Report,
-    on_progress: OnProgress<'_>,
-) -> Result<()> {
+async fn finish(job: &mut Job<'_>, checking: Checking) -> Result<()> {
     let Checking { group, handle } = checking;
     let checked = handle
         .await
@@ -101,22 +75,12 @@ async fn finish(
         match file {
             Some(ready) => batch.push((i, ready)),
             None => {
-                flush(
-                    state,
-                    &group,
-                    std::mem::take(&mut batch),
-                    opts,
-                    who,
-                    progress,
-                    report,
-                    on_progress,
-                )
-                .await?;
-                one_file(state, &group[i], opts, who, progress, report, on_progress).await?;
+                flush(job, &group, std::mem::take(&mut batch)).await?;
+                one_file(job, &group[i]).await?;
             }
         }
     }
-    flush(state, &group, batch, opts, who, progress, report, on_progress).await
+    flush(job, &group, batch).await
 }
 
 /// Each file's resources when every unit of it is ready for the fast path; `None` for a
@@ -154,27 +118,16 @@ fn read_and_check(
     out
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn flush(
-    state: &AppState,
-    group: &[Source],
-    batch: Vec<(usize, Vec<Ready>)>,
-    opts: &Options,
-    who: &Importer,
-    progress: &mut Progress,
-    report: &mut Report,
-    on_progress: OnProgress<'_>,
-) -> Result<()> {
+async fn flush(job: &mut Job<'_>, group: &[Source], batch: Vec<(usize, Vec<Ready>)>) -> Result<()> {
     if batch.is_empty() {
         return Ok(());
     }
     let files: Vec<(&Source, Vec<&Ready>)> = batch.iter().map(|(i, r)| (&group[*i], r.iter().collect())).collect();
-    match store::files(state, &files, opts.resume, who).await {
+    match store::files(job.state, &files, job.opts.resume, job.who).await {
         Ok(n) => {
-            progress.resources += n;
-            report.resources += n;
-            progress.bytes_done += files.iter().map(|(s, _)| s.bytes).sum::<u64>();
-            on_progress(progress);
+            job.stored(n, Vec::new());
+            job.progress.bytes_done += files.iter().map(|(s, _)| s.bytes).sum::<u64>();
+            job.show_progress();
             Ok(())
         }
         Err(e) if store::fatal(&e) => Err(e),
@@ -182,31 +135,13 @@ async fn flush(
         // unit it refuses is reported and its neighbours kept.
         Err(_) => {
             for (i, _) in &batch {
-                one_file(state, &group[*i], opts, who, progress, report, on_progress).await?;
+                one_file(job, &group[*i]).await?;
             }
             Ok(())
         }
     }
 }
 
-async fn one_file(
-    state: &AppState,
-    s: &Source,
-    opts: &Options,
-    who: &Importer,
-    progress: &mut Progress,
-    report: &mut Report,
-    on_progress: OnProgress<'_>,
-) -> Result<()> {
-    run(
-        state,
-        Input::File(s.clone()),
-        0,
-        opts,
-        who,
-        progress,
-        report,
-        on_progress,
-    )
-    .await
+async fn one_file(job: &mut Job<'_>, s: &Source) -> Result<()> {
+    run(job, Input::File(s.clone()), 0).await
 }

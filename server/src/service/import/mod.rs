@@ -109,6 +109,30 @@ pub struct Progress {
     pub bytes_total: u64,
 }
 
+/// One import under way: what every step needs, and what it has done so far.
+struct Job<'a> {
+    state: &'a AppState,
+    opts: &'a Options,
+    who: &'a Importer,
+    progress: Progress,
+    report: Report,
+    on_progress: OnProgress<'a>,
+}
+
+impl Job<'_> {
+    fn show_progress(&self) {
+        (self.on_progress)(&self.progress);
+    }
+
+    /// Counts resources stored and refused.
+    fn stored(&mut self, resources: u64, rejected: Vec<Reject>) {
+        self.progress.resources += resources;
+        self.progress.rejected += rejected.len() as u64;
+        self.report.resources += resources;
+        self.report.rejected.extend(rejected);
+    }
+}
+
 /// An error for the person at the terminal.
 pub fn describe(e: &Error) -> String {
     check::reason(e)
@@ -129,11 +153,17 @@ pub async fn import_files(
     for f in &files {
         sources.push(Source::file(f).map_err(|e| Error::invalid("not-found", e.to_string()))?);
     }
-    let mut progress = Progress {
-        bytes_total: sources.iter().map(|s| s.bytes).sum(),
-        ..Progress::default()
+    let mut job = Job {
+        state,
+        opts,
+        who,
+        progress: Progress {
+            bytes_total: sources.iter().map(|s| s.bytes).sum(),
+            ..Progress::default()
+        },
+        report: Report::default(),
+        on_progress,
     };
-    let mut report = Report::default();
     // Consecutive small JSON files waiting to be stored together (group.rs), and the
     // groups on their way to the database.
     let mut pending: Vec<Source> = Vec::new();
@@ -142,8 +172,8 @@ pub async fn import_files(
         let skip = if opts.resume && !opts.force {
             match progress::get(state, &s.key).await? {
                 Some(p) if p.finished => {
-                    progress.bytes_done += s.bytes;
-                    report.skipped.push(s.name.clone());
+                    job.progress.bytes_done += s.bytes;
+                    job.report.skipped.push(s.name.clone());
                     continue;
                 }
                 Some(p) => p.done_units,
@@ -155,43 +185,21 @@ pub async fn import_files(
         if skip == 0 && group::fits(&s) {
             pending.push(s);
             if group::full(&pending) {
-                let g = std::mem::take(&mut pending);
-                groups
-                    .push(state, g, opts, who, &mut progress, &mut report, on_progress)
-                    .await?;
+                groups.push(&mut job, std::mem::take(&mut pending)).await?;
             }
             continue;
         }
         // Files are stored in order: the groups before this file first.
-        let g = std::mem::take(&mut pending);
-        groups
-            .push(state, g, opts, who, &mut progress, &mut report, on_progress)
-            .await?;
-        groups
-            .drain(state, opts, who, &mut progress, &mut report, on_progress)
-            .await?;
-        run(
-            state,
-            Input::File(s),
-            skip,
-            opts,
-            who,
-            &mut progress,
-            &mut report,
-            on_progress,
-        )
-        .await?;
+        groups.push(&mut job, std::mem::take(&mut pending)).await?;
+        groups.drain(&mut job).await?;
+        run(&mut job, Input::File(s), skip).await?;
     }
-    groups
-        .push(state, pending, opts, who, &mut progress, &mut report, on_progress)
-        .await?;
-    groups
-        .drain(state, opts, who, &mut progress, &mut report, on_progress)
-        .await?;
-    if report.resources >= ANALYZE_AFTER {
+    groups.push(&mut job, pending).await?;
+    groups.drain(&mut job).await?;
+    if job.report.resources >= ANALYZE_AFTER {
         state.store().analyze().await?;
     }
-    Ok(report)
+    Ok(job.report)
 }
 
 /// Imports an NDJSON stream (the `$import` operation's body), read as it arrives:
@@ -207,23 +215,19 @@ pub async fn import_ndjson(
         resume: false,
         ..Options::default()
     };
-    let mut progress = Progress {
-        bytes_total: source.bytes,
-        ..Progress::default()
-    };
-    let mut report = Report::default();
-    run(
+    let mut job = Job {
         state,
-        Input::Reader(source, read),
-        0,
-        &opts,
+        opts: &opts,
         who,
-        &mut progress,
-        &mut report,
-        &|_| {},
-    )
-    .await?;
-    Ok(report)
+        progress: Progress {
+            bytes_total: source.bytes,
+            ..Progress::default()
+        },
+        report: Report::default(),
+        on_progress: &|_| {},
+    };
+    run(&mut job, Input::Reader(source, read), 0).await?;
+    Ok(job.report)
 }
 
 enum Input {
@@ -238,27 +242,17 @@ struct Chunk {
     offset: u64,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run(
-    state: &AppState,
-    input: Input,
-    skip: u64,
-    opts: &Options,
-    who: &Importer,
-    progress: &mut Progress,
-    report: &mut Report,
-    on_progress: OnProgress<'_>,
-) -> Result<()> {
+async fn run(job: &mut Job<'_>, input: Input, skip: u64) -> Result<()> {
     let source = match &input {
         Input::File(s) | Input::Reader(s, _) => s.clone(),
     };
     let (tx, mut rx) = mpsc::channel::<std::result::Result<Chunk, String>>(2);
     let stop = Arc::new(AtomicBool::new(false));
     let reader = {
-        let (state, opts, stop) = (state.clone(), opts.clone(), stop.clone());
+        let (state, opts, stop) = (job.state.clone(), job.opts.clone(), stop.clone());
         std::thread::spawn(move || read_and_check(&state, input, skip, &opts, &stop, &tx))
     };
-    let base = progress.bytes_done;
+    let base = job.progress.bytes_done;
     let mut result = Ok(());
     while let Some(chunk) = rx.recv().await {
         let chunk = match chunk {
@@ -270,34 +264,29 @@ async fn run(
         };
         let offset = chunk.offset;
         let started = std::time::Instant::now();
-        let stored = store::chunk(state, &source, chunk, opts.resume, who).await;
+        let stored = store::chunk(job.state, &source, chunk, job.opts.resume, job.who).await;
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "import: chunk stored"
         );
         match stored {
-            Ok((stored, rejected)) => {
-                progress.resources += stored;
-                progress.rejected += rejected.len() as u64;
-                report.resources += stored;
-                report.rejected.extend(rejected);
-            }
+            Ok((stored, rejected)) => job.stored(stored, rejected),
             Err(e) => {
                 result = Err(e);
                 break;
             }
         }
-        progress.bytes_done = base + offset;
-        on_progress(progress);
+        job.progress.bytes_done = base + offset;
+        job.show_progress();
     }
     stop.store(true, Ordering::Relaxed);
     drop(rx);
     let _ = reader.join();
     result?;
-    progress.bytes_done = base + source.bytes;
-    on_progress(progress);
-    if opts.resume {
-        progress::finish(state, &source).await?;
+    job.progress.bytes_done = base + source.bytes;
+    job.show_progress();
+    if job.opts.resume {
+        progress::finish(job.state, &source).await?;
     }
     Ok(())
 }
