@@ -85,11 +85,38 @@ async fn read_audited(state: &AppState, id: &str, principal: &Arc<Principal>) {
     state.auditor().submit(state, record).await.unwrap();
 }
 
-async fn batch_projected(state: &AppState, id: &str, principal: &Arc<Principal>) -> Duration {
-    let t = batch(state, id, Some(principal)).await;
-    let started = Instant::now();
-    carnet::audit::projection::flush(state).await.unwrap();
-    t + started.elapsed()
+/// What one measured batch of 64 reads includes.
+#[derive(Clone, Copy)]
+enum Variant {
+    PolicyOff,
+    Audited,
+    /// Audited, then the batch's log rows stored as AuditEvents.
+    Projected,
+}
+
+impl Variant {
+    const ALL: [Variant; 3] = [Variant::PolicyOff, Variant::Audited, Variant::Projected];
+
+    fn name(self) -> &'static str {
+        match self {
+            Variant::PolicyOff => "policy off",
+            Variant::Audited => "policy + audit",
+            Variant::Projected => "policy + audit + projection",
+        }
+    }
+
+    async fn measure(self, state: &AppState, id: &str, principal: &Arc<Principal>) -> Duration {
+        match self {
+            Variant::PolicyOff => batch(state, id, None).await,
+            Variant::Audited => batch(state, id, Some(principal)).await,
+            Variant::Projected => {
+                let t = batch(state, id, Some(principal)).await;
+                let started = Instant::now();
+                carnet::audit::projection::flush(state).await.unwrap();
+                t + started.elapsed()
+            }
+        }
+    }
 }
 
 async fn batch(state: &AppState, id: &str, principal: Option<&Arc<Principal>>) -> Duration {
@@ -123,44 +150,24 @@ fn bench(c: &mut Criterion) {
         let (id, principal) = rt.block_on(setup(store));
         let state = store.state.clone();
         let mut g = c.benchmark_group(format!("64 concurrent reads of a Patient ({name})"));
-        g.bench_function("policy off", |b| {
-            b.to_async(&rt).iter_custom(|n| {
-                let (state, id) = (state.clone(), id.clone());
-                async move {
-                    let mut t = Duration::ZERO;
-                    for _ in 0..n {
-                        t += batch(&state, &id, None).await;
+        for variant in Variant::ALL {
+            if let Variant::Projected = variant {
+                // What the variants before logged is not this one's to project.
+                rt.block_on(carnet::audit::projection::flush(&state)).unwrap();
+            }
+            g.bench_function(variant.name(), |b| {
+                b.to_async(&rt).iter_custom(|n| {
+                    let (state, id, principal) = (state.clone(), id.clone(), principal.clone());
+                    async move {
+                        let mut t = Duration::ZERO;
+                        for _ in 0..n {
+                            t += variant.measure(&state, &id, &principal).await;
+                        }
+                        t
                     }
-                    t
-                }
-            })
-        });
-        g.bench_function("policy + audit", |b| {
-            b.to_async(&rt).iter_custom(|n| {
-                let (state, id, principal) = (state.clone(), id.clone(), principal.clone());
-                async move {
-                    let mut t = Duration::ZERO;
-                    for _ in 0..n {
-                        t += batch(&state, &id, Some(&principal)).await;
-                    }
-                    t
-                }
-            })
-        });
-        // What the variant above logged is not this one's to project.
-        rt.block_on(carnet::audit::projection::flush(&state)).unwrap();
-        g.bench_function("policy + audit + projection", |b| {
-            b.to_async(&rt).iter_custom(|n| {
-                let (state, id, principal) = (state.clone(), id.clone(), principal.clone());
-                async move {
-                    let mut t = Duration::ZERO;
-                    for _ in 0..n {
-                        t += batch_projected(&state, &id, &principal).await;
-                    }
-                    t
-                }
-            })
-        });
+                })
+            });
+        }
         g.finish();
     }
 }
