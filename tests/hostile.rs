@@ -110,6 +110,16 @@ async fn hostile_bodies(s: &TestServer) {
         "invalid UTF-8",
         &post_raw(s, "Patient", "application/fhir+json", bad).await,
     );
+    // In XML, inside a narrative: fhirbolt's reader panicked on it (found by fuzzing);
+    // the answer must name the problem, not a parser failure.
+    let mut bad_xml =
+        br#"<Patient xmlns="http://hl7.org/fhir"><text><status value="generated"/><div xmlns="http://www."#.to_vec();
+    bad_xml.push(0xa3);
+    bad_xml.extend(br#".org/1999/xhtml">x</div></text></Patient>"#);
+    let answer = post_raw(s, "Patient", "application/fhir+xml", bad_xml).await;
+    assert_refused("invalid UTF-8 in XML", &answer);
+    let said = answer.1["issue"][0]["diagnostics"].as_str().unwrap_or_default();
+    assert!(said.contains("not UTF-8"), "invalid UTF-8 in XML: {said}");
     let surrogate = br#"{"resourceType":"Patient","name":[{"family":"\ud800"}]}"#.to_vec();
     assert_refused(
         "lone surrogate",

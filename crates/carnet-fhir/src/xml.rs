@@ -43,6 +43,12 @@ pub fn to_xml(value: &Value, pretty: bool) -> Result<String, Vec<Issue>> {
 /// Converts FHIR XML to a JSON resource (decimals keep their text). The XML is parsed
 /// strictly, but only [`crate::check_resource`] checks values: run it on the result.
 pub fn from_xml(xml: &[u8]) -> Result<Value, Vec<Issue>> {
+    // FHIR's XML is UTF-8, and fhirbolt's reader unwraps the decoding of names inside a
+    // narrative (a panic its callers only contain; found by the `resource` fuzz target).
+    if let Err(e) = std::str::from_utf8(xml) {
+        let msg = format!("invalid FHIR XML: not UTF-8 (byte {})", e.valid_up_to());
+        return Err(vec![Issue::found("structure", None, msg)]);
+    }
     let (patched, divs) =
         scan_xml(xml).map_err(|e| vec![Issue::found("structure", None, format!("invalid FHIR XML: {e}"))])?;
     let input = if divs.is_empty() { xml } else { &patched };
