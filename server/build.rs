@@ -1,11 +1,16 @@
 //! Compiles the conformance resources of `profiles/` (StructureDefinitions, ValueSets,
 //! CodeSystems; the top folder only, not `examples/`, `invalid/` or `src/`) into the
-//! binary, so a server started from anywhere serves and enforces the same profiles.
+//! binary, so a server started from anywhere serves and enforces the same profiles; and
+//! tells cargo that the embedded migrations are inputs of the build.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
+    // `sqlx::migrate!` embeds the migrations at compile time, but cargo does not know
+    // it reads them: without this a new migration file would not rebuild the server.
+    let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    println!("cargo:rerun-if-changed={}", migrations.display());
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut files: Vec<_> = std::fs::read_dir(&dir)
