@@ -78,29 +78,30 @@ impl Projector {
 async fn project_batch(state: &AppState) -> Result<usize> {
     let logged = {
         let mut conn = state.store().reader().await?;
+        // Sizes first, so that only the events this transaction takes are read.
         let mut q = SqlQuery::default();
-        q.sql = format!("SELECT seq, event FROM audit_log ORDER BY seq LIMIT {}", q.int(BATCH));
+        q.sql = format!(
+            "SELECT seq, CAST(LENGTH(event) AS BIGINT) FROM audit_log ORDER BY seq LIMIT {}",
+            q.int(BATCH)
+        );
+        let sizes = fetch(&mut conn, &q, &[Kind::I64, Kind::I64]).await?;
+        let Some(last) = last_within_budget(sizes.iter().filter_map(|r| Some((r[0].i64()?, r[1].i64()?)))) else {
+            return Ok(0);
+        };
+        let mut q = SqlQuery::default();
+        q.sql = format!(
+            "SELECT seq, event FROM audit_log WHERE seq <= {} ORDER BY seq LIMIT {}",
+            q.int(last),
+            q.int(BATCH)
+        );
         fetch(&mut conn, &q, &[Kind::I64, Kind::Bytes]).await?
     };
     if logged.is_empty() {
         return Ok(0);
     }
-    let mut bytes = 0;
-    let within = logged
-        .iter()
-        .take_while(|row| {
-            let first = bytes == 0;
-            bytes += match &row[1] {
-                Cell::Bytes(Some(b)) => b.len(),
-                _ => 0,
-            };
-            first || bytes <= BUDGET
-        })
-        .count();
-    let logged = &logged[..within];
     let now = state.now();
     let mut events = Vec::with_capacity(logged.len());
-    for row in logged {
+    for row in &logged {
         let (Some(seq), Cell::Bytes(Some(b))) = (row[0].i64(), &row[1]) else {
             return Err(Error::Internal("audit log row without event".into()));
         };
@@ -142,6 +143,21 @@ async fn project_batch(state: &AppState) -> Result<usize> {
         .projected
         .fetch_add(mine.len() as u64, Ordering::Relaxed);
     Ok(mine.len())
+}
+
+/// The last of `(seq, bytes)` (oldest first) that fits in [`BUDGET`] counting from the
+/// first, which is always taken however large.
+fn last_within_budget(sizes: impl Iterator<Item = (i64, i64)>) -> Option<i64> {
+    let mut total = 0usize;
+    let mut last = None;
+    for (seq, len) in sizes {
+        total += usize::try_from(len).unwrap_or(0);
+        if last.is_some() && total > BUDGET {
+            break;
+        }
+        last = Some(seq);
+    }
+    last
 }
 
 /// Projects every event logged before this call (by any process) and returns once
@@ -295,7 +311,20 @@ pub fn may_read_audit_events(method: &str, path: &str, query: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::last_within_budget;
     use super::may_read_audit_events as may;
+
+    #[test]
+    fn a_batch_stops_at_the_budget_but_always_takes_the_first_event() {
+        let kb = 1024;
+        assert_eq!(
+            last_within_budget([(1, 40 * kb), (2, 40 * kb), (3, 40 * kb)].into_iter()),
+            Some(2)
+        );
+        assert_eq!(last_within_budget([(7, 200 * kb), (8, 1)].into_iter()), Some(7));
+        assert_eq!(last_within_budget((1..=64).map(|s| (s, 1400))), Some(64));
+        assert_eq!(last_within_budget(std::iter::empty()), None);
+    }
 
     #[test]
     fn requests_that_may_read_audit_events() {
