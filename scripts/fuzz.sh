@@ -18,7 +18,10 @@ cargo fuzz build -s none -O --codegen-units 64
 for target in $(cargo fuzz list); do
   corpus=$(mktemp -d)
   log=$(mktemp)
-  if cargo fuzz run -s none -O --codegen-units 64 "$target" "$corpus" "fuzz/seeds/$target" -- \
+  seeds=("fuzz/seeds/$target")
+  # `resource` takes the same JSON bodies as `validate`; its own seeds are the XML ones.
+  [[ $target == resource ]] && seeds+=(fuzz/seeds/validate)
+  if cargo fuzz run -s none -O --codegen-units 64 "$target" "$corpus" "${seeds[@]}" -- \
       -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 >"$log" 2>&1; then
     echo "fuzz $target: $(grep -E '^Done' "$log" | tail -1) ($(grep -E 'DONE' "$log" | grep -oE 'cov: [0-9]+' | tail -1))"
   else
