@@ -148,6 +148,27 @@ pub async fn import_files(
     who: &Importer,
     on_progress: OnProgress<'_>,
 ) -> Result<Report> {
+    bulk_load(state, import_files_in_bulk(state, paths, opts, who, on_progress)).await
+}
+
+/// Runs an import with the store in bulk-load mode, and leaves that mode whatever the
+/// import's outcome.
+async fn bulk_load(state: &AppState, import: impl Future<Output = Result<Report>>) -> Result<Report> {
+    state.store().bulk_load(true).await?;
+    let report = import.await;
+    let restored = state.store().bulk_load(false).await;
+    let report = report?;
+    restored?;
+    Ok(report)
+}
+
+async fn import_files_in_bulk(
+    state: &AppState,
+    paths: &[PathBuf],
+    opts: &Options,
+    who: &Importer,
+    on_progress: OnProgress<'_>,
+) -> Result<Report> {
     let files = source::discover(paths).map_err(|e| Error::invalid("not-found", e.to_string()))?;
     let mut sources = Vec::with_capacity(files.len());
     for f in &files {
@@ -226,8 +247,11 @@ pub async fn import_ndjson(
         report: Report::default(),
         on_progress: &|_| {},
     };
-    run(&mut job, Input::Reader(source, read), 0).await?;
-    Ok(job.report)
+    bulk_load(state, async {
+        run(&mut job, Input::Reader(source, read), 0).await?;
+        Ok(job.report)
+    })
+    .await
 }
 
 enum Input {
