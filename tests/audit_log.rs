@@ -68,41 +68,29 @@ async fn log_sequence_numbers_are_never_reused(s: &TestServer) {
     const INSERT: &str = "INSERT INTO audit_log (event) VALUES ($1) RETURNING seq";
     const DELETE: &str = "DELETE FROM audit_log WHERE seq = $1";
     let event = br#"{"resourceType":"AuditEvent"}"#.to_vec();
-    let (first, second): (i64, i64) = match s.backend {
-        carnet_tests::Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&s.database_url).await.unwrap();
+    // The same statements on either backend's connection type.
+    macro_rules! insert_delete_insert {
+        ($conn:ty) => {{
+            let mut c = <$conn>::connect(&s.database_url).await.unwrap();
             let mut tx = c.begin().await.unwrap();
-            let a = sqlx::query_scalar(INSERT)
+            let a: i64 = sqlx::query_scalar(INSERT)
                 .bind(&event)
                 .fetch_one(&mut *tx)
                 .await
                 .unwrap();
             sqlx::query(DELETE).bind(a).execute(&mut *tx).await.unwrap();
-            let b = sqlx::query_scalar(INSERT)
+            let b: i64 = sqlx::query_scalar(INSERT)
                 .bind(&event)
                 .fetch_one(&mut *tx)
                 .await
                 .unwrap();
             tx.rollback().await.unwrap();
             (a, b)
-        }
-        carnet_tests::Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&s.database_url).await.unwrap();
-            let mut tx = c.begin().await.unwrap();
-            let a = sqlx::query_scalar(INSERT)
-                .bind(&event)
-                .fetch_one(&mut *tx)
-                .await
-                .unwrap();
-            sqlx::query(DELETE).bind(a).execute(&mut *tx).await.unwrap();
-            let b = sqlx::query_scalar(INSERT)
-                .bind(&event)
-                .fetch_one(&mut *tx)
-                .await
-                .unwrap();
-            tx.rollback().await.unwrap();
-            (a, b)
-        }
+        }};
+    }
+    let (first, second) = match s.backend {
+        carnet_tests::Backend::Sqlite => insert_delete_insert!(sqlx::SqliteConnection),
+        carnet_tests::Backend::Postgres => insert_delete_insert!(sqlx::PgConnection),
     };
     assert!(
         second > first,

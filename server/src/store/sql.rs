@@ -136,9 +136,10 @@ macro_rules! bound {
             q = match b {
                 Bind::I64(v) => q.bind(*v),
                 Bind::F64(v) => q.bind(*v),
-                Bind::Text(v) => q.bind(v.clone()),
+                // Borrowed: the values outlive the statement, which runs at once.
+                Bind::Text(v) => q.bind(v.as_deref()),
                 Bind::Bool(v) => q.bind(*v),
-                Bind::Bytes(v) => q.bind(v.clone()),
+                Bind::Bytes(v) => q.bind(v.as_deref()),
                 Bind::Array(a) => $array(q, a),
             };
         }
@@ -172,7 +173,8 @@ const SQLITE_NAMED_BINDS: usize = 32;
 /// (values are always bound), so a plain scan is enough.
 fn sqlite_positional<'a>(sql: &'a str, binds: &'a [Bind]) -> (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, [Bind]>) {
     use std::borrow::Cow;
-    if binds.len() <= SQLITE_NAMED_BINDS {
+    // `store::bulk` writes `?` itself: nothing to rewrite.
+    if binds.len() <= SQLITE_NAMED_BINDS || !sql.contains('$') {
         return (Cow::Borrowed(sql), Cow::Borrowed(binds));
     }
     let mut out = String::with_capacity(sql.len());
@@ -253,7 +255,12 @@ pub async fn execute(tx: &mut Tx, sql: &str, binds: &[Bind]) -> Result<(), Store
 
 /// Runs a query and decodes each row's columns as `kinds`.
 pub async fn fetch(tx: &mut Tx, q: &SqlQuery, kinds: &[Kind]) -> Result<Vec<Vec<Cell>>, StoreError> {
-    let rows = with_query!(tx, &q.sql, &q.binds, |query, c| {
+    fetch_binds(tx, &q.sql, &q.binds, kinds).await
+}
+
+/// [`fetch`] of a statement and its values held apart.
+pub async fn fetch_binds(tx: &mut Tx, sql: &str, binds: &[Bind], kinds: &[Kind]) -> Result<Vec<Vec<Cell>>, StoreError> {
+    let rows = with_query!(tx, sql, binds, |query, c| {
         let rows = query.fetch_all(c).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
