@@ -8,6 +8,11 @@ use sqlx::{PgPool, SqlitePool};
 
 use super::{StoreError, Tx};
 
+/// Bytes of WAL file SQLite keeps once the log starts over after a checkpoint: an
+/// import lets the WAL grow to ~400 MB ([`Store::bulk_load`]), and without a limit the
+/// file would keep that size for good.
+const WAL_LIMIT: &str = "67108864";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -69,7 +74,11 @@ impl Store {
             // mid-transaction (seen with perf: ~69 page writes per imported resource).
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
-                .connect_with(opts.clone().pragma("cache_size", "-65536"))
+                .connect_with(
+                    opts.clone()
+                        .pragma("cache_size", "-65536")
+                        .pragma("journal_size_limit", WAL_LIMIT),
+                )
                 .await?;
             sqlx::migrate!("../migrations/sqlite").run(&write).await?;
             // SQLite never gathers statistics by itself; this refreshes the ones that are
@@ -125,11 +134,14 @@ impl Store {
     /// By default the writer copies the WAL into the database every 1,000 pages (4 MB),
     /// which an import's transactions of ~4,000 resources pass at every commit: each
     /// index page the next group touches again is copied again. With checkpoints every
-    /// 100,000 pages (400 MB of WAL) an import of 98,108 Synthea resources went from 1,255 to 1,439/s
-    /// (benches/README.md). Turning it off truncates the WAL, so the disk space comes
-    /// back when the import ends. The setting belongs to the one writer connection;
-    /// two imports at once share it, and the first to end turns it off for both
-    /// (which only costs the other its speed).
+    /// 100,000 pages (400 MB of WAL) an import of 98,108 Synthea resources went from
+    /// 1,255 to 1,439/s (benches/README.md). Turning it off copies the WAL at once, so
+    /// that the next request's commit does not; the checkpoint is passive, as SQLite's
+    /// own are, because one that truncates waits for every reader while holding the
+    /// writer (on a server under load, every write would wait with it). The file then
+    /// shrinks at the next write ([`WAL_LIMIT`]). The setting belongs to the one writer
+    /// connection; two imports at once share it, and the first to end turns it off for
+    /// both (which only costs the other its speed).
     pub async fn bulk_load(&self, on: bool) -> Result<(), StoreError> {
         if let Store::Sqlite { write, .. } = self {
             let pragma = if on {
@@ -139,7 +151,7 @@ impl Store {
             };
             sqlx::query(pragma).execute(write).await?;
             if !on {
-                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(write).await?;
+                sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(write).await?;
             }
         }
         Ok(())
