@@ -98,7 +98,95 @@ async fn log_sequence_numbers_are_never_reused(s: &TestServer) {
     );
 }
 
+/// AuditEvents are indexed without their resource's folded patient and date
+/// (`search::index::folds`), so the shapes other types search through those facts
+/// (a code with a patient or a date, `_has` of a code) must find them the general way.
+async fn audit_events_are_found_by_code_with_patient_date_and_has(s: &TestServer) {
+    for id in ["audited", "unread"] {
+        let body = serde_json::json!({"resourceType": "Patient", "id": id, "name": [{"family": "Roy"}]});
+        let r = s.send_json(Method::PUT, &format!("Patient/{id}"), &body).await;
+        assert_eq!(r.status(), 201);
+    }
+    for _ in 0..3 {
+        let (st, _) = s.get_json("Patient/audited").await;
+        assert_eq!(st, 200);
+    }
+    let count = |q: &'static str| async move {
+        let (st, b) = s.get_json(q).await;
+        assert_eq!(st, 200, "{q}: {b}");
+        b["total"].as_i64().unwrap_or(-1)
+    };
+    assert_eq!(
+        count("AuditEvent?patient=Patient/audited&subtype=read&_summary=count").await,
+        3
+    );
+    assert_eq!(
+        count("AuditEvent?patient=Patient/unread&subtype=read&_summary=count").await,
+        0
+    );
+    assert_eq!(
+        count("AuditEvent?patient=Patient/audited&subtype=read&date=ge2000-01-01&_summary=count").await,
+        3
+    );
+    assert_eq!(
+        count("AuditEvent?patient=Patient/audited&subtype=read&date=lt2000-01-01&_summary=count").await,
+        0
+    );
+    // Its creation and the three reads.
+    assert_eq!(
+        count("AuditEvent?entity=Patient/audited&date=ge2000-01-01&_summary=count").await,
+        4
+    );
+    let (st, b) = s
+        .get_json("Patient?_has:AuditEvent:patient:subtype=read&family=roy")
+        .await;
+    assert_eq!(st, 200, "{b}");
+    let ids: Vec<&str> = b["entry"]
+        .as_array()
+        .map(|es| es.iter().filter_map(|e| e["resource"]["id"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids, ["audited"], "{b}");
+}
+
 on_both_backends!(
     logged_records_are_searchable_at_once,
-    log_sequence_numbers_are_never_reused
+    log_sequence_numbers_are_never_reused,
+    audit_events_are_found_by_code_with_patient_date_and_has
 );
+
+/// The background checkpoints copy SQLite's WAL into the database file while the
+/// server runs (the writer's own checkpoint waits for 4,000 pages, which these few
+/// writes never reach): the file read alone, without its WAL, soon holds them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_wal_is_copied_in_the_background() {
+    let s = TestServer::start(carnet_tests::Backend::Sqlite).await;
+    for i in 0..5 {
+        let body = serde_json::json!({"resourceType": "Patient", "id": format!("ck-{i}")});
+        let r = s.send_json(Method::PUT, &format!("Patient/ck-{i}"), &body).await;
+        assert_eq!(r.status(), 201);
+    }
+    let path = s.database_url.trim_start_matches("sqlite://").to_string();
+    let in_file = || {
+        // `immutable=1` reads the database file as it is, ignoring the WAL.
+        let url = format!("sqlite://{path}?immutable=1");
+        async move {
+            use sqlx::Connection;
+            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            // Before the first copy the file may not even hold the tables.
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM resources WHERE res_id LIKE 'ck-%'")
+                .fetch_one(&mut c)
+                .await
+                .unwrap_or(0)
+        }
+    };
+    let mut seen = in_file().await;
+    for _ in 0..100 {
+        if seen == 5 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        seen = in_file().await;
+    }
+    assert_eq!(seen, 5, "the database file (without its WAL) holds the writes");
+    s.stop().await;
+}

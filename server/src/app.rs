@@ -42,6 +42,7 @@ pub async fn serve(
     // What a killed process logged is stored before anyone can search for it.
     crate::audit::projection::flush(&state).await?;
     let projector = crate::audit::projection::spawn(state.clone());
+    let checkpoints = crate::store::checkpoint::spawn(store.clone());
     let audit_state = state.clone();
     // Bulk $export jobs run in every process, next to the requests (docs/bulk.md).
     let exports = crate::service::export::worker::spawn(state.clone());
@@ -84,6 +85,9 @@ pub async fn serve(
         w.stop().await;
     }
     projector.stop(&audit_state).await;
+    if let Some(c) = checkpoints {
+        c.stop().await;
+    }
     store.close().await;
     Ok(())
 }

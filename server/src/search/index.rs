@@ -305,11 +305,25 @@ impl CoFacts {
     }
 }
 
+/// Whether the token and reference rows of `res_type` carry its [`CoFacts`] (and its
+/// searches are planned with them, `search::sql::fold`). Not AuditEvents: each fact
+/// puts every row in one more partial index, and the trail is the most written type
+/// (one event per request) while its searches (`patient` + `_sort=date`) have no
+/// folded plan. Without them the index of an audited read's event is 39 table and
+/// index entries instead of 56, of a search page's (30 Patients) 277 instead of 417.
+pub fn folds(res_type: &str) -> bool {
+    res_type != "AuditEvent"
+}
+
 impl IndexRows {
-    /// The rows of the entries extracted from one resource.
-    pub fn of(entries: &[IndexEntry<'_>]) -> IndexRows {
+    /// The rows of the entries extracted from one resource of type `res_type`.
+    pub fn of(res_type: &str, entries: &[IndexEntry<'_>]) -> IndexRows {
         let mut out = IndexRows {
-            co: CoFacts::of(entries),
+            co: if folds(res_type) {
+                CoFacts::of(entries)
+            } else {
+                CoFacts::default()
+            },
             ..IndexRows::default()
         };
         let mut grp = 0i64;
@@ -347,7 +361,7 @@ impl IndexRows {
 
     /// The rows of `resource` (a `res_type`), by evaluating every parameter.
     pub fn extract(res_type: &str, resource: &Value) -> IndexRows {
-        IndexRows::of(&Registry::r4().extract(res_type, resource))
+        IndexRows::of(res_type, &Registry::r4().extract(res_type, resource))
     }
 }
 

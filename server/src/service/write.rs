@@ -195,7 +195,7 @@ impl Derived {
     pub fn of(res_type: &str, id: &str, stamped: &Value) -> Derived {
         let entries = Registry::r4().extract(res_type, stamped);
         Derived {
-            index: IndexRows::of(&entries),
+            index: IndexRows::of(res_type, &entries),
             compartment: maintain::compartment(res_type, id, &entries),
         }
     }

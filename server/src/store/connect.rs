@@ -13,6 +13,13 @@ use super::{StoreError, Tx};
 /// file would keep that size for good.
 const WAL_LIMIT: &str = "67108864";
 
+/// WAL pages after which the writer copies the log into the database itself (SQLite's
+/// default is 1,000). In a serving process [`super::checkpoint`] copies it in the
+/// background, so the writer's own checkpoint, which every write waits for, finds
+/// little left to copy; it is still what lets the log start over, because only a
+/// checkpoint with no write running beside it can finish (bounding the WAL at ~16 MB).
+const WRITER_CHECKPOINT_PAGES: u32 = 4000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -34,7 +41,12 @@ pub struct PoolStats {
 /// wider one; WAL mode lets them run side by side.
 #[derive(Clone)]
 pub enum Store {
-    Sqlite { write: SqlitePool, read: SqlitePool },
+    Sqlite {
+        write: SqlitePool,
+        read: SqlitePool,
+        /// One connection, opened when first used, for [`super::checkpoint`].
+        checkpoint: SqlitePool,
+    },
     Postgres(PgPool),
 }
 
@@ -81,6 +93,11 @@ impl Store {
                 )
                 .await?;
             sqlx::migrate!("../migrations/sqlite").run(&write).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_PAGES}"
+            )))
+            .execute(&write)
+            .await?;
             // SQLite never gathers statistics by itself; this refreshes the ones that are
             // stale, cheaply (sqlite.org/lang_analyze.html#pragma_optimize).
             sqlx::query("PRAGMA optimize=0x10002").execute(&write).await?;
@@ -89,9 +106,14 @@ impl Store {
                 // Readers keep SQLite's default page cache: each write commit (every
                 // audited request makes one) empties a reader's cache at its next read,
                 // and emptying costs more the bigger the cache (perf: pcache1TruncateUnsafe).
-                .connect_with(opts.read_only(true))
+                .connect_with(opts.clone().read_only(true))
                 .await?;
-            Ok(Store::Sqlite { write, read })
+            let checkpoint = SqlitePoolOptions::new().max_connections(1).connect_lazy_with(opts);
+            Ok(Store::Sqlite {
+                write,
+                read,
+                checkpoint,
+            })
         } else {
             Err(StoreError::UnsupportedUrl(redact(url)))
         }
@@ -131,9 +153,11 @@ impl Store {
 
     /// Lets SQLite's WAL grow during an import, or puts it back (no-op on PostgreSQL).
     ///
-    /// By default the writer copies the WAL into the database every 1,000 pages (4 MB),
-    /// which an import's transactions of ~4,000 resources pass at every commit: each
-    /// index page the next group touches again is copied again. With checkpoints every
+    /// Otherwise the writer copies the WAL into the database every
+    /// [`WRITER_CHECKPOINT_PAGES`] (16 MB), which an import's transactions of ~4,000
+    /// resources pass at every commit: each index page the next group touches again is
+    /// copied again. (The figures below are from the days of SQLite's default, 1,000
+    /// pages, without the background checkpoints.) With checkpoints every
     /// 100,000 pages (400 MB of WAL) an import of 98,108 Synthea resources went from
     /// 1,255 to 1,439/s (benches/README.md). Turning it off copies the WAL at once, so
     /// that the next request's commit does not; the checkpoint is passive, as SQLite's
@@ -144,15 +168,24 @@ impl Store {
     /// both (which only costs the other its speed).
     pub async fn bulk_load(&self, on: bool) -> Result<(), StoreError> {
         if let Store::Sqlite { write, .. } = self {
-            let pragma = if on {
-                "PRAGMA wal_autocheckpoint = 100000"
-            } else {
-                "PRAGMA wal_autocheckpoint = 1000"
-            };
-            sqlx::query(pragma).execute(write).await?;
+            let pages = if on { 100_000 } else { WRITER_CHECKPOINT_PAGES };
+            sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA wal_autocheckpoint = {pages}")))
+                .execute(write)
+                .await?;
             if !on {
                 sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(write).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Copies what it can of SQLite's WAL into the database without waiting for
+    /// anyone, on a connection of its own (no-op on PostgreSQL).
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        if let Store::Sqlite { checkpoint, .. } = self {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(checkpoint)
+                .await?;
         }
         Ok(())
     }
@@ -182,7 +215,7 @@ impl Store {
             }
         }
         match self {
-            Store::Sqlite { write, read } => vec![of("sqlite_write", write), of("sqlite_read", read)],
+            Store::Sqlite { write, read, .. } => vec![of("sqlite_write", write), of("sqlite_read", read)],
             Store::Postgres(pool) => vec![of("postgres", pool)],
         }
     }
@@ -203,7 +236,12 @@ impl Store {
 
     pub async fn close(&self) {
         match self {
-            Store::Sqlite { write, read } => {
+            Store::Sqlite {
+                write,
+                read,
+                checkpoint,
+            } => {
+                checkpoint.close().await;
                 read.close().await;
                 write.close().await;
             }

@@ -5,6 +5,7 @@
 //! server knows lives here: two processes on one PostgreSQL see the same state.
 
 pub mod bulk;
+pub mod checkpoint;
 mod connect;
 mod error;
 pub mod resources;

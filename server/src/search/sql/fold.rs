@@ -19,7 +19,7 @@ use carnet_search::{ChainStep, Criterion, Modifier, ParamType, Prefix, Registry,
 
 use super::{Builder, date};
 use crate::error::Result;
-use crate::search::index::MAX_FOLDED_SPAN;
+use crate::search::index::{MAX_FOLDED_SPAN, folds};
 
 /// What a search's criteria become.
 pub enum Unit<'c> {
@@ -45,7 +45,7 @@ impl Unit<'_> {
 
 /// Groups the criteria of a search on `res_type` (`None`: system level, no folding).
 pub fn units<'c>(criteria: &'c [Criterion], res_type: Option<&str>) -> Vec<Unit<'c>> {
-    let Some(t) = res_type else {
+    let Some(t) = res_type.filter(|t| folds(t)) else {
         return criteria.iter().map(Unit::Plain).collect();
     };
     let on_type = |c: &Criterion| c.resource_types.len() == 1 && c.resource_types[0] == t;
@@ -175,7 +175,8 @@ fn date_source(c: &Criterion) -> bool {
 fn has_patient(c: &Criterion) -> bool {
     match c.chain.as_slice() {
         [ChainStep::Reverse { source_type, param }] => {
-            names_the_patient(source_type, param)
+            folds(source_type)
+                && names_the_patient(source_type, param)
                 && token_target(&Criterion {
                     chain: Vec::new(),
                     ..c.clone()
