@@ -40,14 +40,26 @@ pub fn spawn(store: Store) -> Option<Handle> {
     }
     let (stop, mut stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
+        // Said once when copies start failing and once when they work again: a cause
+        // that lasts (a full disk) would otherwise log twenty lines a second.
+        let mut failing = false;
         loop {
             tokio::select! {
                 () = tokio::time::sleep(EVERY) => {}
                 _ = stopped.changed() => return,
             }
-            if let Err(e) = store.checkpoint().await {
-                // The writer's own checkpoints still bound the log.
-                tracing::warn!(error = %e, "background WAL checkpoint failed");
+            match store.checkpoint().await {
+                // The writer's own checkpoints still bound the log meanwhile.
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "background WAL checkpoints failing");
+                }
+                Err(_) => {}
+                Ok(()) if failing => {
+                    failing = false;
+                    tracing::info!("background WAL checkpoints working again");
+                }
+                Ok(()) => {}
             }
         }
     });
