@@ -85,8 +85,7 @@ struct Projected {
 /// the `DELETE` and its event is dropped here.
 async fn project_batch(state: &AppState) -> Result<Projected> {
     let none = Projected { stored: 0, full: false };
-    let full;
-    let logged = {
+    let (full, logged) = {
         let mut conn = state.store().reader().await?;
         // Sizes first, so that only the events this transaction takes are read.
         let mut q = SqlQuery::default();
@@ -98,14 +97,14 @@ async fn project_batch(state: &AppState) -> Result<Projected> {
         let Some(last) = last_within_budget(sizes.iter().filter_map(|r| Some((r[0].i64()?, r[1].i64()?)))) else {
             return Ok(none);
         };
-        full = whole_batch(sizes.len(), sizes.last().and_then(|r| r[0].i64()), last);
+        let full = whole_batch(sizes.len(), sizes.last().and_then(|r| r[0].i64()), last);
         let mut q = SqlQuery::default();
         q.sql = format!(
             "SELECT seq, event FROM audit_log WHERE seq <= {} ORDER BY seq LIMIT {}",
             q.int(last),
             q.int(BATCH)
         );
-        fetch(&mut conn, &q, &[Kind::I64, Kind::Bytes]).await?
+        (full, fetch(&mut conn, &q, &[Kind::I64, Kind::Bytes]).await?)
     };
     if logged.is_empty() {
         return Ok(none);

@@ -18,7 +18,7 @@ const WAL_LIMIT: &str = "67108864";
 /// background, so the writer's own checkpoint, which every write waits for, finds
 /// little left to copy; it is still what lets the log start over, because only a
 /// checkpoint with no write running beside it can finish (bounding the WAL at ~16 MB).
-const WRITER_CHECKPOINT_PAGES: u32 = 4000;
+const WRITER_CHECKPOINT_PAGES: &str = "4000";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -87,17 +87,15 @@ impl Store {
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
                 .connect_with(
+                    // Set on connecting, so that a connection the pool opens again
+                    // (after its idle or lifetime limit) has them too.
                     opts.clone()
                         .pragma("cache_size", "-65536")
-                        .pragma("journal_size_limit", WAL_LIMIT),
+                        .pragma("journal_size_limit", WAL_LIMIT)
+                        .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES),
                 )
                 .await?;
             sqlx::migrate!("../migrations/sqlite").run(&write).await?;
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_PAGES}"
-            )))
-            .execute(&write)
-            .await?;
             // SQLite never gathers statistics by itself; this refreshes the ones that are
             // stale, cheaply (sqlite.org/lang_analyze.html#pragma_optimize).
             sqlx::query("PRAGMA optimize=0x10002").execute(&write).await?;
@@ -168,7 +166,7 @@ impl Store {
     /// both (which only costs the other its speed).
     pub async fn bulk_load(&self, on: bool) -> Result<(), StoreError> {
         if let Store::Sqlite { write, .. } = self {
-            let pages = if on { 100_000 } else { WRITER_CHECKPOINT_PAGES };
+            let pages = if on { "100000" } else { WRITER_CHECKPOINT_PAGES };
             sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA wal_autocheckpoint = {pages}")))
                 .execute(write)
                 .await?;
