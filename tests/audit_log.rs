@@ -69,9 +69,10 @@ async fn log_sequence_numbers_are_never_reused(s: &TestServer) {
     const DELETE: &str = "DELETE FROM audit_log WHERE seq = $1";
     let event = br#"{"resourceType":"AuditEvent"}"#.to_vec();
     // The same statements on either backend's connection type.
+    let url = carnet_tests::audit_log_url(s.backend, &s.database_url);
     macro_rules! insert_delete_insert {
         ($conn:ty) => {{
-            let mut c = <$conn>::connect(&s.database_url).await.unwrap();
+            let mut c = <$conn>::connect(&url).await.unwrap();
             let mut tx = c.begin().await.unwrap();
             let a: i64 = sqlx::query_scalar(INSERT)
                 .bind(&event)
@@ -148,11 +149,115 @@ async fn audit_events_are_found_by_code_with_patient_date_and_has(s: &TestServer
     assert_eq!(ids, ["audited"], "{b}");
 }
 
+/// A logged event whose id is already a stored AuditEvent (a projection on SQLite
+/// stopped between storing the events and deleting their rows, whose log is a file of
+/// its own) is not stored again, and its row leaves the log.
+async fn an_event_already_stored_is_not_stored_twice(s: &TestServer) {
+    use sqlx::Connection;
+    let body = serde_json::json!({"resourceType": "Patient", "id": "twice"});
+    assert_eq!(s.send_json(Method::PUT, "Patient/twice", &body).await.status(), 201);
+    let (st, bundle) = s.get_json("AuditEvent?entity=Patient/twice&_count=1").await;
+    assert_eq!(st, 200, "{bundle}");
+    let event = bundle["entry"][0]["resource"].clone();
+    let id = event["id"].as_str().expect("a stored AuditEvent").to_string();
+    let url = carnet_tests::audit_log_url(s.backend, &s.database_url);
+    let bytes = serde_json::to_vec(&event).unwrap();
+    const INSERT: &str = "INSERT INTO audit_log (event) VALUES ($1)";
+    const LEFT: &str = "SELECT COUNT(*) FROM audit_log";
+    match s.backend {
+        carnet_tests::Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query(INSERT).bind(&bytes).execute(&mut c).await.unwrap();
+        }
+        carnet_tests::Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query(INSERT).bind(&bytes).execute(&mut c).await.unwrap();
+        }
+    }
+    // This search projects the row first (and its own request's row, if logged yet).
+    let (st, bundle) = s.get_json(&format!("AuditEvent?_id={id}&_summary=count")).await;
+    assert_eq!(st, 200, "{bundle}");
+    assert_eq!(bundle["total"], 1, "{bundle}");
+    let (st, bundle) = s.get_json(&format!("AuditEvent?_id={id}&_summary=count")).await;
+    assert_eq!(st, 200, "{bundle}");
+    assert_eq!(bundle["total"], 1, "{bundle}");
+    let left: i64 = match s.backend {
+        carnet_tests::Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query_scalar(LEFT).fetch_one(&mut c).await.unwrap()
+        }
+        carnet_tests::Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query_scalar(LEFT).fetch_one(&mut c).await.unwrap()
+        }
+    };
+    // At most the row of the last search itself, logged after its own flush.
+    assert!(left <= 1, "{left} rows left in the log");
+}
+
 on_both_backends!(
     logged_records_are_searchable_at_once,
     log_sequence_numbers_are_never_reused,
-    audit_events_are_found_by_code_with_patient_date_and_has
+    audit_events_are_found_by_code_with_patient_date_and_has,
+    an_event_already_stored_is_not_stored_twice
 );
+
+/// A SQLite database of a version whose audit log was one of its tables (migrations up
+/// to 0014), left with logged rows by a crash: opening it moves them to the log's own
+/// file, and they become AuditEvents once, named after their old sequence numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_an_older_version_logged_are_moved_and_stored() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/carnet.db", dir.path().display());
+    {
+        let opts: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+        let mut c = sqlx::SqliteConnection::connect_with(&opts.create_if_missing(true))
+            .await
+            .unwrap();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/sqlite");
+        let mut old = sqlx::migrate::Migrator::new(dir).await.unwrap();
+        old.migrations = old
+            .migrations
+            .iter()
+            .filter(|m| m.version <= 14)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        old.run(&mut c).await.unwrap();
+        for address in ["192.0.2.1", "192.0.2.2"] {
+            let event = serde_json::json!({
+                "resourceType": "AuditEvent",
+                "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest"},
+                "recorded": "2026-12-01T10:00:00Z",
+                "agent": [{"requestor": true, "network": {"address": address, "type": "2"}}],
+                "source": {"observer": {"display": "Carnet"}},
+            });
+            sqlx::query("INSERT INTO audit_log (event) VALUES ($1)")
+                .bind(serde_json::to_vec(&event).unwrap())
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+    }
+    let state = carnet::app::build_state(Config::for_database(&url), None)
+        .await
+        .unwrap();
+    carnet::audit::projection::flush(&state).await.unwrap();
+    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut ids: Vec<String> = sqlx::query_scalar("SELECT res_id FROM resources WHERE res_type = 'AuditEvent'")
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+    ids.sort();
+    assert_eq!(ids, ["moved-1", "moved-2"]);
+    let old_table: Option<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE name LIKE 'audit_log%'")
+        .fetch_optional(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(old_table, None, "the database keeps no audit log table");
+    state.store().close().await;
+}
 
 /// The background checkpoints copy SQLite's WAL into the database file while the
 /// server runs (the writer's own checkpoint waits for 4,000 pages, which these few

@@ -233,24 +233,36 @@ pub use carnet_tests::next_link;
 /// The AuditEvents in the database, read with SQL (no policy, no audit of the reading).
 ///
 /// The audit trail is the stored AuditEvents plus the rows of the audit log not yet
-/// projected into AuditEvents (both committed before their response left; the log's
-/// events have no id yet).
+/// projected into AuditEvents (both committed before their response left; a logged
+/// event carries the id it will be stored under).
 pub async fn audit_events(backend: Backend, database_url: &str) -> Vec<Value> {
     use sqlx::Connection;
-    const SQL: &str = "SELECT v.content FROM resources r JOIN resource_versions v ON v.pk = r.pk \
-                       AND v.version = r.version WHERE r.res_type = 'AuditEvent' \
-                       UNION ALL SELECT event FROM audit_log";
-    let rows: Vec<Vec<u8>> = match backend {
-        Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(database_url).await.unwrap();
-            sqlx::query_scalar(SQL).fetch_all(&mut c).await.unwrap()
-        }
-        Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(database_url).await.unwrap();
-            sqlx::query_scalar(SQL).fetch_all(&mut c).await.unwrap()
-        }
-    };
-    rows.iter().map(|b| serde_json::from_slice(b).unwrap()).collect()
+    const STORED: &str = "SELECT v.content FROM resources r JOIN resource_versions v ON v.pk = r.pk \
+                          AND v.version = r.version WHERE r.res_type = 'AuditEvent'";
+    const LOGGED: &str = "SELECT event FROM audit_log";
+    let log_url = carnet_tests::audit_log_url(backend, database_url);
+    // The log is read before the stored events (an event is stored before its row
+    // leaves the log): a row projected in between is then seen twice (its id tells),
+    // never missed.
+    let mut rows: Vec<Vec<u8>> = Vec::new();
+    for (url, sql) in [(log_url.as_str(), LOGGED), (database_url, STORED)] {
+        let more: Vec<Vec<u8>> = match backend {
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_all(&mut c).await.unwrap()
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_all(&mut c).await.unwrap()
+            }
+        };
+        rows.extend(more);
+    }
+    let mut seen = std::collections::HashSet::new();
+    rows.iter()
+        .map(|b| serde_json::from_slice::<Value>(b).unwrap())
+        .filter(|e| e["id"].as_str().is_none_or(|id| seen.insert(id.to_string())))
+        .collect()
 }
 
 /// Every answer in `seen` has an AuditEvent with its interaction path, status and

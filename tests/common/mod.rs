@@ -29,6 +29,18 @@ pub fn postgres_admin_url() -> String {
     std::env::var("CARNET_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
+/// The URL of a SQLite store's audit log, a file beside its database
+/// (`carnet::store::audit_log_path`); on PostgreSQL the log is a table of the database.
+pub fn audit_log_url(backend: Backend, database_url: &str) -> String {
+    match (backend, database_url.strip_prefix("sqlite://")) {
+        (Backend::Sqlite, Some(path)) => format!(
+            "sqlite://{}",
+            carnet::store::audit_log_path(std::path::Path::new(path)).display()
+        ),
+        _ => database_url.to_string(),
+    }
+}
+
 pub struct TestServer {
     pub base: String,
     /// Sends the default token (a `system/*.*` backend token) with every request.

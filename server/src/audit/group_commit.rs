@@ -15,7 +15,7 @@ use super::Record;
 use super::projection::Projector;
 use crate::auth::principal::Actor;
 use crate::error::{Error, Result};
-use crate::service::read;
+use crate::service::{ids, read};
 use crate::state::AppState;
 use crate::store::Tx;
 use crate::store::bulk::{self, ColType, Rows};
@@ -143,8 +143,10 @@ fn answer(counts: &Counts, jobs: Vec<Job>, result: Result<(), String>) {
 /// Logs the AuditEvents of a batch in one transaction (and, for allowed reads by
 /// practitioners, the R4 prior-access facts they establish). Everything that needs no
 /// write lock (who the touched records belong to, the events' JSON) is done first, so
-/// SQLite's single writer is held only for the inserts: one narrow `audit_log` row per
+/// the log's writer is held only for the inserts: one narrow `audit_log` row per
 /// event; its search index is built later by the projector ([`super::projection`]).
+/// On SQLite the log is a file of its own ([`crate::store::audit_log_path`]), whose
+/// writer the projector's transactions never hold.
 pub async fn write_batch(state: &AppState, records: &[&Record]) -> Result<()> {
     let owners = {
         let mut conn = state.store().reader().await?;
@@ -161,8 +163,11 @@ pub async fn write_batch(state: &AppState, records: &[&Record]) -> Result<()> {
             Some(Actor::Practitioner { id, .. }) => names.get(id.as_str()).map(String::as_str),
             _ => None,
         };
-        let event = serde_json::to_vec(&r.to_fhir(state.base_url(), &patients, display))
-            .map_err(|e| Error::Internal(format!("audit record: {e}")))?;
+        let mut event = r.to_fhir(state.base_url(), &patients, display);
+        // Named now, so that the projector can tell an event it already stored
+        // (the log and the AuditEvents are two databases on SQLite).
+        event["id"] = Value::String(ids::new_id());
+        let event = serde_json::to_vec(&event).map_err(|e| Error::Internal(format!("audit record: {e}")))?;
         events.push([Bind::Bytes(Some(event))]);
         if let Some(Actor::Practitioner { id, .. }) = &r.actor
             && r.succeeded()
@@ -177,10 +182,22 @@ pub async fn write_batch(state: &AppState, records: &[&Record]) -> Result<()> {
             }
         }
     }
-    let mut tx = state.store().begin_write().await?;
-    bulk::insert(&mut tx, &events, "").await?;
-    bulk::insert(&mut tx, &prior, "ON CONFLICT (practitioner_id, patient_id) DO NOTHING").await?;
-    tx.commit().await?;
+    const PRIOR_ONCE: &str = "ON CONFLICT (practitioner_id, patient_id) DO NOTHING";
+    let mut log = state.store().begin_log_write().await?;
+    bulk::insert(&mut log, &events, "").await?;
+    if state.store().log_is_separate() {
+        // The log first: a crash between the commits leaves unanswered requests whose
+        // reads no one received, so without the access they would have established.
+        log.commit().await?;
+        if !prior.is_empty() {
+            let mut tx = state.store().begin_write().await?;
+            bulk::insert(&mut tx, &prior, PRIOR_ONCE).await?;
+            tx.commit().await?;
+        }
+    } else {
+        bulk::insert(&mut log, &prior, PRIOR_ONCE).await?;
+        log.commit().await?;
+    }
     state.auditor().logged();
     Ok(())
 }

@@ -3,15 +3,17 @@
 //! The group commit makes each audit record durable as one narrow `audit_log` row
 //! before its response leaves; building the AuditEvent's search index (some twenty
 //! rows in seven tables) on that path was most of the cost of an audited read. The
-//! projector stores logged events as ordinary AuditEvent resources in batches, and
-//! deletes their rows in the same transaction, so an event is always in exactly one
-//! of the two places. Anything that can read AuditEvents first projects every row
+//! projector stores logged events as ordinary AuditEvent resources in batches and
+//! deletes their rows: on PostgreSQL in the same transaction; on SQLite, whose log is
+//! a file of its own, afterwards, skipping events whose id is already stored, so an
+//! event is stored once whatever stops between the two. Anything that can read AuditEvents first projects every row
 //! logged before it ([`flush`]): searches, reads and `$everything` see each answered
 //! request's AuditEvent, as if it had been stored on the request path.
 //!
 //! Several processes on one PostgreSQL project the same log: each takes rows with
 //! `FOR UPDATE SKIP LOCKED`, and a flush waits for rows another process holds.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -21,8 +23,8 @@ use tokio::sync::{Mutex, Notify, watch};
 use crate::error::{Error, Result};
 use crate::service::write::{self, NewResource};
 use crate::state::AppState;
-use crate::store::Backend;
-use crate::store::sql::{Cell, Kind, SqlQuery, fetch};
+use crate::store::sql::{Cell, Kind, SqlQuery, execute, fetch};
+use crate::store::{Backend, Tx};
 
 /// Rows projected per transaction: large enough to share each index page write among
 /// many events, small enough that SQLite's single writer is not kept from the group
@@ -80,13 +82,11 @@ struct Projected {
 /// after the first) as AuditEvents and removes their rows.
 ///
 /// The events are read and prepared (JSON, search index rows) before the write
-/// transaction, so SQLite's single writer, which the group commit also needs, is held
-/// only for the inserts. A row another process projected meanwhile is not returned by
-/// the `DELETE` and its event is dropped here.
+/// transaction, so the database's writer is held only for the inserts.
 async fn project_batch(state: &AppState) -> Result<Projected> {
     let none = Projected { stored: 0, full: false };
     let (full, logged) = {
-        let mut conn = state.store().reader().await?;
+        let mut conn = state.store().log_reader().await?;
         // Sizes first, so that only the events this transaction takes are read.
         let mut q = SqlQuery::default();
         q.sql = format!(
@@ -118,8 +118,26 @@ async fn project_batch(state: &AppState) -> Result<Projected> {
         let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(b) else {
             return Err(Error::Internal(format!("audit log row {seq} is not an AuditEvent")));
         };
-        events.push((seq, NewResource::prepare("AuditEvent", map, None, now)?));
+        let id = map.get("id").and_then(Value::as_str).map(str::to_string);
+        events.push((seq, NewResource::prepare("AuditEvent", map, id, now)?));
     }
+    let stored = if state.store().log_is_separate() {
+        store_then_unlog(state, &events).await?
+    } else {
+        store_and_unlog(state, &events).await?
+    };
+    state
+        .auditor()
+        .projector()
+        .projected
+        .fetch_add(stored as u64, Ordering::Relaxed);
+    Ok(Projected { stored, full })
+}
+
+/// The log in the database (PostgreSQL): the rows are deleted in the transaction that
+/// stores their events. A row another process projected meanwhile is not returned by
+/// the `DELETE` (`SKIP LOCKED`), and its event is dropped here.
+async fn store_and_unlog(state: &AppState, events: &[(i64, NewResource)]) -> Result<usize> {
     let mut tx = state.store().begin_write().await?;
     let mut q = SqlQuery::default();
     let seqs: Vec<String> = events.iter().map(|(seq, _)| q.int(*seq)).collect();
@@ -131,7 +149,7 @@ async fn project_batch(state: &AppState) -> Result<Projected> {
         ),
         Backend::Sqlite => format!("DELETE FROM audit_log WHERE seq IN ({seqs}) RETURNING seq"),
     };
-    let taken: std::collections::HashSet<i64> = fetch(&mut tx, &q, &[Kind::I64])
+    let taken: HashSet<i64> = fetch(&mut tx, &q, &[Kind::I64])
         .await?
         .iter()
         .filter_map(|r| r[0].i64())
@@ -143,19 +161,50 @@ async fn project_batch(state: &AppState) -> Result<Projected> {
         .collect();
     if mine.is_empty() {
         // Another process is storing them all.
-        return Ok(none);
+        return Ok(0);
     }
-    write::create_many(state, &mut tx, &mine, "POST").await?;
+    let new = not_stored(&mut tx, mine).await?;
+    write::create_many(state, &mut tx, &new, "POST").await?;
     tx.commit().await?;
-    state
-        .auditor()
-        .projector()
-        .projected
-        .fetch_add(mine.len() as u64, Ordering::Relaxed);
-    Ok(Projected {
-        stored: mine.len(),
-        full,
-    })
+    Ok(new.len())
+}
+
+/// The log in a file of its own (SQLite): the events are stored in one transaction of
+/// the database, then their rows deleted in one of the log. Each event keeps the id it
+/// was logged with and ids already stored are skipped, so a crash between the two
+/// commits, or another process (a second server on the file) that read the same rows,
+/// stores nothing twice.
+async fn store_then_unlog(state: &AppState, events: &[(i64, NewResource)]) -> Result<usize> {
+    let mut tx = state.store().begin_write().await?;
+    let new = not_stored(&mut tx, events.iter().map(|(_, e)| e).collect()).await?;
+    write::create_many(state, &mut tx, &new, "POST").await?;
+    tx.commit().await?;
+    let mut log = state.store().begin_log_write().await?;
+    let mut q = SqlQuery::default();
+    let seqs: Vec<String> = events.iter().map(|(seq, _)| q.int(*seq)).collect();
+    q.sql = format!("DELETE FROM audit_log WHERE seq IN ({})", seqs.join(", "));
+    execute(&mut log, &q.sql, &q.binds).await?;
+    log.commit().await?;
+    Ok(new.len())
+}
+
+/// The events whose id is not stored yet, each id once. An id is there already when a
+/// projection on SQLite stopped between its two commits, or when old rows were moved
+/// twice (`store::legacy_log`); otherwise ids are new (`group_commit`), so this costs
+/// one indexed query a batch.
+async fn not_stored<'a>(tx: &mut Tx, events: Vec<&'a NewResource>) -> Result<Vec<&'a NewResource>> {
+    let mut q = SqlQuery::default();
+    let ids: Vec<String> = events.iter().map(|e| q.text(&e.id)).collect();
+    q.sql = format!(
+        "SELECT res_id FROM resources WHERE res_type = 'AuditEvent' AND res_id IN ({})",
+        ids.join(", ")
+    );
+    let mut seen: HashSet<String> = fetch(tx, &q, &[Kind::Text])
+        .await?
+        .iter()
+        .filter_map(|r| r[0].text().map(str::to_string))
+        .collect();
+    Ok(events.into_iter().filter(|e| seen.insert(e.id.clone())).collect())
 }
 
 /// Whether a batch that read `read` rows (the newest `newest_read`) and takes them up to
@@ -224,7 +273,7 @@ pub async fn flush(state: &AppState) -> Result<()> {
 
 /// Rows of the log not yet stored as AuditEvents, by any process (`/metrics`).
 pub async fn backlog(state: &AppState) -> Result<i64> {
-    let mut conn = state.store().reader().await?;
+    let mut conn = state.store().log_reader().await?;
     let q = SqlQuery {
         sql: "SELECT COUNT(*) FROM audit_log".into(),
         ..Default::default()
@@ -235,7 +284,7 @@ pub async fn backlog(state: &AppState) -> Result<i64> {
 
 /// The newest logged row (at or below `upto`), if any.
 async fn last_logged(state: &AppState, upto: Option<i64>) -> Result<Option<i64>> {
-    let mut conn = state.store().reader().await?;
+    let mut conn = state.store().log_reader().await?;
     let mut q = SqlQuery::default();
     let bound = upto.map_or_else(String::new, |m| format!(" WHERE seq <= {}", q.int(m)));
     q.sql = format!("SELECT MAX(seq) FROM audit_log{bound}");

@@ -8,10 +8,11 @@ pub mod bulk;
 pub mod checkpoint;
 mod connect;
 mod error;
+mod legacy_log;
 pub mod resources;
 pub mod sql;
 
-pub use connect::{Backend, PoolStats, Store, redact as connect_redacted};
+pub use connect::{Backend, PoolStats, Store, audit_log_path, redact as connect_redacted};
 pub use error::StoreError;
 pub use resources::{Current, HistoryEntry, HistoryQuery, StoredVersion};
 
