@@ -52,8 +52,8 @@ impl Auditor {
     }
 
     /// A batch is in the log: the projector has work.
-    fn logged(&self) {
-        self.projector.logged();
+    fn logged(&self, rows: usize) {
+        self.projector.logged(rows);
     }
 
     /// Records waiting for their commit (the group commit's queue depth).
@@ -106,6 +106,9 @@ impl Auditor {
 
 async fn writer(state: AppState, mut rx: mpsc::UnboundedReceiver<Job>, counts: Arc<Counts>) {
     while let Some(first) = rx.recv().await {
+        // Answers wait here rather than the log growing (`projection::AHEAD_LIMIT`);
+        // what queues meanwhile joins this batch.
+        state.auditor().projector().keep_up().await;
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -198,7 +201,7 @@ pub async fn write_batch(state: &AppState, records: &[&Record]) -> Result<()> {
         bulk::insert(&mut log, &prior, PRIOR_ONCE).await?;
         log.commit().await?;
     }
-    state.auditor().logged();
+    state.auditor().logged(records.len());
     Ok(())
 }
 

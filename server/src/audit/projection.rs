@@ -14,7 +14,7 @@
 //! `FOR UPDATE SKIP LOCKED`, and a flush waits for rows another process holds.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -47,6 +47,21 @@ const GATHER: Duration = Duration::from_millis(100);
 /// How long a flush waits for rows another process is projecting.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Rows this process may have logged ahead of its projector before the group commit
+/// waits for it ([`Projector::keep_up`]): about half a second of projection.
+///
+/// Once the log no longer shares SQLite's writer with the projector, answers came
+/// faster than the projector, which gets a task's share of the CPU among hundreds of
+/// request tasks, could store their events: over 60 s of audited reads the log grew
+/// by ~270,000 rows, 41 s of projection after the load stopped, and every reader of
+/// AuditEvents (a patient asking who read their record) waits for all of it. Held to
+/// this, answers come at the rate the projector keeps up with (benches/README.md).
+const AHEAD_LIMIT: i64 = 4096;
+
+/// The longest the group commit waits for the projector at a time: a projector that
+/// keeps failing (a full disk) slows answers down but does not stop them.
+const MAX_HOLD: Duration = Duration::from_secs(1);
+
 /// The projector's state in one process (part of [`super::Auditor`]).
 #[derive(Default)]
 pub struct Projector {
@@ -56,11 +71,51 @@ pub struct Projector {
     /// Rung by the group commit after each logged batch.
     wake: Notify,
     projected: AtomicU64,
+    /// Rows logged by this process less rows projected by it: an estimate of the
+    /// backlog that costs no query (rows of other processes are theirs to project; it
+    /// never goes below zero when this one projects theirs).
+    ahead: AtomicI64,
+    /// Rung after each projecting transaction.
+    progressed: Notify,
+    /// A background projector runs in this process ([`spawn`]): only then is it worth
+    /// waiting for.
+    running: AtomicBool,
 }
 
 impl Projector {
-    pub fn logged(&self) {
+    pub fn logged(&self, rows: usize) {
+        self.ahead
+            .fetch_add(i64::try_from(rows).unwrap_or(i64::MAX), Ordering::Relaxed);
         self.wake.notify_one();
+    }
+
+    fn unlogged(&self, rows: usize) {
+        let rows = i64::try_from(rows).unwrap_or(i64::MAX);
+        let _ = self.ahead.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            Some(n.saturating_sub(rows).max(0))
+        });
+        self.progressed.notify_waiters();
+    }
+
+    /// Waits while this process's log is more than [`AHEAD_LIMIT`] rows ahead of its
+    /// projector (at most [`MAX_HOLD`]): called by the group commit before each batch,
+    /// so that under a sustained load answers slow down to what the projector keeps up
+    /// with instead of the log growing without end.
+    pub async fn keep_up(&self) {
+        if !self.running.load(Ordering::Relaxed) {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + MAX_HOLD;
+        loop {
+            // Registered before the check, so a transaction ending in between is seen.
+            let progressed = self.progressed.notified();
+            if self.ahead.load(Ordering::Relaxed) <= AHEAD_LIMIT {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, progressed).await.is_err() {
+                return;
+            }
+        }
     }
 
     /// AuditEvents this process stored from the log.
@@ -121,23 +176,23 @@ async fn project_batch(state: &AppState) -> Result<Projected> {
         let id = map.get("id").and_then(Value::as_str).map(str::to_string);
         events.push((seq, NewResource::prepare("AuditEvent", map, id, now)?));
     }
-    let stored = if state.store().log_is_separate() {
+    let (stored, unlogged) = if state.store().log_is_separate() {
         store_then_unlog(state, &events).await?
     } else {
         store_and_unlog(state, &events).await?
     };
-    state
-        .auditor()
-        .projector()
-        .projected
-        .fetch_add(stored as u64, Ordering::Relaxed);
+    let projector = state.auditor().projector();
+    projector.projected.fetch_add(stored as u64, Ordering::Relaxed);
+    projector.unlogged(unlogged);
     Ok(Projected { stored, full })
 }
 
 /// The log in the database (PostgreSQL): the rows are deleted in the transaction that
 /// stores their events. A row another process projected meanwhile is not returned by
 /// the `DELETE` (`SKIP LOCKED`), and its event is dropped here.
-async fn store_and_unlog(state: &AppState, events: &[(i64, NewResource)]) -> Result<usize> {
+///
+/// Returns the events stored and the rows taken out of the log.
+async fn store_and_unlog(state: &AppState, events: &[(i64, NewResource)]) -> Result<(usize, usize)> {
     let mut tx = state.store().begin_write().await?;
     let mut q = SqlQuery::default();
     let seqs: Vec<String> = events.iter().map(|(seq, _)| q.int(*seq)).collect();
@@ -161,12 +216,13 @@ async fn store_and_unlog(state: &AppState, events: &[(i64, NewResource)]) -> Res
         .collect();
     if mine.is_empty() {
         // Another process is storing them all.
-        return Ok(0);
+        return Ok((0, 0));
     }
+    let taken = mine.len();
     let new = not_stored(&mut tx, mine).await?;
     write::create_many(state, &mut tx, &new, "POST").await?;
     tx.commit().await?;
-    Ok(new.len())
+    Ok((new.len(), taken))
 }
 
 /// The log in a file of its own (SQLite): the events are stored in one transaction of
@@ -174,7 +230,7 @@ async fn store_and_unlog(state: &AppState, events: &[(i64, NewResource)]) -> Res
 /// was logged with and ids already stored are skipped, so a crash between the two
 /// commits, or another process (a second server on the file) that read the same rows,
 /// stores nothing twice.
-async fn store_then_unlog(state: &AppState, events: &[(i64, NewResource)]) -> Result<usize> {
+async fn store_then_unlog(state: &AppState, events: &[(i64, NewResource)]) -> Result<(usize, usize)> {
     let mut tx = state.store().begin_write().await?;
     let new = not_stored(&mut tx, events.iter().map(|(_, e)| e).collect()).await?;
     write::create_many(state, &mut tx, &new, "POST").await?;
@@ -185,7 +241,7 @@ async fn store_then_unlog(state: &AppState, events: &[(i64, NewResource)]) -> Re
     q.sql = format!("DELETE FROM audit_log WHERE seq IN ({})", seqs.join(", "));
     execute(&mut log, &q.sql, &q.binds).await?;
     log.commit().await?;
-    Ok(new.len())
+    Ok((new.len(), events.len()))
 }
 
 /// The events whose id is not stored yet, each id once. An id is there already when a
@@ -302,6 +358,7 @@ impl Handle {
     /// Stops the background task, then stores what is still logged, so that a server
     /// stopped gracefully leaves no row behind.
     pub async fn stop(self, state: &AppState) {
+        state.auditor().projector().running.store(false, Ordering::Relaxed);
         let _ = self.stop.send(true);
         let _ = self.task.await;
         if let Err(e) = flush(state).await {
@@ -314,6 +371,7 @@ impl Handle {
 /// for rows other processes logged (or left behind when they were killed).
 pub fn spawn(state: AppState) -> Handle {
     let (stop, mut stopped) = watch::channel(false);
+    state.auditor().projector().running.store(true, Ordering::Relaxed);
     let task = tokio::spawn(async move {
         let projector = state.auditor().projector();
         loop {
