@@ -27,19 +27,32 @@ use crate::store::sql::{Cell, Kind, SqlQuery, execute, fetch};
 use crate::store::{Backend, Tx};
 
 /// Rows projected per transaction: large enough to share each index page write among
-/// many events, small enough that SQLite's single writer is not kept from the group
-/// commit (and so from the answers waiting on it) for long. Measured with audited
-/// reads on SQLite (benches/README.md): 32 → 2,150 reads/s, p99 40 ms; 64 → 2,780–2,970,
-/// p99 40–45 ms; 256 → 2,650–2,930, p99 74–80 ms.
+/// many events. With the log in the database (PostgreSQL, and SQLite until it had a
+/// file of its own) a transaction also kept the group commit, and so the answers
+/// waiting on it, from the log for as long as it ran: measured with audited reads on
+/// SQLite then (benches/README.md), 32 → 2,150 reads/s, p99 40 ms; 64 → 2,780–2,970,
+/// p99 40–45 ms; 256 → 2,650–2,930, p99 74–80 ms. With the log apart, SQLite's
+/// projector takes 256, which sustained 4,470–4,490 reads/s over 30 s against 3,580
+/// with 64 (p99 29–31 ms against 24; 512: 4,730, p99 38).
 const BATCH: i64 = 64;
+const SQLITE_BATCH: i64 = 256;
 
-/// Bytes of logged events per transaction, whichever of this and [`BATCH`] comes first.
-/// A search's event names every resource it returned (a page with includes: ~100
-/// entities, ~150 index rows, 27 KB), so 64 of them would hold SQLite's writer, which
-/// every answer's audit row needs, for tens of milliseconds. 96 KB still takes 64 events
-/// of single reads (~1.4 KB each). At 1 M resources on SQLite it lowered the p99 of
-/// searches in eight A/B runs of nine, the median unchanged (benches/README.md).
+/// Bytes of logged events per transaction, whichever of this and the batch comes
+/// first. A search's event names every resource it returned (a page with includes:
+/// ~100 entities, ~150 index rows, 27 KB), so a batch of them would hold the
+/// database's writer for tens of milliseconds. 96 KB still takes 64 events of single
+/// reads (~1.4 KB each). At 1 M resources on SQLite it lowered the p99 of searches in
+/// eight A/B runs of nine, the median unchanged (benches/README.md).
 const BUDGET: usize = 96 * 1024;
+const SQLITE_BUDGET: usize = 384 * 1024;
+
+/// The most rows and bytes one projecting transaction takes on `backend`.
+fn batch_of(backend: Backend) -> (i64, usize) {
+    match backend {
+        Backend::Sqlite => (SQLITE_BATCH, SQLITE_BUDGET),
+        Backend::Postgres => (BATCH, BUDGET),
+    }
+}
 
 /// How long the background projector lets logged rows gather before it projects them.
 const GATHER: Duration = Duration::from_millis(100);
@@ -128,36 +141,38 @@ impl Projector {
 struct Projected {
     /// Events this transaction stored.
     stored: usize,
-    /// The log held a whole batch ([`BATCH`] rows or [`BUDGET`] bytes) when read: more
+    /// The log held a whole batch (its rows or its bytes, [`batch_of`]) when read: more
     /// may be waiting.
     full: bool,
 }
 
-/// Stores the oldest logged events ([`BATCH`] at most, and at most [`BUDGET`] bytes
+/// Stores the oldest logged events (a batch at most, [`batch_of`], counting bytes
 /// after the first) as AuditEvents and removes their rows.
 ///
 /// The events are read and prepared (JSON, search index rows) before the write
 /// transaction, so the database's writer is held only for the inserts.
 async fn project_batch(state: &AppState) -> Result<Projected> {
     let none = Projected { stored: 0, full: false };
+    let (batch, budget) = batch_of(state.store().backend());
     let (full, logged) = {
         let mut conn = state.store().log_reader().await?;
         // Sizes first, so that only the events this transaction takes are read.
         let mut q = SqlQuery::default();
         q.sql = format!(
             "SELECT seq, CAST(LENGTH(event) AS BIGINT) FROM audit_log ORDER BY seq LIMIT {}",
-            q.int(BATCH)
+            q.int(batch)
         );
         let sizes = fetch(&mut conn, &q, &[Kind::I64, Kind::I64]).await?;
-        let Some(last) = last_within_budget(sizes.iter().filter_map(|r| Some((r[0].i64()?, r[1].i64()?)))) else {
+        let sizes_read = sizes.iter().filter_map(|r| Some((r[0].i64()?, r[1].i64()?)));
+        let Some(last) = last_within_budget(sizes_read, budget) else {
             return Ok(none);
         };
-        let full = whole_batch(sizes.len(), sizes.last().and_then(|r| r[0].i64()), last);
+        let full = whole_batch(batch, sizes.len(), sizes.last().and_then(|r| r[0].i64()), last);
         let mut q = SqlQuery::default();
         q.sql = format!(
             "SELECT seq, event FROM audit_log WHERE seq <= {} ORDER BY seq LIMIT {}",
             q.int(last),
-            q.int(BATCH)
+            q.int(batch)
         );
         (full, fetch(&mut conn, &q, &[Kind::I64, Kind::Bytes]).await?)
     };
@@ -263,20 +278,21 @@ async fn not_stored<'a>(tx: &mut Tx, events: Vec<&'a NewResource>) -> Result<Vec
     Ok(events.into_iter().filter(|e| seen.insert(e.id.clone())).collect())
 }
 
-/// Whether a batch that read `read` rows (the newest `newest_read`) and takes them up to
-/// `last_taken` was a whole one: [`BATCH`] rows, or cut short by [`BUDGET`].
-fn whole_batch(read: usize, newest_read: Option<i64>, last_taken: i64) -> bool {
-    i64::try_from(read).is_ok_and(|n| n >= BATCH) || newest_read != Some(last_taken)
+/// Whether a batch of at most `batch` rows that read `read` rows (the newest
+/// `newest_read`) and takes them up to `last_taken` was a whole one: all its rows, or
+/// cut short by its bytes.
+fn whole_batch(batch: i64, read: usize, newest_read: Option<i64>, last_taken: i64) -> bool {
+    i64::try_from(read).is_ok_and(|n| n >= batch) || newest_read != Some(last_taken)
 }
 
-/// The last of `(seq, bytes)` (oldest first) that fits in [`BUDGET`] counting from the
+/// The last of `(seq, bytes)` (oldest first) that fits in `budget` counting from the
 /// first, which is always taken however large.
-fn last_within_budget(sizes: impl Iterator<Item = (i64, i64)>) -> Option<i64> {
+fn last_within_budget(sizes: impl Iterator<Item = (i64, i64)>, budget: usize) -> Option<i64> {
     let mut total = 0usize;
     let mut last = None;
     for (seq, len) in sizes {
         total += usize::try_from(len).unwrap_or(0);
-        if last.is_some() && total > BUDGET {
+        if last.is_some() && total > budget {
             break;
         }
         last = Some(seq);
@@ -445,22 +461,31 @@ mod tests {
     #[test]
     fn a_batch_stops_at_the_budget_but_always_takes_the_first_event() {
         let kb = 1024;
+        let budget = super::BUDGET;
         assert_eq!(
-            last_within_budget([(1, 40 * kb), (2, 40 * kb), (3, 40 * kb)].into_iter()),
+            last_within_budget([(1, 40 * kb), (2, 40 * kb), (3, 40 * kb)].into_iter(), budget),
             Some(2)
         );
-        assert_eq!(last_within_budget([(7, 200 * kb), (8, 1)].into_iter()), Some(7));
-        assert_eq!(last_within_budget((1..=64).map(|s| (s, 1400))), Some(64));
-        assert_eq!(last_within_budget(std::iter::empty()), None);
+        assert_eq!(last_within_budget([(7, 200 * kb), (8, 1)].into_iter(), budget), Some(7));
+        assert_eq!(last_within_budget((1..=64).map(|s| (s, 1400)), budget), Some(64));
+        assert_eq!(last_within_budget(std::iter::empty(), budget), None);
+        // SQLite's larger batch still takes 256 single reads' events.
+        assert_eq!(
+            last_within_budget((1..=256).map(|s| (s, 1400)), super::SQLITE_BUDGET),
+            Some(256)
+        );
     }
 
     #[test]
     fn only_whole_batches_keep_the_projector_going() {
-        use super::{BATCH, whole_batch};
-        let batch = usize::try_from(BATCH).unwrap_or(usize::MAX);
-        assert!(whole_batch(batch, Some(64), 64), "a full batch of rows");
-        assert!(whole_batch(10, Some(10), 7), "cut short by the byte budget");
-        assert!(!whole_batch(10, Some(10), 10), "the log emptied: stragglers wait");
+        use super::whole_batch;
+        assert!(whole_batch(64, 64, Some(64), 64), "a full batch of rows");
+        assert!(whole_batch(64, 10, Some(10), 7), "cut short by the byte budget");
+        assert!(!whole_batch(64, 10, Some(10), 10), "the log emptied: stragglers wait");
+        assert!(
+            !whole_batch(256, 64, Some(64), 64),
+            "64 rows are not SQLite's whole batch"
+        );
     }
 
     #[test]
