@@ -488,6 +488,34 @@ mod tests {
         );
     }
 
+    /// The group commit's hold: none while the log is at most `AHEAD_LIMIT` rows
+    /// ahead or no projector runs; otherwise until projections bring it back.
+    #[tokio::test]
+    async fn the_group_commit_waits_only_while_the_log_is_too_far_ahead() {
+        use super::{AHEAD_LIMIT, Projector};
+        use std::sync::Arc;
+        use std::sync::atomic::Ordering;
+        use std::time::Duration;
+        let limit = usize::try_from(AHEAD_LIMIT).unwrap_or(usize::MAX);
+        let p = Arc::new(Projector::default());
+        p.logged(limit + 100);
+        let quick = tokio::time::timeout(Duration::from_millis(50), p.keep_up()).await;
+        assert!(quick.is_ok(), "no projector runs: no hold");
+        p.running.store(true, Ordering::Relaxed);
+        let held = tokio::time::timeout(Duration::from_millis(50), p.keep_up()).await;
+        assert!(held.is_err(), "100 rows over the limit: held");
+        let waiting = tokio::spawn({
+            let p = p.clone();
+            async move { p.keep_up().await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        p.unlogged(100);
+        let released = tokio::time::timeout(Duration::from_millis(500), waiting).await;
+        assert!(released.is_ok(), "back at the limit: released");
+        p.unlogged(limit * 2);
+        assert_eq!(p.ahead.load(Ordering::Relaxed), 0, "never below zero");
+    }
+
     #[test]
     fn requests_that_may_read_audit_events() {
         assert!(may("GET", "/fhir/AuditEvent", "patient=Patient/1"));
