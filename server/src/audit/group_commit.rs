@@ -4,9 +4,9 @@
 //! PostgreSQL need no shared memory; a crash loses only records whose requests have
 //! not been answered yet.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -35,7 +35,15 @@ pub struct Auditor {
     /// Shared with the writer task (spawned `'static`, so it cannot borrow `self`).
     counts: Arc<Counts>,
     projector: Arc<Projector>,
+    /// Practitioner–patient pairs whose prior access (R4) this process has committed.
+    /// The fact is kept once, with its first time, so saying it again changes nothing;
+    /// on SQLite it is a transaction on the database's writer, which each batch of
+    /// practitioner reads would otherwise wait for behind the projector.
+    known_prior: Mutex<HashSet<(String, String)>>,
 }
+
+/// Pairs remembered before [`Auditor::known_prior`] starts over (a few MB at most).
+const KNOWN_PRIOR_MAX: usize = 100_000;
 
 /// What `/metrics` shows of the audit trail.
 #[derive(Default)]
@@ -54,6 +62,19 @@ impl Auditor {
     /// A batch is in the log: the projector has work.
     fn logged(&self, rows: usize) {
         self.projector.logged(rows);
+    }
+
+    fn prior_known(&self, practitioner: &str, patient: &str) -> bool {
+        let known = self.known_prior.lock().unwrap_or_else(PoisonError::into_inner);
+        known.contains(&(practitioner.to_string(), patient.to_string()))
+    }
+
+    fn remember_prior(&self, pairs: Vec<(String, String)>) {
+        let mut known = self.known_prior.lock().unwrap_or_else(PoisonError::into_inner);
+        if known.len() + pairs.len() > KNOWN_PRIOR_MAX {
+            known.clear();
+        }
+        known.extend(pairs);
     }
 
     /// Records waiting for their commit (the group commit's queue depth).
@@ -160,6 +181,7 @@ pub async fn write_batch(state: &AppState, records: &[&Record]) -> Result<()> {
     let (owners, names) = owners;
     let mut events = Rows::new("audit_log", LOG_COLUMNS);
     let mut prior = Rows::new("prior_access", PRIOR_COLUMNS);
+    let mut prior_pairs = Vec::new();
     for r in records {
         let patients = patients_of(r, &owners);
         let display = match &r.actor {
@@ -176,7 +198,8 @@ pub async fn write_batch(state: &AppState, records: &[&Record]) -> Result<()> {
             && r.succeeded()
             && r.action == "R"
         {
-            for p in &patients {
+            for p in patients.iter().filter(|p| !state.auditor().prior_known(id, p)) {
+                prior_pairs.push((id.clone(), p.clone()));
                 prior.push([
                     Bind::Text(Some(id.clone())),
                     Bind::Text(Some(p.clone())),
@@ -201,6 +224,7 @@ pub async fn write_batch(state: &AppState, records: &[&Record]) -> Result<()> {
         bulk::insert(&mut log, &prior, PRIOR_ONCE).await?;
         log.commit().await?;
     }
+    state.auditor().remember_prior(prior_pairs);
     state.auditor().logged(records.len());
     Ok(())
 }
