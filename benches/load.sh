@@ -7,7 +7,8 @@
 #   benches/load.sh postgres read post      # PostgreSQL, two scenarios
 #
 # Scenarios: read (audited GET Patient/{id}: token check, policy, audit record committed
-# before the answer), post (POST Observation: check, index, policy tables, audit),
+# before the answer), practitioner (the same read by a practitioner signed in through
+# the SMART flow on `carnet demo`'s data: also the R4 prior-access fact), post (POST Observation: check, index, policy tables, audit),
 # crud (50 % read, 20 % create, 20 % update, 10 % delete of Observations), ingest
 # (Synthea-style transaction Bundles, ~110 resources each, 4 connections), app (the
 # patient-app pattern: `carnet demo`, sign-ins through the SMART flow, then a patient's
@@ -15,14 +16,15 @@
 # same bytes from memory by a bare axum server: the ceiling), everything
 # (Patient/$everything of a patient with 2,000 resources: first page, then all pages).
 # Environment: SECS (10), CONNS (32), CARNET_BIN (default: the release build in
-# $CARGO_TARGET_DIR), SKIP_BUILD=1, PG_ADMIN (postgres://postgres@127.0.0.1:5432/postgres).
+# $CARGO_TARGET_DIR), SKIP_BUILD=1, PG_ADMIN (postgres://postgres@127.0.0.1:5432/postgres),
+# SERVER_LOG (the server's CARNET_LOG: warn).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 backend=${1:-sqlite}
 shift || true
 scenarios=("$@")
-[ ${#scenarios[@]} -eq 0 ] && scenarios=(read post crud ingest app static everything)
+[ ${#scenarios[@]} -eq 0 ] && scenarios=(read practitioner post crud ingest app static everything)
 secs=${SECS:-10}
 conns=${CONNS:-32}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/carnet-release}
@@ -58,7 +60,7 @@ log() { echo "== $* (load average: $(cut -d' ' -f1-3 /proc/loadavg))"; }
   --data-dir "$work/data" --outbox-dir "$work/outbox" > "$work/client.txt"
 secret=$(grep -oE '[A-Za-z0-9_-]{20,}' "$work/client.txt" | tail -n 1)
 # The rate limiters stay in the path (their cost is measured) with limits no run reaches.
-CARNET_LOG=warn "$carnet" serve --database-url "$url" --listen "127.0.0.1:$port" \
+CARNET_LOG=${SERVER_LOG:-warn} "$carnet" serve --database-url "$url" --listen "127.0.0.1:$port" \
   --rate-limit-ip 100000000 --rate-limit-client 100000000 \
   --data-dir "$work/data" --outbox-dir "$work/outbox" > "$work/server.log" 2>&1 &
 server=$!
@@ -128,31 +130,39 @@ for s in "${scenarios[@]}"; do
       rps=$(sed 's/rps=\([0-9.]*\).*/\1/' <<< "$res")
       echo "   resources/s: $(awk -v r="$rps" -v p="$per" 'BEGIN {printf "%.0f", r * p}')"
       ;;
-    app)
+    app | practitioner)
       "$carnet" demo --database-url "$url" --data-dir "$work/data" --outbox-dir "$work/outbox" > /dev/null
       auth=http://127.0.0.1:$port/auth app=http://127.0.0.1:8765/callback
+      # signin USER SCOPE: the SMART flow with PKCE, as the demo app.
       signin() {
         local verifier challenge tx six code
         verifier=$(openssl rand -hex 32)
         challenge=$(printf %s "$verifier" | openssl dgst -sha256 -binary | openssl base64 | tr '+/' '-_' | tr -d '=\n')
-        tx=$(curl -s "$auth/authorize?response_type=code&client_id=demo-app&redirect_uri=$app&scope=launch/patient+openid+fhirUser+patient/*.rs&state=xyz&aud=$base&code_challenge=$challenge&code_challenge_method=S256" |
+        tx=$(curl -s "$auth/authorize?response_type=code&client_id=demo-app&redirect_uri=$app&scope=$2&state=xyz&aud=$base&code_challenge=$challenge&code_challenge_method=S256" |
           sed -n 's/.*name="tx" value="\([^"]*\)".*/\1/p')
-        curl -s -o /dev/null -d tx="$tx" -d username=lea -d password=carnet-demo "$auth/authorize"
+        curl -s -o /dev/null -d tx="$tx" -d username="$1" -d password=carnet-demo "$auth/authorize"
         six=$(jq -r .code "$(ls -t "$work"/outbox/*.json | head -1)")
         code=$(curl -s -o /dev/null -w '%{redirect_url}' -d tx="$tx" -d code="$six" "$auth/authorize" | sed 's/.*code=\([^&]*\).*/\1/')
         curl -s -d grant_type=authorization_code -d code="$code" -d client_id=demo-app \
           -d redirect_uri="$app" -d code_verifier="$verifier" "$auth/token" | jq -r .access_token
       }
-      n=${SIGNINS:-10}
-      start=$(date +%s%N)
-      for _ in $(seq 1 "$n"); do LEA=$(signin); done
-      log "app: $n sign-ins (authorize, password, emailed code, token; curl, one after another): $(( ($(date +%s%N) - start) / 1000000 / n )) ms each"
-      [[ $LEA == null || -z $LEA ]] && { echo "sign-in failed" >&2; exit 1; }
-      printf '%s\n' "/fhir/Patient/demo-lea/\$everything" "/fhir/AuditEvent?patient=Patient/demo-lea&_sort=-date&_count=20" \
-        "/fhir/Patient/demo-lea" "/fhir/Observation?patient=Patient/demo-lea&_count=20" > "$work/app.txt"
-      log "app: Léa's token on \$everything, AuditEvent search, Patient, Observation search in turn, $conns connections, ${secs}s"
-      WRK_PATHS="$work/app.txt" WRK_TOKEN=$LEA \
-        wrk -t2 -c"$conns" -d"${secs}s" -s "$here/wrk/mix.lua" "http://127.0.0.1:$port" | tail -n 1
+      if [[ $s == practitioner ]]; then
+        DOC=$(signin dr.cote 'openid+fhirUser+user/*.rs')
+        [[ $DOC == null || -z $DOC ]] && { echo "sign-in failed" >&2; exit 1; }
+        log "practitioner: Dre Côté's token on GET Patient/demo-lea (policy, prior access, audit), $conns connections, ${secs}s"
+        TOKEN=$DOC wrk -t2 -c"$conns" -d"${secs}s" -s "$here/wrk/report.lua" "$base/Patient/demo-lea" | tail -n 1
+      else
+        n=${SIGNINS:-10}
+        start=$(date +%s%N)
+        for _ in $(seq 1 "$n"); do LEA=$(signin lea 'launch/patient+openid+fhirUser+patient/*.rs'); done
+        log "app: $n sign-ins (authorize, password, emailed code, token; curl, one after another): $(( ($(date +%s%N) - start) / 1000000 / n )) ms each"
+        [[ $LEA == null || -z $LEA ]] && { echo "sign-in failed" >&2; exit 1; }
+        printf '%s\n' "/fhir/Patient/demo-lea/\$everything" "/fhir/AuditEvent?patient=Patient/demo-lea&_sort=-date&_count=20" \
+          "/fhir/Patient/demo-lea" "/fhir/Observation?patient=Patient/demo-lea&_count=20" > "$work/app.txt"
+        log "app: Léa's token on \$everything, AuditEvent search, Patient, Observation search in turn, $conns connections, ${secs}s"
+        WRK_PATHS="$work/app.txt" WRK_TOKEN=$LEA \
+          wrk -t2 -c"$conns" -d"${secs}s" -s "$here/wrk/mix.lua" "http://127.0.0.1:$port" | tail -n 1
+      fi
       ;;
     static)
       sport=$((port + 1))

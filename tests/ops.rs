@@ -229,3 +229,55 @@ async fn traces_reach_an_otlp_collector() {
     assert!(!contains(&body.1, b"secret-query"), "no query string in spans");
     serve.kill_nine();
 }
+
+/// How SQLite plans a read of a resource by id, as `EXPLAIN QUERY PLAN` says it.
+async fn read_plan(c: &mut sqlx::SqliteConnection) -> String {
+    // The shape of a read under the policy (a refusal check, docs/policy.md R4).
+    const PLAN: &str = "EXPLAIN QUERY PLAN SELECT v.content, CASE WHEN NOT EXISTS \
+                        (SELECT 1 FROM patient_compartment pc JOIN patient_refusal pr \
+                        ON pr.patient_id = pc.patient_id WHERE pc.pk = r.pk) THEN 1 ELSE 0 END \
+                        FROM resources r JOIN resource_versions v ON v.pk = r.pk AND v.version = r.version \
+                        WHERE r.res_type = 'Patient' AND r.res_id = 'st-1'";
+    let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(PLAN).fetch_all(c).await.unwrap();
+    rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("; ")
+}
+
+/// SQLite's planner statistics follow the data (`store::statistics`): statistics taken
+/// while `resources` held one row make SQLite plan a read by id as a table scan; once
+/// the table has grown, the server's refresh re-analyses it and the read is an index
+/// search again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_statistics_follow_the_data() {
+    use sqlx::Connection;
+    let s = TestServer::start(carnet_tests::Backend::Sqlite).await;
+    let put = |i: usize| {
+        let s = &s;
+        async move {
+            let body = json!({"resourceType": "Patient", "id": format!("st-{i}")});
+            let r = s
+                .send_json(reqwest::Method::PUT, &format!("Patient/st-{i}"), &body)
+                .await;
+            assert_eq!(r.status(), 201);
+        }
+    };
+    put(0).await;
+    let mut c = sqlx::SqliteConnection::connect(&s.database_url).await.unwrap();
+    sqlx::query("ANALYZE").execute(&mut c).await.unwrap();
+    for i in 1..=300 {
+        put(i).await;
+    }
+    let before = read_plan(&mut c).await;
+    assert!(before.starts_with("SCAN r"), "statistics of one row: {before}");
+    s.state().store().refresh_statistics().await.unwrap();
+    // A new connection reads the new statistics.
+    let mut c = sqlx::SqliteConnection::connect(&s.database_url).await.unwrap();
+    let after = read_plan(&mut c).await;
+    assert!(after.contains("USING INDEX"), "after the refresh: {after}");
+    let stat: String = sqlx::query_scalar("SELECT stat FROM sqlite_stat1 WHERE idx = 'sqlite_autoindex_resources_1'")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    let rows: i64 = stat.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(rows > 300, "resources re-analysed: {stat}");
+    s.stop().await;
+}

@@ -43,6 +43,7 @@ pub async fn serve(
     crate::audit::projection::flush(&state).await?;
     let projector = crate::audit::projection::spawn(state.clone());
     let checkpoints = crate::store::checkpoint::spawn(store.clone());
+    let statistics = crate::store::statistics::spawn(store.clone());
     let audit_state = state.clone();
     // Bulk $export jobs run in every process, next to the requests (docs/bulk.md).
     let exports = crate::service::export::worker::spawn(state.clone());
@@ -87,6 +88,9 @@ pub async fn serve(
     projector.stop(&audit_state).await;
     if let Some(c) = checkpoints {
         c.stop().await;
+    }
+    if let Some(s) = statistics {
+        s.stop().await;
     }
     store.close().await;
     Ok(())

@@ -252,6 +252,23 @@ impl Store {
         Ok(())
     }
 
+    /// Re-analyses the SQLite tables whose size changed a lot since their statistics
+    /// were taken (no-op on PostgreSQL): [`super::statistics`].
+    pub async fn refresh_statistics(&self) -> Result<(), StoreError> {
+        if let Store::Sqlite { write, .. } = self {
+            let mut c = write.acquire().await?;
+            let limit = super::statistics::ANALYSIS_LIMIT;
+            sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA analysis_limit = {limit}")))
+                .execute(&mut *c)
+                .await?;
+            let done = sqlx::query("PRAGMA optimize=0x10002").execute(&mut *c).await;
+            // A bulk load's full ANALYZE ([`Store::analyze`]) runs on this connection too.
+            sqlx::query("PRAGMA analysis_limit = 0").execute(&mut *c).await?;
+            done?;
+        }
+        Ok(())
+    }
+
     /// Refreshes the planners' statistics: after a bulk load both planners would
     /// otherwise plan as if the tables were empty.
     pub async fn analyze(&self) -> Result<(), StoreError> {

@@ -11,6 +11,7 @@ mod error;
 mod legacy_log;
 pub mod resources;
 pub mod sql;
+pub mod statistics;
 
 pub use connect::{Backend, PoolStats, Store, audit_log_path, redact as connect_redacted};
 pub use error::StoreError;

@@ -1,0 +1,61 @@
+//! SQLite's planner statistics kept in step with the data.
+//!
+//! SQLite gathers statistics only when told (`ANALYZE`), and plans from the last ones
+//! for good. A store opened when nearly empty (a new server, `carnet demo` loaded next)
+//! kept statistics saying `resources` had one row, and SQLite then planned reads as
+//! table scans: a practitioner's audited read of a Patient took 6.7 ms in its SQL,
+//! scanning a compartment that every AuditEvent about the patient grows (~1,000
+//! reads/s instead of ~4,500; benches/README.md). `PRAGMA optimize` re-analyses only
+//! the tables whose size changed a lot since their last analysis, sampling at most
+//! [`ANALYSIS_LIMIT`] rows an index, so running it every [`EVERY`] costs little.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::{Backend, Store};
+
+/// How often a serving process looks at the tables' sizes.
+pub const EVERY: Duration = Duration::from_secs(30);
+
+/// Rows an index is sampled on when re-analysed (sqlite.org/lang_analyze.html).
+pub const ANALYSIS_LIMIT: u32 = 1000;
+
+pub struct Handle {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Handle {
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Starts refreshing a SQLite store's statistics (`None` on PostgreSQL, whose
+/// autovacuum analyses tables as they change).
+pub fn spawn(store: Store) -> Option<Handle> {
+    if store.backend() != Backend::Sqlite {
+        return None;
+    }
+    let (stop, mut stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(EVERY) => {}
+                _ = stopped.changed() => return,
+            }
+            match store.refresh_statistics().await {
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "refreshing planner statistics failing");
+                }
+                Err(_) => {}
+                Ok(()) => failing = false,
+            }
+        }
+    });
+    Some(Handle { stop, task })
+}
