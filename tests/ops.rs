@@ -230,22 +230,39 @@ async fn traces_reach_an_otlp_collector() {
     serve.kill_nine();
 }
 
-/// How SQLite plans a read of a resource by id, as `EXPLAIN QUERY PLAN` says it.
-async fn read_plan(c: &mut sqlx::SqliteConnection) -> String {
+/// How one of the server's own SQLite readers plans a read of a resource by id under
+/// the policy, as `EXPLAIN QUERY PLAN` says it; `n` readers held at once.
+async fn reader_plans(s: &TestServer, n: usize) -> Vec<String> {
+    use carnet::store::sql::{Kind, SqlQuery, fetch};
     // The shape of a read under the policy (a refusal check, docs/policy.md R4).
     const PLAN: &str = "EXPLAIN QUERY PLAN SELECT v.content, CASE WHEN NOT EXISTS \
                         (SELECT 1 FROM patient_compartment pc JOIN patient_refusal pr \
                         ON pr.patient_id = pc.patient_id WHERE pc.pk = r.pk) THEN 1 ELSE 0 END \
                         FROM resources r JOIN resource_versions v ON v.pk = r.pk AND v.version = r.version \
                         WHERE r.res_type = 'Patient' AND r.res_id = 'st-1'";
-    let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(PLAN).fetch_all(c).await.unwrap();
-    rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("; ")
+    let mut held = Vec::new();
+    for _ in 0..n {
+        held.push(s.state().store().reader().await.unwrap());
+    }
+    let mut plans = Vec::new();
+    for c in &mut held {
+        let q = SqlQuery {
+            sql: PLAN.into(),
+            ..Default::default()
+        };
+        let rows = fetch(c, &q, &[Kind::I64, Kind::I64, Kind::I64, Kind::Text])
+            .await
+            .unwrap();
+        let plan: Vec<String> = rows.iter().filter_map(|r| r[3].text().map(str::to_string)).collect();
+        plans.push(plan.join("; "));
+    }
+    plans
 }
 
 /// SQLite's planner statistics follow the data (`store::statistics`): statistics taken
-/// while `resources` held one row make SQLite plan a read by id as a table scan; once
-/// the table has grown, the server's refresh re-analyses it and the read is an index
-/// search again.
+/// while `resources` held one row make SQLite plan a read by id as table scans; once
+/// the table has grown, the server's refresh re-analyses it, and its readers, which
+/// load statistics only when they open, are replaced, so each plans index searches.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_statistics_follow_the_data() {
     use sqlx::Connection;
@@ -266,13 +283,18 @@ async fn sqlite_statistics_follow_the_data() {
     for i in 1..=300 {
         put(i).await;
     }
-    let before = read_plan(&mut c).await;
-    assert!(before.starts_with("SCAN r"), "statistics of one row: {before}");
+    // The pool's four readers, some opened after those statistics.
+    let before = reader_plans(&s, 4).await;
+    assert!(
+        before.iter().any(|p| p.starts_with("SCAN r")),
+        "statistics of one row: {before:?}"
+    );
     s.state().store().refresh_statistics().await.unwrap();
-    // A new connection reads the new statistics.
-    let mut c = sqlx::SqliteConnection::connect(&s.database_url).await.unwrap();
-    let after = read_plan(&mut c).await;
-    assert!(after.contains("USING INDEX"), "after the refresh: {after}");
+    let after = reader_plans(&s, 4).await;
+    assert!(
+        after.iter().all(|p| p.contains("USING INDEX") && !p.contains("SCAN r")),
+        "after the refresh: {after:?}"
+    );
     let stat: String = sqlx::query_scalar("SELECT stat FROM sqlite_stat1 WHERE idx = 'sqlite_autoindex_resources_1'")
         .fetch_one(&mut c)
         .await

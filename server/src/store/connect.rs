@@ -1,6 +1,8 @@
 use std::path::Path;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -49,6 +51,8 @@ pub enum Store {
         /// The audit log's own file ([`audit_log_path`]): its one writer and its readers.
         log_write: SqlitePool,
         log_read: SqlitePool,
+        /// When the planner statistics last changed ([`Store::refresh_statistics`]).
+        statistics: Arc<StatisticsChanged>,
     },
     Postgres(PgPool),
 }
@@ -124,8 +128,19 @@ impl Store {
             // SQLite never gathers statistics by itself; this refreshes the ones that are
             // stale, cheaply (sqlite.org/lang_analyze.html#pragma_optimize).
             sqlx::query("PRAGMA optimize=0x10002").execute(&write).await?;
+            let statistics = Arc::new(StatisticsChanged::default());
             let read = SqlitePoolOptions::new()
                 .max_connections(max_connections.max(2))
+                // A connection reads the statistics once, when it opens: one opened
+                // before they last changed is replaced (cheaply: every write commit
+                // empties a reader's page cache anyway).
+                .before_acquire({
+                    let statistics = statistics.clone();
+                    move |_, meta| {
+                        let fresh = !statistics.since(meta.age);
+                        Box::pin(async move { Ok(fresh) })
+                    }
+                })
                 // Readers keep SQLite's default page cache: each write commit (every
                 // audited request makes one) empties a reader's cache at its next read,
                 // and emptying costs more the bigger the cache (perf: pcache1TruncateUnsafe).
@@ -152,6 +167,7 @@ impl Store {
                 checkpoint,
                 log_write,
                 log_read,
+                statistics,
             })
         } else {
             Err(StoreError::UnsupportedUrl(redact(url)))
@@ -255,16 +271,21 @@ impl Store {
     /// Re-analyses the SQLite tables whose size changed a lot since their statistics
     /// were taken (no-op on PostgreSQL): [`super::statistics`].
     pub async fn refresh_statistics(&self) -> Result<(), StoreError> {
-        if let Store::Sqlite { write, .. } = self {
-            let mut c = write.acquire().await?;
-            let limit = super::statistics::ANALYSIS_LIMIT;
-            sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA analysis_limit = {limit}")))
-                .execute(&mut *c)
-                .await?;
-            let done = sqlx::query("PRAGMA optimize=0x10002").execute(&mut *c).await;
-            // A bulk load's full ANALYZE ([`Store::analyze`]) runs on this connection too.
-            sqlx::query("PRAGMA analysis_limit = 0").execute(&mut *c).await?;
-            done?;
+        let Store::Sqlite { write, statistics, .. } = self else {
+            return Ok(());
+        };
+        let mut c = write.acquire().await?;
+        let before = statistics_of(&mut c).await;
+        let limit = super::statistics::ANALYSIS_LIMIT;
+        sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA analysis_limit = {limit}")))
+            .execute(&mut *c)
+            .await?;
+        let done = sqlx::query("PRAGMA optimize=0x10002").execute(&mut *c).await;
+        // A bulk load's full ANALYZE ([`Store::analyze`]) runs on this connection too.
+        sqlx::query("PRAGMA analysis_limit = 0").execute(&mut *c).await?;
+        done?;
+        if statistics_of(&mut c).await != before {
+            statistics.changed();
         }
         Ok(())
     }
@@ -332,6 +353,7 @@ impl Store {
                 checkpoint,
                 log_write,
                 log_read,
+                ..
             } => {
                 checkpoint.close().await;
                 read.close().await;
@@ -342,6 +364,49 @@ impl Store {
             Store::Postgres(pool) => pool.close().await,
         }
     }
+}
+
+/// When SQLite's planner statistics last changed, for replacing the readers that
+/// loaded older ones (SQLite loads them with the schema, and neither `ANALYZE` on
+/// another connection nor a schema change reloads them: seen with `EXPLAIN QUERY PLAN`).
+#[derive(Default)]
+pub struct StatisticsChanged {
+    /// Nanoseconds from `start` to the last change; 0: never.
+    at: AtomicU64,
+    start: OnceLock<Instant>,
+}
+
+impl StatisticsChanged {
+    fn start(&self) -> Instant {
+        *self.start.get_or_init(Instant::now)
+    }
+
+    fn changed(&self) {
+        let ns = u64::try_from(self.start().elapsed().as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.at.store(ns, Ordering::Relaxed);
+    }
+
+    /// Whether a connection opened `age` ago predates the last change.
+    fn since(&self, age: Duration) -> bool {
+        let at = self.at.load(Ordering::Relaxed);
+        if at == 0 {
+            return false;
+        }
+        let now = self.start().elapsed();
+        age > now.saturating_sub(Duration::from_nanos(at))
+    }
+}
+
+/// SQLite's statistics as one string, to tell whether `PRAGMA optimize` changed them
+/// (`None` before the first analysis, when the table does not exist).
+async fn statistics_of(c: &mut sqlx::SqliteConnection) -> Option<String> {
+    sqlx::query_scalar("SELECT group_concat(tbl || ' ' || coalesce(idx, '') || ' ' || stat, ';') FROM sqlite_stat1")
+        .fetch_one(c)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Database URLs may carry passwords; never log them.

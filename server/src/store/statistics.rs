@@ -7,7 +7,9 @@
 //! scanning a compartment that every AuditEvent about the patient grows (~1,000
 //! reads/s instead of ~4,500; benches/README.md). `PRAGMA optimize` re-analyses only
 //! the tables whose size changed a lot since their last analysis, sampling at most
-//! [`ANALYSIS_LIMIT`] rows an index, so running it every [`EVERY`] costs little.
+//! [`ANALYSIS_LIMIT`] rows an index, so running it every [`EVERY`] costs little; when
+//! it changed them, the readers opened before are replaced as they are next acquired
+//! (`store::connect`), since a SQLite connection reads statistics once, when it opens.
 
 use std::time::Duration;
 
@@ -16,7 +18,7 @@ use tokio::sync::watch;
 use super::{Backend, Store};
 
 /// How often a serving process looks at the tables' sizes.
-pub const EVERY: Duration = Duration::from_secs(30);
+pub const EVERY: Duration = Duration::from_secs(10);
 
 /// Rows an index is sampled on when re-analysed (sqlite.org/lang_analyze.html).
 pub const ANALYSIS_LIMIT: u32 = 1000;
