@@ -9,6 +9,7 @@ pub mod checkpoint;
 mod connect;
 mod error;
 mod legacy_log;
+mod periodic;
 pub mod resources;
 pub mod sql;
 pub mod statistics;

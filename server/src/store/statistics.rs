@@ -13,9 +13,8 @@
 
 use std::time::Duration;
 
-use tokio::sync::watch;
-
-use super::{Backend, Store};
+use super::Store;
+use super::periodic::{self, Handle};
 
 /// How often a serving process looks at the tables' sizes.
 pub const EVERY: Duration = Duration::from_secs(10);
@@ -23,41 +22,9 @@ pub const EVERY: Duration = Duration::from_secs(10);
 /// Rows an index is sampled on when re-analysed (sqlite.org/lang_analyze.html).
 pub const ANALYSIS_LIMIT: u32 = 1000;
 
-pub struct Handle {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Handle {
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-}
-
-/// Starts refreshing a SQLite store's statistics (`None` on PostgreSQL, whose
-/// autovacuum analyses tables as they change).
+/// Starts refreshing a SQLite store's statistics (`None` on PostgreSQL).
 pub fn spawn(store: Store) -> Option<Handle> {
-    if store.backend() != Backend::Sqlite {
-        return None;
-    }
-    let (stop, mut stopped) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        let mut failing = false;
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(EVERY) => {}
-                _ = stopped.changed() => return,
-            }
-            match store.refresh_statistics().await {
-                Err(e) if !failing => {
-                    failing = true;
-                    tracing::warn!(error = %e, "refreshing planner statistics failing");
-                }
-                Err(_) => {}
-                Ok(()) => failing = false,
-            }
-        }
-    });
-    Some(Handle { stop, task })
+    periodic::on_sqlite(store, "refreshing planner statistics", EVERY, |s| async move {
+        s.refresh_statistics().await
+    })
 }
