@@ -460,4 +460,49 @@ async fn paging_type_since(s: &TestServer) {
     assert!(self_link.contains("_since="), "{self_link}");
 }
 
-on_both_backends!(who_gets_what, refusal, paging_type_since);
+/// What `$everything` brings in by reference comes from the record, not from its
+/// access trail: a practitioner who only read the record (named by an AuditEvent in
+/// the patient's compartment) is not part of it.
+async fn readers_of_the_record_are_not_part_of_it(s: &TestServer) {
+    let reader = id(&s
+        .create(json!({"resourceType": "Practitioner", "name": [{"family": "Lecteur"}]}))
+        .await);
+    let a = id(&s
+        .create(json!({"resourceType": "Patient", "name": [{"family": "Lu"}], "birthDate": "1980-01-01"}))
+        .await);
+    let t = user_token(s, &format!("Practitioner/{reader}"), PRACTITIONER_SCOPES)
+        .await
+        .unwrap();
+    assert_eq!(as_get(s, &t, &format!("Patient/{a}")).await.0, 200);
+    // A search of AuditEvents stores the logged ones first: the read's is then there.
+    let (st, b) = s
+        .get_json(&format!(
+            "AuditEvent?patient=Patient/{a}&agent=Practitioner/{reader}&_summary=count"
+        ))
+        .await;
+    assert_eq!(st, 200, "{b}");
+    assert!(b["total"].as_i64().is_some_and(|n| n >= 1), "{b}");
+    let (st, b) = s.get_json(&format!("Patient/{a}/$everything")).await;
+    assert_eq!(st, 200, "{b}");
+    let got: Vec<String> = b["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            format!(
+                "{}/{}",
+                e["resource"]["resourceType"].as_str().unwrap_or(""),
+                e["resource"]["id"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert!(got.contains(&format!("Patient/{a}")), "{got:?}");
+    assert!(!got.contains(&format!("Practitioner/{reader}")), "{got:?}");
+}
+
+on_both_backends!(
+    who_gets_what,
+    refusal,
+    paging_type_since,
+    readers_of_the_record_are_not_part_of_it
+);

@@ -221,7 +221,11 @@ fn selection(scope: &AccessScope, patient: &str, params: &EverythingParams, afte
         None => (String::new(), String::new()),
     };
     // One IN over a UNION: both planners then drive the page from the patient's pks
-    // (in pk order, so no sort) instead of walking every resource.
+    // (in pk order, so no sort) instead of walking every resource. What is referenced
+    // comes from the record, not from its access trail: the AuditEvents in the
+    // compartment (which every request about the patient adds to) would bring in
+    // whoever read the record, and joining their references made each call cost time
+    // in proportion to the trail (up to 8 s under the app scenario, benches/README.md).
     let mut w = vec![
         "r.deleted = FALSE".to_string(),
         format!(
@@ -230,7 +234,8 @@ fn selection(scope: &AccessScope, patient: &str, params: &EverythingParams, afte
              JOIN resources ev_s ON ev_s.pk = ev_sc.pk \
              JOIN idx_reference ev_ref ON ev_ref.pk = ev_sc.pk \
              JOIN resources ev_t ON ev_t.res_type = ev_ref.target_type AND ev_t.res_id = ev_ref.target_id \
-             WHERE ev_sc.patient_id = {p} AND ev_s.deleted = FALSE AND {targets}{after_t}{source_scope})"
+             WHERE ev_sc.patient_id = {p} AND ev_s.deleted = FALSE \
+             AND (ev_s.res_type || '') <> 'AuditEvent' AND {targets}{after_t}{source_scope})"
         ),
     ];
     match q.type_filter("(r.res_type || '')", &params.types) {
