@@ -484,18 +484,7 @@ async fn readers_of_the_record_are_not_part_of_it(s: &TestServer) {
     assert!(b["total"].as_i64().is_some_and(|n| n >= 1), "{b}");
     let (st, b) = s.get_json(&format!("Patient/{a}/$everything")).await;
     assert_eq!(st, 200, "{b}");
-    let got: Vec<String> = b["entry"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            format!(
-                "{}/{}",
-                e["resource"]["resourceType"].as_str().unwrap_or(""),
-                e["resource"]["id"].as_str().unwrap_or("")
-            )
-        })
-        .collect();
+    let got = entries(&b);
     assert!(got.contains(&format!("Patient/{a}")), "{got:?}");
     assert!(!got.contains(&format!("Practitioner/{reader}")), "{got:?}");
 }
