@@ -64,12 +64,14 @@ impl Auditor {
         self.projector.logged(rows);
     }
 
-    fn prior_known(&self, practitioner: &str, patient: &str) -> bool {
+    /// The facts among `facts` (practitioner, patient, time) not committed yet.
+    fn unknown_prior(&self, mut facts: Vec<(String, String, i64)>) -> Vec<(String, String, i64)> {
         let known = self.known_prior.lock().unwrap_or_else(PoisonError::into_inner);
-        known.contains(&(practitioner.to_string(), patient.to_string()))
+        facts.retain(|(practitioner, patient, _)| !known.contains(&(practitioner.clone(), patient.clone())));
+        facts
     }
 
-    fn remember_prior(&self, pairs: Vec<(String, String)>) {
+    fn remember_prior(&self, pairs: impl ExactSizeIterator<Item = (String, String)>) {
         let mut known = self.known_prior.lock().unwrap_or_else(PoisonError::into_inner);
         if known.len() + pairs.len() > KNOWN_PRIOR_MAX {
             known.clear();
@@ -180,8 +182,7 @@ pub async fn write_batch(state: &AppState, records: &[&Record]) -> Result<()> {
     };
     let (owners, names) = owners;
     let mut events = Rows::new("audit_log", LOG_COLUMNS);
-    let mut prior = Rows::new("prior_access", PRIOR_COLUMNS);
-    let mut prior_pairs = Vec::new();
+    let mut facts = Vec::new();
     for r in records {
         let patients = patients_of(r, &owners);
         let display = match &r.actor {
@@ -198,15 +199,17 @@ pub async fn write_batch(state: &AppState, records: &[&Record]) -> Result<()> {
             && r.succeeded()
             && r.action == "R"
         {
-            for p in patients.iter().filter(|p| !state.auditor().prior_known(id, p)) {
-                prior_pairs.push((id.clone(), p.clone()));
-                prior.push([
-                    Bind::Text(Some(id.clone())),
-                    Bind::Text(Some(p.clone())),
-                    Bind::I64(Some(r.recorded)),
-                ]);
-            }
+            facts.extend(patients.iter().map(|p| (id.clone(), p.clone(), r.recorded)));
         }
+    }
+    let facts = state.auditor().unknown_prior(facts);
+    let mut prior = Rows::new("prior_access", PRIOR_COLUMNS);
+    for (practitioner, patient, at) in &facts {
+        prior.push([
+            Bind::Text(Some(practitioner.clone())),
+            Bind::Text(Some(patient.clone())),
+            Bind::I64(Some(*at)),
+        ]);
     }
     const PRIOR_ONCE: &str = "ON CONFLICT (practitioner_id, patient_id) DO NOTHING";
     let mut log = state.store().begin_log_write().await?;
@@ -224,7 +227,11 @@ pub async fn write_batch(state: &AppState, records: &[&Record]) -> Result<()> {
         bulk::insert(&mut log, &prior, PRIOR_ONCE).await?;
         log.commit().await?;
     }
-    state.auditor().remember_prior(prior_pairs);
+    state.auditor().remember_prior(
+        facts
+            .into_iter()
+            .map(|(practitioner, patient, _)| (practitioner, patient)),
+    );
     state.auditor().logged(records.len());
     Ok(())
 }

@@ -212,13 +212,10 @@ async fn store_and_unlog(state: &AppState, events: &[(i64, NewResource)]) -> Res
     let mut q = SqlQuery::default();
     let seqs: Vec<String> = events.iter().map(|(seq, _)| q.int(*seq)).collect();
     let seqs = seqs.join(", ");
-    q.sql = match state.store().backend() {
-        Backend::Postgres => format!(
-            "DELETE FROM audit_log WHERE seq IN \
+    q.sql = format!(
+        "DELETE FROM audit_log WHERE seq IN \
              (SELECT seq FROM audit_log WHERE seq IN ({seqs}) FOR UPDATE SKIP LOCKED) RETURNING seq"
-        ),
-        Backend::Sqlite => format!("DELETE FROM audit_log WHERE seq IN ({seqs}) RETURNING seq"),
-    };
+    );
     let taken: HashSet<i64> = fetch(&mut tx, &q, &[Kind::I64])
         .await?
         .iter()

@@ -1,7 +1,6 @@
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -370,32 +369,17 @@ impl Store {
 /// loaded older ones (SQLite loads them with the schema, and neither `ANALYZE` on
 /// another connection nor a schema change reloads them: seen with `EXPLAIN QUERY PLAN`).
 #[derive(Default)]
-pub struct StatisticsChanged {
-    /// Nanoseconds from `start` to the last change; 0: never.
-    at: AtomicU64,
-    start: OnceLock<Instant>,
-}
+pub struct StatisticsChanged(std::sync::Mutex<Option<Instant>>);
 
 impl StatisticsChanged {
-    fn start(&self) -> Instant {
-        *self.start.get_or_init(Instant::now)
-    }
-
     fn changed(&self) {
-        let ns = u64::try_from(self.start().elapsed().as_nanos())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        self.at.store(ns, Ordering::Relaxed);
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
     }
 
     /// Whether a connection opened `age` ago predates the last change.
     fn since(&self, age: Duration) -> bool {
-        let at = self.at.load(Ordering::Relaxed);
-        if at == 0 {
-            return false;
-        }
-        let now = self.start().elapsed();
-        age > now.saturating_sub(Duration::from_nanos(at))
+        let at = *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        at.is_some_and(|at| age > at.elapsed())
     }
 }
 
