@@ -209,6 +209,108 @@ async fn resumes_after_kill(s: &TestServer) {
     }
 }
 
+/// An import told to build the search index's indexes at its end drops them first;
+/// killed before its end, it leaves them recorded, and the next server started on the
+/// database builds them; the import then resumes and ends with every index in place.
+async fn indexes_built_at_the_end(s: &TestServer) {
+    let before = index_names(s).await;
+    assert!(before.iter().any(|n| n == "idx_token_value"), "{before:?}");
+    let g = Generator::new(12, 30);
+    let all: Vec<Value> = g.resources().collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("all.ndjson");
+    write_ndjson(&file, &all.iter().map(|r| r.to_string()).collect::<Vec<_>>());
+    let name = file.display().to_string();
+    let args = [name.as_str(), "--chunk", "50", "--threads", "1", "--indexes", "at-end"];
+    let mut child = import_cmd(s, &args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    loop {
+        if progress(s).await > 0 {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the import finished before it could be killed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let during = index_names(s).await;
+    assert!(!during.iter().any(|n| n == "idx_token_value"), "{during:?}");
+    assert!(
+        during.iter().any(|n| n == "idx_token_pk"),
+        "updates need it: {during:?}"
+    );
+    let owed = deferred(s).await;
+    assert_eq!(owed.len() + during.len(), before.len(), "{owed:?} {during:?}");
+    // Searches still answer (slower): what is stored is found.
+    assert!(count(s, "Patient").await > 0);
+
+    let second = TestServer::start_shared(s).await;
+    assert_eq!(index_names(s).await, before, "built when the server started");
+    assert!(deferred(s).await.is_empty());
+    second.stop().await;
+
+    let o = import(s, &args).await;
+    assert!(o.ok, "{}", o.stdout);
+    assert_eq!(index_names(s).await, before);
+    assert!(deferred(s).await.is_empty());
+    for ty in ["Patient", "Observation", "Encounter"] {
+        assert_eq!(count(s, ty).await, of_type(&all, ty).len() as i64, "{ty}");
+    }
+    let code = all.iter().find(|r| r["resourceType"] == "Observation").unwrap()["code"]["coding"][0]["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let expected = of_type(&all, "Observation")
+        .iter()
+        .filter(|o| {
+            o["code"]["coding"]
+                .as_array()
+                .is_some_and(|cs| cs.iter().any(|c| c["code"] == code.as_str()))
+        })
+        .count();
+    assert_eq!(count(s, &format!("Observation?code={code}")).await, expected as i64);
+}
+
+/// The names of the database's indexes on the search index and compartment tables.
+async fn index_names(s: &TestServer) -> Vec<String> {
+    let tables = "('idx_string', 'idx_token', 'idx_reference', 'idx_date', 'idx_number', 'idx_quantity', 'idx_uri', 'patient_compartment')";
+    if s.database_url.starts_with("sqlite") {
+        let sql = format!("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN {tables} ORDER BY name");
+        let mut c = sqlx::SqliteConnection::connect(&s.database_url).await.unwrap();
+        sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+    } else {
+        let sql = format!(
+            "SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema() AND tablename IN {tables} ORDER BY indexname"
+        );
+        let mut c = sqlx::PgConnection::connect(&s.database_url).await.unwrap();
+        sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+    }
+}
+
+/// The indexes recorded as still to build.
+async fn deferred(s: &TestServer) -> Vec<String> {
+    let sql = "SELECT name FROM deferred_indexes ORDER BY name";
+    if s.database_url.starts_with("sqlite") {
+        let mut c = sqlx::SqliteConnection::connect(&s.database_url).await.unwrap();
+        sqlx::query_scalar::<_, String>(sql).fetch_all(&mut c).await.unwrap()
+    } else {
+        let mut c = sqlx::PgConnection::connect(&s.database_url).await.unwrap();
+        sqlx::query_scalar::<_, String>(sql).fetch_all(&mut c).await.unwrap()
+    }
+}
+
 /// Units an import has committed, read from its progress table.
 async fn progress(s: &TestServer) -> i64 {
     let sql = "SELECT COALESCE(MAX(done_units), 0) FROM import_progress";
@@ -280,4 +382,9 @@ async fn http_import(s: &TestServer) {
     assert_eq!(count(s, "Patient").await, 1);
 }
 
-on_both_backends!(files_and_refusals, resumes_after_kill, http_import);
+on_both_backends!(
+    files_and_refusals,
+    resumes_after_kill,
+    indexes_built_at_the_end,
+    http_import
+);

@@ -39,6 +39,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let store = state.store().clone();
+    // An import killed before its end left indexes to build: searches need them.
+    let owed = crate::store::deferred_indexes::pending(&store).await?;
+    if owed > 0 {
+        tracing::warn!(indexes = owed, "building the search indexes an interrupted import left");
+        crate::store::deferred_indexes::build(&store).await?;
+    }
     // What a killed process logged is stored before anyone can search for it.
     crate::audit::projection::flush(&state).await?;
     let projector = crate::audit::projection::spawn(state.clone());

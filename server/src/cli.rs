@@ -66,8 +66,22 @@ struct ImportArgs {
     /// Threads checking resources (default: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// When to build the search index's indexes: `at-end` drops them and builds them
+    /// once the resources are stored (much faster for large loads; searches of a server
+    /// running on the same database meanwhile are slow), `as-it-goes` keeps them
+    /// up to date, `auto` builds at the end when the input is 32 MB or more and at least
+    /// as large as what is stored.
+    #[arg(long, value_enum, default_value_t = IndexBuildArg::Auto)]
+    indexes: IndexBuildArg,
     #[command(flatten)]
     args: ServeArgs,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum IndexBuildArg {
+    Auto,
+    AtEnd,
+    AsItGoes,
 }
 
 #[derive(Debug, Subcommand)]
@@ -220,6 +234,11 @@ async fn import(a: ImportArgs) -> anyhow::Result<()> {
         resume: true,
         chunk: a.chunk.max(1),
         threads: a.threads,
+        indexes: match a.indexes {
+            IndexBuildArg::Auto => import::IndexBuild::Auto,
+            IndexBuildArg::AtEnd => import::IndexBuild::AtEnd,
+            IndexBuildArg::AsItGoes => import::IndexBuild::AsItGoes,
+        },
     };
     let who = Importer {
         client_id: "carnet-import".to_string(),
@@ -232,6 +251,16 @@ async fn import(a: ImportArgs) -> anyhow::Result<()> {
     let last = std::sync::Mutex::new((std::time::Instant::now(), (0u64, 0u64)));
     let show = |p: &Progress| {
         let Ok(mut last) = last.lock() else { return };
+        if p.building_indexes > 0 {
+            let n = p.building_indexes;
+            let line = format!("{} resources stored; building {n} search indexes", p.resources);
+            if tty {
+                eprint!("\r{line}\x1b[K");
+            } else {
+                eprintln!("{line}");
+            }
+            return;
+        }
         let every = if tty { 0.25 } else { 10.0 };
         let done = p.bytes_done >= p.bytes_total;
         let seen = (p.resources, p.bytes_done);

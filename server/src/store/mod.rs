@@ -7,6 +7,7 @@
 pub mod bulk;
 pub mod checkpoint;
 mod connect;
+pub mod deferred_indexes;
 mod error;
 mod legacy_log;
 mod periodic;

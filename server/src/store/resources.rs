@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use super::sql::{Kind, SqlQuery, fetch};
 use super::{StoreError, Tx};
 use crate::on_conn;
 
@@ -293,4 +294,15 @@ pub async fn history(tx: &mut Tx, q: &HistoryQuery) -> Result<Vec<HistoryEntry>,
             .collect::<Vec<_>>()
     });
     Ok(rows)
+}
+
+/// How many resources are stored (deleted ones included), to weigh a bulk load
+/// against what is there.
+pub async fn count(tx: &mut Tx) -> Result<i64, StoreError> {
+    let q = SqlQuery {
+        sql: "SELECT COUNT(*) FROM resources".to_string(),
+        ..SqlQuery::default()
+    };
+    let rows = fetch(tx, &q, &[Kind::I64]).await?;
+    Ok(rows.first().and_then(|r| r[0].i64()).unwrap_or(0))
 }

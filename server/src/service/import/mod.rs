@@ -26,6 +26,7 @@ use self::check::{Checked, Refusal};
 use self::source::{Source, SourceKind, Unit};
 use crate::error::{Error, Result};
 use crate::state::AppState;
+use crate::store::deferred_indexes;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -37,7 +38,27 @@ pub struct Options {
     pub chunk: usize,
     /// Threads checking units (0: one per core).
     pub threads: usize,
+    /// Whether the search index's indexes are built at the end instead of as it goes.
+    pub indexes: IndexBuild,
 }
+
+/// When a file import builds the search index's indexes ([`crate::store::deferred_indexes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IndexBuild {
+    /// At the end when the input is large and at least as large as what is stored.
+    #[default]
+    Auto,
+    /// At the end.
+    AtEnd,
+    /// As it goes (what a server answering searches during the import needs).
+    AsItGoes,
+}
+
+/// Input from which [`IndexBuild::Auto`] builds at the end (smaller imports gain
+/// little), if the database holds fewer resources than the input's size in KiB
+/// (Synthea-style resources take ~1 KiB): building at the end sorts the stored
+/// rows too, which costs more than it saves when they outnumber the new ones.
+const AT_END_FROM_BYTES: u64 = 32 << 20;
 
 impl Options {
     fn checking_threads(&self) -> usize {
@@ -55,6 +76,7 @@ impl Default for Options {
             resume: true,
             chunk: 1000,
             threads: 0,
+            indexes: IndexBuild::Auto,
         }
     }
 }
@@ -107,6 +129,8 @@ pub struct Progress {
     pub rejected: u64,
     pub bytes_done: u64,
     pub bytes_total: u64,
+    /// Indexes being built after the resources were stored (0 while storing).
+    pub building_indexes: usize,
 }
 
 /// One import under way: what every step needs, and what it has done so far.
@@ -185,42 +209,80 @@ async fn import_files_in_bulk(
         report: Report::default(),
         on_progress,
     };
-    // Consecutive small JSON files waiting to be stored together (group.rs), and the
-    // groups on their way to the database.
-    let mut pending: Vec<Source> = Vec::new();
-    let mut groups = group::Pipeline::default();
+    // Files an earlier import finished are not read again; the others resume where
+    // they stopped.
+    let mut todo = Vec::with_capacity(sources.len());
     for s in sources {
-        let skip = if opts.resume && !opts.force {
-            match progress::get(state, &s.key).await? {
-                Some(p) if p.finished => {
-                    job.progress.bytes_done += s.bytes;
-                    job.report.skipped.push(s.name.clone());
-                    continue;
-                }
-                Some(p) => p.done_units,
-                None => 0,
-            }
+        let done = if opts.resume && !opts.force {
+            progress::get(state, &s.key).await?
         } else {
-            0
+            None
         };
-        if skip == 0 && group::fits(&s) {
-            pending.push(s);
-            if group::full(&pending) {
-                groups.push(&mut job, std::mem::take(&mut pending)).await?;
+        match done {
+            Some(p) if p.finished => {
+                job.progress.bytes_done += s.bytes;
+                job.report.skipped.push(s.name.clone());
             }
-            continue;
+            Some(p) => todo.push((s, p.done_units)),
+            None => todo.push((s, 0)),
         }
-        // Files are stored in order: the groups before this file first.
-        groups.push(&mut job, std::mem::take(&mut pending)).await?;
-        groups.drain(&mut job).await?;
-        run(&mut job, Input::File(s), skip).await?;
     }
-    groups.push(&mut job, pending).await?;
-    groups.drain(&mut job).await?;
+    let bytes = todo.iter().map(|(s, _)| s.bytes).sum();
+    if build_at_end(state, opts.indexes, bytes).await? {
+        let dropped = deferred_indexes::defer(state.store()).await?;
+        tracing::info!(indexes = dropped, "import: search indexes built at the end");
+    }
+    let stored = store_files(&mut job, todo).await;
+    // Built whatever the outcome: what was stored is searched the same way. Indexes an
+    // earlier, interrupted import left to build are built here too.
+    job.progress.building_indexes = deferred_indexes::pending(state.store()).await?;
+    if job.progress.building_indexes > 0 {
+        job.show_progress();
+        deferred_indexes::build(state.store()).await?;
+        job.progress.building_indexes = 0;
+    }
+    stored?;
     if job.report.resources >= ANALYZE_AFTER {
         state.store().analyze().await?;
     }
     Ok(job.report)
+}
+
+async fn build_at_end(state: &AppState, choice: IndexBuild, bytes: u64) -> Result<bool> {
+    Ok(match choice {
+        IndexBuild::AtEnd => true,
+        IndexBuild::AsItGoes => false,
+        IndexBuild::Auto if bytes < AT_END_FROM_BYTES => false,
+        IndexBuild::Auto => {
+            let mut tx = state.store().reader().await?;
+            let stored = crate::store::resources::count(&mut tx).await?;
+            (bytes / 1024) as i64 >= stored
+        }
+    })
+}
+
+/// Stores the sources in order (each after the units an earlier import stored of it),
+/// consecutive small files in groups.
+async fn store_files(job: &mut Job<'_>, sources: Vec<(Source, u64)>) -> Result<()> {
+    // Consecutive small JSON files waiting to be stored together (group.rs), and the
+    // groups on their way to the database.
+    let mut pending: Vec<Source> = Vec::new();
+    let mut groups = group::Pipeline::default();
+    for (s, skip) in sources {
+        if skip == 0 && group::fits(&s) {
+            pending.push(s);
+            if group::full(&pending) {
+                groups.push(job, std::mem::take(&mut pending)).await?;
+            }
+            continue;
+        }
+        // Files are stored in order: the groups before this file first.
+        groups.push(job, std::mem::take(&mut pending)).await?;
+        groups.drain(job).await?;
+        run(job, Input::File(s), skip).await?;
+    }
+    groups.push(job, pending).await?;
+    groups.drain(job).await
 }
 
 /// Imports an NDJSON stream (the `$import` operation's body), read as it arrives:

@@ -1,0 +1,131 @@
+//! A bulk import into a database smaller than itself builds the search index's
+//! indexes once, at its end, instead of entry by entry while it stores: each resource
+//! adds ~25 index rows, and each of their value-index entries lands at a random place
+//! in a B-tree that outgrows the page cache. Sorting them all at once is cheaper
+//! (98,108 Synthea resources into SQLite: 49 s with the indexes, 17 s without them
+//! plus 10 s to build them; benches/README.md).
+//!
+//! The statements that build them again are written to `deferred_indexes` in the
+//! transaction that drops them, so an import killed in between leaves in the database
+//! what it owes: the next `carnet serve` or `carnet import` builds it. Until then the
+//! searches stay right, only slower (the `*_pk` indexes, which updates need to find a
+//! resource's rows, are never dropped).
+
+use futures::{StreamExt, TryStreamExt};
+
+use super::sql::{Bind, Kind, SqlQuery, execute, fetch};
+use super::{Store, StoreError, Tx};
+
+/// The search index's tables and the patient compartment's, and their indexes other
+/// than the `*_pk` ones and unique ones (SQLite's automatic indexes have no `sql`).
+const SQLITE_INDEXES: &str = "SELECT name, sql FROM sqlite_master \
+     WHERE type = 'index' AND sql IS NOT NULL \
+       AND tbl_name IN ('idx_string', 'idx_token', 'idx_reference', 'idx_date', 'idx_number', \
+                        'idx_quantity', 'idx_uri', 'patient_compartment') \
+       AND name NOT LIKE '%\\_pk' ESCAPE '\\' \
+     ORDER BY name";
+const POSTGRES_INDEXES: &str = "SELECT indexname::text, indexdef FROM pg_indexes \
+     WHERE schemaname = current_schema() \
+       AND tablename IN ('idx_string', 'idx_token', 'idx_reference', 'idx_date', 'idx_number', \
+                         'idx_quantity', 'idx_uri', 'patient_compartment') \
+       AND indexname NOT LIKE '%\\_pk' ESCAPE '\\' AND indexdef NOT LIKE 'CREATE UNIQUE%' \
+     ORDER BY indexname";
+
+/// Drops the indexes and records how to build them; returns how many. Indexes an
+/// earlier, interrupted import dropped stay recorded.
+pub async fn defer(store: &Store) -> Result<usize, StoreError> {
+    let mut tx = store.begin_write().await?;
+    let listing = match store.backend() {
+        super::Backend::Sqlite => SQLITE_INDEXES,
+        super::Backend::Postgres => POSTGRES_INDEXES,
+    };
+    let found = list(&mut tx, listing).await?;
+    for (name, ddl) in &found {
+        execute(
+            &mut tx,
+            "INSERT INTO deferred_indexes (name, ddl) VALUES ($1, $2)",
+            &[Bind::Text(Some(name.clone())), Bind::Text(Some(ddl.clone()))],
+        )
+        .await?;
+        execute(&mut tx, &format!("DROP INDEX {}", quoted(name)), &[]).await?;
+    }
+    tx.commit().await?;
+    Ok(found.len())
+}
+
+/// Builds every recorded index; returns how many. PostgreSQL builds as many at once as
+/// there are cores; SQLite, whose writer is one connection, one after the other.
+pub async fn build(store: &Store) -> Result<usize, StoreError> {
+    let pending = {
+        let mut tx = store.begin_write().await?;
+        let rows = list(&mut tx, "SELECT name, ddl FROM deferred_indexes ORDER BY name").await?;
+        tx.commit().await?;
+        rows
+    };
+    let at_once = match store.backend() {
+        super::Backend::Sqlite => 1,
+        super::Backend::Postgres => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let count = pending.len();
+    let builds = pending.into_iter().map(|(name, ddl)| {
+        let store = store.clone();
+        async move { build_one(&store, &name, &ddl).await }
+    });
+    futures::stream::iter(builds)
+        .buffer_unordered(at_once)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(count)
+}
+
+/// Indexes recorded and not yet built.
+pub async fn pending(store: &Store) -> Result<usize, StoreError> {
+    let mut tx = store.reader().await?;
+    Ok(list(&mut tx, "SELECT name, ddl FROM deferred_indexes").await?.len())
+}
+
+async fn build_one(store: &Store, name: &str, ddl: &str) -> Result<(), StoreError> {
+    let mut tx = store.begin_write().await?;
+    if let Tx::Postgres(_) = tx {
+        // The default (64 MB) sorts a million-row index in several runs on disk.
+        execute(&mut tx, "SET LOCAL maintenance_work_mem = '256MB'", &[]).await?;
+    }
+    // The index may exist if someone built it by hand; building it is what counts.
+    let ddl = ddl.replacen("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1);
+    execute(&mut tx, &ddl, &[]).await?;
+    execute(
+        &mut tx,
+        "DELETE FROM deferred_indexes WHERE name = $1",
+        &[Bind::Text(Some(name.to_string()))],
+    )
+    .await?;
+    tx.commit().await
+}
+
+async fn list(tx: &mut Tx, sql: &str) -> Result<Vec<(String, String)>, StoreError> {
+    let q = SqlQuery {
+        sql: sql.to_string(),
+        ..SqlQuery::default()
+    };
+    Ok(fetch(tx, &q, &[Kind::Text, Kind::Text])
+        .await?
+        .into_iter()
+        .filter_map(|r| Some((r[0].text()?.to_string(), r[1].text()?.to_string())))
+        .collect())
+}
+
+/// A name from the catalog as an SQL identifier.
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_quoted_as_identifiers() {
+        assert_eq!(quoted("idx_token_value"), "\"idx_token_value\"");
+        assert_eq!(quoted("a\"b"), "\"a\"\"b\"");
+    }
+}
