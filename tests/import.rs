@@ -163,31 +163,8 @@ async fn files_and_refusals(s: &TestServer) {
 }
 
 async fn resumes_after_kill(s: &TestServer) {
-    let g = Generator::new(11, 30);
-    let all: Vec<Value> = g.resources().collect();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("all.ndjson");
-    write_ndjson(&file, &all.iter().map(|r| r.to_string()).collect::<Vec<_>>());
-    let name = file.display().to_string();
-    let mut child = import_cmd(s, &[&name, "--chunk", "50", "--threads", "1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Kill it once it has committed some chunks, before it is done.
-    let done_at_kill = loop {
-        let done = progress(s).await;
-        if done > 0 {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            break progress(s).await;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the import finished before it could be killed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let (all, _dir, name) = import_killed_midway(s, 11, &[]).await;
+    let done_at_kill = progress(s).await;
     assert!(done_at_kill > 0 && done_at_kill < all.len() as i64, "{done_at_kill}");
     let started = Instant::now();
     let o = import(s, &[&name]).await;
@@ -215,30 +192,8 @@ async fn resumes_after_kill(s: &TestServer) {
 async fn indexes_built_at_the_end(s: &TestServer) {
     let before = index_names(s).await;
     assert!(before.iter().any(|n| n == "idx_token_value"), "{before:?}");
-    let g = Generator::new(12, 30);
-    let all: Vec<Value> = g.resources().collect();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("all.ndjson");
-    write_ndjson(&file, &all.iter().map(|r| r.to_string()).collect::<Vec<_>>());
-    let name = file.display().to_string();
-    let args = [name.as_str(), "--chunk", "50", "--threads", "1", "--indexes", "at-end"];
-    let mut child = import_cmd(s, &args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    loop {
-        if progress(s).await > 0 {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            break;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the import finished before it could be killed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let at_end = ["--indexes", "at-end"];
+    let (all, _dir, name) = import_killed_midway(s, 12, &at_end).await;
     let during = index_names(s).await;
     assert!(!during.iter().any(|n| n == "idx_token_value"), "{during:?}");
     assert!(
@@ -255,7 +210,7 @@ async fn indexes_built_at_the_end(s: &TestServer) {
     assert!(deferred(s).await.is_empty());
     second.stop().await;
 
-    let o = import(s, &args).await;
+    let o = import(s, &[&name, "--indexes", "at-end"]).await;
     assert!(o.ok, "{}", o.stdout);
     assert_eq!(index_names(s).await, before);
     assert!(deferred(s).await.is_empty());
@@ -277,31 +232,56 @@ async fn indexes_built_at_the_end(s: &TestServer) {
     assert_eq!(count(s, &format!("Observation?code={code}")).await, expected as i64);
 }
 
+/// Generated resources in an NDJSON file, and an import of it (with `extra`
+/// arguments) killed once it has committed a chunk, before it is done; the folder
+/// lives as long as the returned guard.
+async fn import_killed_midway(s: &TestServer, seed: u64, extra: &[&str]) -> (Vec<Value>, tempfile::TempDir, String) {
+    let g = Generator::new(seed, 30);
+    let all: Vec<Value> = g.resources().collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("all.ndjson");
+    write_ndjson(&file, &all.iter().map(|r| r.to_string()).collect::<Vec<_>>());
+    let name = file.display().to_string();
+    let mut args = vec![name.as_str(), "--chunk", "50", "--threads", "1"];
+    args.extend_from_slice(extra);
+    let mut child = import_cmd(s, &args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    while progress(s).await == 0 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the import finished before it could be killed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    (all, dir, name)
+}
+
 /// The names of the database's indexes on the search index and compartment tables.
 async fn index_names(s: &TestServer) -> Vec<String> {
     let tables = "('idx_string', 'idx_token', 'idx_reference', 'idx_date', 'idx_number', 'idx_quantity', 'idx_uri', 'patient_compartment')";
-    if s.database_url.starts_with("sqlite") {
-        let sql = format!("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN {tables} ORDER BY name");
-        let mut c = sqlx::SqliteConnection::connect(&s.database_url).await.unwrap();
-        sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&mut c)
-            .await
-            .unwrap()
+    let sql = if s.database_url.starts_with("sqlite") {
+        format!("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN {tables} ORDER BY name")
     } else {
-        let sql = format!(
+        format!(
             "SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema() AND tablename IN {tables} ORDER BY indexname"
-        );
-        let mut c = sqlx::PgConnection::connect(&s.database_url).await.unwrap();
-        sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&mut c)
-            .await
-            .unwrap()
-    }
+        )
+    };
+    texts(s, sql).await
 }
 
 /// The indexes recorded as still to build.
 async fn deferred(s: &TestServer) -> Vec<String> {
-    let sql = "SELECT name FROM deferred_indexes ORDER BY name";
+    texts(s, "SELECT name FROM deferred_indexes ORDER BY name".to_string()).await
+}
+
+/// The one text column of a query's rows.
+async fn texts(s: &TestServer, sql: String) -> Vec<String> {
+    let sql = sqlx::AssertSqlSafe(sql);
     if s.database_url.starts_with("sqlite") {
         let mut c = sqlx::SqliteConnection::connect(&s.database_url).await.unwrap();
         sqlx::query_scalar::<_, String>(sql).fetch_all(&mut c).await.unwrap()
