@@ -184,7 +184,9 @@ pub fn main() -> ExitCode {
 
 fn init_logging(format: LogFormat) {
     // Commands other than `serve` export no traces.
-    let _ = crate::telemetry::init(format, None, "carnet");
+    // Their statements may be slow by nature (an import's index builds and ANALYZE):
+    // sqlx's warning for each slow statement would only bury the progress lines.
+    let _ = crate::telemetry::init(format, None, "carnet", "info,sqlx::query=error");
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -194,6 +196,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.log_format,
         config.otlp_endpoint.as_deref(),
         &config.otel_service_name,
+        "info",
     )?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -29,8 +29,13 @@ impl Drop for Guard {
 
 /// Installs the global subscriber. `otlp_endpoint` is the collector's base URL
 /// (`http://host:4318`); spans go to `{endpoint}/v1/traces`.
-pub fn init(format: LogFormat, otlp_endpoint: Option<&str>, service_name: &str) -> anyhow::Result<Guard> {
-    let filter = EnvFilter::try_from_env("CARNET_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+pub fn init(
+    format: LogFormat,
+    otlp_endpoint: Option<&str>,
+    service_name: &str,
+    default_filter: &str,
+) -> anyhow::Result<Guard> {
+    let filter = EnvFilter::try_from_env("CARNET_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));
     let provider = match otlp_endpoint {
         Some(endpoint) => Some(provider(endpoint, service_name)?),
         None => None,

@@ -230,7 +230,10 @@ async fn import_files_in_bulk(
     let bytes = todo.iter().map(|(s, _)| s.bytes).sum();
     if build_at_end(state, opts.indexes, bytes).await? {
         let dropped = deferred_indexes::defer(state.store()).await?;
-        tracing::info!(indexes = dropped, "import: search indexes built at the end");
+        tracing::info!(
+            indexes = dropped,
+            "import: search indexes dropped, to be built at the end"
+        );
     }
     let stored = store_files(&mut job, todo).await;
     // Built whatever the outcome: what was stored is searched the same way. Indexes an
