@@ -271,36 +271,35 @@ async fn index_names(s: &TestServer) -> Vec<String> {
             "SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema() AND tablename IN {tables} ORDER BY indexname"
         )
     };
-    texts(s, sql).await
+    column(s, sql).await
 }
 
 /// The indexes recorded as still to build.
 async fn deferred(s: &TestServer) -> Vec<String> {
-    texts(s, "SELECT name FROM deferred_indexes ORDER BY name".to_string()).await
+    column(s, "SELECT name FROM deferred_indexes ORDER BY name".to_string()).await
 }
 
-/// The one text column of a query's rows.
-async fn texts(s: &TestServer, sql: String) -> Vec<String> {
+/// The one column of a query's rows, decoded as `T`, on the server's database.
+async fn column<T>(s: &TestServer, sql: String) -> Vec<T>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+    T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    T: Send + Unpin,
+{
     let sql = sqlx::AssertSqlSafe(sql);
     if s.database_url.starts_with("sqlite") {
         let mut c = sqlx::SqliteConnection::connect(&s.database_url).await.unwrap();
-        sqlx::query_scalar::<_, String>(sql).fetch_all(&mut c).await.unwrap()
+        sqlx::query_scalar::<_, T>(sql).fetch_all(&mut c).await.unwrap()
     } else {
         let mut c = sqlx::PgConnection::connect(&s.database_url).await.unwrap();
-        sqlx::query_scalar::<_, String>(sql).fetch_all(&mut c).await.unwrap()
+        sqlx::query_scalar::<_, T>(sql).fetch_all(&mut c).await.unwrap()
     }
 }
 
 /// Units an import has committed, read from its progress table.
 async fn progress(s: &TestServer) -> i64 {
     let sql = "SELECT COALESCE(MAX(done_units), 0) FROM import_progress";
-    if s.database_url.starts_with("sqlite") {
-        let mut c = sqlx::SqliteConnection::connect(&s.database_url).await.unwrap();
-        sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut c).await.unwrap()
-    } else {
-        let mut c = sqlx::PgConnection::connect(&s.database_url).await.unwrap();
-        sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut c).await.unwrap()
-    }
+    column::<i64>(s, sql.to_string()).await[0]
 }
 
 async fn http_import(s: &TestServer) {

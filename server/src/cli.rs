@@ -71,17 +71,10 @@ struct ImportArgs {
     /// running on the same database meanwhile are slow), `as-it-goes` keeps them
     /// up to date, `auto` builds at the end when the input is 32 MB or more and at least
     /// as large as what is stored.
-    #[arg(long, value_enum, default_value_t = IndexBuildArg::Auto)]
-    indexes: IndexBuildArg,
+    #[arg(long, value_enum, default_value_t = crate::service::import::IndexBuild::Auto)]
+    indexes: crate::service::import::IndexBuild,
     #[command(flatten)]
     args: ServeArgs,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum IndexBuildArg {
-    Auto,
-    AtEnd,
-    AsItGoes,
 }
 
 #[derive(Debug, Subcommand)]
@@ -237,11 +230,7 @@ async fn import(a: ImportArgs) -> anyhow::Result<()> {
         resume: true,
         chunk: a.chunk.max(1),
         threads: a.threads,
-        indexes: match a.indexes {
-            IndexBuildArg::Auto => import::IndexBuild::Auto,
-            IndexBuildArg::AtEnd => import::IndexBuild::AtEnd,
-            IndexBuildArg::AsItGoes => import::IndexBuild::AsItGoes,
-        },
+        indexes: a.indexes,
     };
     let who = Importer {
         client_id: "carnet-import".to_string(),

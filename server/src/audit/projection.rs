@@ -23,7 +23,7 @@ use tokio::sync::{Mutex, Notify, watch};
 use crate::error::{Error, Result};
 use crate::service::write::{self, NewResource};
 use crate::state::AppState;
-use crate::store::sql::{Cell, Kind, SqlQuery, execute, fetch};
+use crate::store::sql::{Cell, Kind, SqlQuery, execute, fetch, fetch_i64};
 use crate::store::{Backend, Tx};
 
 /// Rows projected per transaction: large enough to share each index page write among
@@ -347,8 +347,7 @@ pub async fn backlog(state: &AppState) -> Result<i64> {
         sql: "SELECT COUNT(*) FROM audit_log".into(),
         ..Default::default()
     };
-    let rows = fetch(&mut conn, &q, &[Kind::I64]).await?;
-    Ok(rows.first().and_then(|r| r[0].i64()).unwrap_or(0))
+    Ok(fetch_i64(&mut conn, &q).await?)
 }
 
 /// The newest logged row (at or below `upto`), if any.

@@ -13,7 +13,7 @@
 
 use futures::{StreamExt, TryStreamExt};
 
-use super::sql::{Bind, Kind, SqlQuery, execute, fetch};
+use super::sql::{Bind, Kind, SqlQuery, execute, fetch, fetch_i64};
 use super::{Store, StoreError, Tx};
 
 /// The search index's tables and the patient compartment's, and their indexes other
@@ -81,7 +81,11 @@ pub async fn build(store: &Store) -> Result<usize, StoreError> {
 /// Indexes recorded and not yet built.
 pub async fn pending(store: &Store) -> Result<usize, StoreError> {
     let mut tx = store.reader().await?;
-    Ok(list(&mut tx, "SELECT name, ddl FROM deferred_indexes").await?.len())
+    let q = SqlQuery {
+        sql: "SELECT COUNT(*) FROM deferred_indexes".to_string(),
+        ..SqlQuery::default()
+    };
+    Ok(usize::try_from(fetch_i64(&mut tx, &q).await?).unwrap_or(0))
 }
 
 async fn build_one(store: &Store, name: &str, ddl: &str) -> Result<(), StoreError> {

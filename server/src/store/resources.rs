@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::sql::{Kind, SqlQuery, fetch};
+use super::sql::{SqlQuery, fetch_i64};
 use super::{StoreError, Tx};
 use crate::on_conn;
 
@@ -303,6 +303,5 @@ pub async fn count(tx: &mut Tx) -> Result<i64, StoreError> {
         sql: "SELECT COUNT(*) FROM resources".to_string(),
         ..SqlQuery::default()
     };
-    let rows = fetch(tx, &q, &[Kind::I64]).await?;
-    Ok(rows.first().and_then(|r| r[0].i64()).unwrap_or(0))
+    fetch_i64(tx, &q).await
 }

@@ -258,6 +258,12 @@ pub async fn fetch(tx: &mut Tx, q: &SqlQuery, kinds: &[Kind]) -> Result<Vec<Vec<
     fetch_binds(tx, &q.sql, &q.binds, kinds).await
 }
 
+/// The first column of the first row as an integer (0 when there is none): counts.
+pub async fn fetch_i64(tx: &mut Tx, q: &SqlQuery) -> Result<i64, StoreError> {
+    let rows = fetch(tx, q, &[Kind::I64]).await?;
+    Ok(rows.first().and_then(|r| r.first()).and_then(Cell::i64).unwrap_or(0))
+}
+
 /// [`fetch`] of a statement and its values held apart.
 pub async fn fetch_binds(tx: &mut Tx, sql: &str, binds: &[Bind], kinds: &[Kind]) -> Result<Vec<Vec<Cell>>, StoreError> {
     let rows = with_query!(tx, sql, binds, |query, c| {

@@ -43,7 +43,7 @@ pub struct Options {
 }
 
 /// When a file import builds the search index's indexes ([`crate::store::deferred_indexes`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum IndexBuild {
     /// At the end when the input is large and at least as large as what is stored.
     #[default]
