@@ -60,7 +60,10 @@ fn data() -> Vec<Value> {
             "code": loinc("85354-9", "Blood pressure panel"), "subject": {"reference": "Patient/p2"},
             "effectiveDateTime": "2024-02-01",
             "component": [
-                {"code": loinc("8480-6", "Systolic"), "valueQuantity": quantity(142.0, "mm[Hg]")},
+                // Two codings in one component: a composite value is one element's.
+                {"code": {"coding": [{"system": LOINC, "code": "8480-6", "display": "Systolic"},
+                                     {"system": "http://example.org/codes", "code": "sys"}]},
+                 "valueQuantity": quantity(142.0, "mm[Hg]")},
                 {"code": loinc("8462-4", "Diastolic"), "valueQuantity": quantity(91.0, "mm[Hg]")}]}),
         json!({"resourceType": "Observation", "id": "o6", "status": "cancelled",
             "code": {"coding": [{"system": "http://example.org/codes", "code": "1234-5"}]},
@@ -195,6 +198,20 @@ const TABLE: &[(&str, &[&str])] = &[
         &[],
     ),
     ("Observation?code-value-quantity=8480-6$lt130", &["o1"]),
+    // Either coding of the systolic component goes with its own value only: 91 is the
+    // diastolic component's.
+    (
+        "Observation?component-code-value-quantity=http://example.org/codes|sys$gt140",
+        &["o5"],
+    ),
+    (
+        "Observation?component-code-value-quantity=http://example.org/codes|sys$lt100",
+        &[],
+    ),
+    (
+        "Observation?component-code-value-quantity=http://loinc.org|8462-4$lt100",
+        &["o5"],
+    ),
     // reference: Type/id, id, :Type, :identifier, :missing
     ("Observation?subject=Patient/p1", &["o1", "o2"]),
     ("Observation?subject=p1", &["o1", "o2"]),

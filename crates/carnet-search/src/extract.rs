@@ -46,38 +46,24 @@ pub fn extract_param<'r>(param: &'r SearchParam, resource: &Value, out: &mut Vec
     }
 }
 
-/// Each combination of component values drawn from the same element.
+/// The component values drawn from one element, each component's as a list.
 fn composite(param: &SearchParam, resource: &Value, element: Node<'_>, push: Push<'_>) {
     let mut parts: Vec<Vec<IndexValue>> = Vec::with_capacity(param.components.len());
     for comp in &param.components {
         let mut values = Vec::new();
         comp.expression.for_each_at(resource, element, &mut |n| {
-            node_values(comp.param_type, n, &mut |v| values.push(v))
+            node_values(comp.param_type, n, &mut |v| {
+                if !values.contains(&v) {
+                    values.push(v);
+                }
+            })
         });
         if values.is_empty() {
             return;
         }
         parts.push(values);
     }
-    let mut index = vec![0usize; parts.len()];
-    loop {
-        push(IndexValue::Composite(
-            parts.iter().zip(&index).map(|(p, &i)| p[i].clone()).collect(),
-        ));
-        // Odometer over the parts' value lists.
-        let mut k = parts.len();
-        loop {
-            if k == 0 {
-                return;
-            }
-            k -= 1;
-            index[k] += 1;
-            if index[k] < parts[k].len() {
-                break;
-            }
-            index[k] = 0;
-        }
-    }
+    push(IndexValue::Composite(parts));
 }
 
 /// The values one selected node contributes to a parameter of type `param_type`.

@@ -18,9 +18,12 @@ pub enum IndexValue {
     Number(NumberValue),
     Quantity(QuantityValue),
     Uri(UriValue),
-    /// One element's component values, in the parameter's component order; each
-    /// combination of component values of the same element is one entry.
-    Composite(Vec<IndexValue>),
+    /// One element's values of each component, in the parameter's component order. A
+    /// value matches when, for every component, one of that component's values of the
+    /// same element does: the element is the unit, not each combination of its values
+    /// (an Observation with two codings and one quantity stores three values, not the
+    /// four of two combinations).
+    Composite(Vec<Vec<IndexValue>>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

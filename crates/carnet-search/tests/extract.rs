@@ -143,20 +143,29 @@ fn observation_values() {
 fn composites_group_components_of_one_element() {
     let o = fixture("Observation-blood-pressure");
     let cvq = values(&o, "component-code-value-quantity");
-    // Systolic has 3 codings and diastolic 1 (each with one quantity): 4 combinations.
-    assert_eq!(cvq.len(), 4, "{cvq:#?}");
+    // One value per component element: systolic (3 codings, one quantity) and
+    // diastolic (1 coding, one quantity), not the 4 combinations of their values.
+    assert_eq!(cvq.len(), 2, "{cvq:#?}");
     let IndexValue::Composite(parts) = &cvq[0] else {
         panic!()
     };
-    let IndexValue::Token(t) = &parts[0] else { panic!() };
-    assert_eq!(t.code.as_deref(), Some("8480-6"));
-    let IndexValue::Quantity(q) = &parts[1] else { panic!() };
+    let codes: Vec<_> = parts[0]
+        .iter()
+        .map(|v| match v {
+            IndexValue::Token(t) => t.code.as_deref(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(codes.len(), 3, "{codes:?}");
+    assert_eq!(codes[0], Some("8480-6"));
+    let [IndexValue::Quantity(q)] = parts[1].as_slice() else {
+        panic!()
+    };
     assert_eq!(q.number.value, Some(107.0));
-    let diastolic = cvq.iter().any(|c| {
-        matches!(c, IndexValue::Composite(p) if matches!(&p[0], IndexValue::Token(t) if t.code.as_deref() == Some("8462-4"))
-            && matches!(&p[1], IndexValue::Quantity(q) if q.number.value == Some(60.0)))
-    });
-    assert!(diastolic);
+    let diastolic = matches!(&cvq[1], IndexValue::Composite(p)
+        if matches!(p[0].as_slice(), [IndexValue::Token(t)] if t.code.as_deref() == Some("8462-4"))
+            && matches!(p[1].as_slice(), [IndexValue::Quantity(q)] if q.number.value == Some(60.0)));
+    assert!(diastolic, "{:#?}", cvq[1]);
     // `code-value-quantity` needs Observation.value, which this panel does not have.
     assert!(values(&o, "code-value-quantity").is_empty());
     let combo = values(&o, "combo-code");

@@ -332,10 +332,11 @@ impl IndexRows {
                 continue;
             }
             match &e.value {
+                // One `grp` per element: a search joins the components' rows on it.
                 IndexValue::Composite(parts) => {
                     grp += 1;
-                    for (i, part) in parts.iter().enumerate() {
-                        if let Some((table, binds)) = row(part) {
+                    for (i, values) in parts.iter().enumerate() {
+                        for (table, binds) in values.iter().filter_map(row) {
                             out.by_table[table as usize].push((format!("{}${i}", e.param), Some(grp), binds));
                         }
                     }
