@@ -28,3 +28,21 @@ pub fn spawn(store: Store) -> Option<Handle> {
         s.refresh_statistics().await
     })
 }
+
+#[cfg(test)]
+mod tests {
+    /// `.cargo/config.toml` builds SQLite without STAT4: with its samples, every
+    /// statement whose plan could depend on a bound value was prepared again at each
+    /// execution (docs/design.md, "SQLite's planner statistics follow the data").
+    #[tokio::test]
+    async fn sqlite_is_built_without_stat4() {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options")
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+        assert!(options.iter().any(|o| o.starts_with("THREADSAFE=")), "{options:?}");
+        assert!(!options.iter().any(|o| o.contains("STAT4")), "{options:?}");
+    }
+}
