@@ -16,30 +16,35 @@ use futures::{StreamExt, TryStreamExt};
 use super::sql::{Bind, Kind, SqlQuery, execute, fetch, fetch_i64};
 use super::{Store, StoreError, Tx};
 
-/// The search index's tables and the patient compartment's, and their indexes other
-/// than the `*_pk` ones and unique ones (SQLite's automatic indexes have no `sql`).
-const SQLITE_INDEXES: &str = "SELECT name, sql FROM sqlite_master \
-     WHERE type = 'index' AND sql IS NOT NULL \
-       AND tbl_name IN ('idx_string', 'idx_token', 'idx_reference', 'idx_date', 'idx_number', \
-                        'idx_quantity', 'idx_uri', 'patient_compartment') \
-       AND name NOT LIKE '%\\_pk' ESCAPE '\\' \
-     ORDER BY name";
-const POSTGRES_INDEXES: &str = "SELECT indexname::text, indexdef FROM pg_indexes \
-     WHERE schemaname = current_schema() \
-       AND tablename IN ('idx_string', 'idx_token', 'idx_reference', 'idx_date', 'idx_number', \
-                         'idx_quantity', 'idx_uri', 'patient_compartment') \
-       AND indexname NOT LIKE '%\\_pk' ESCAPE '\\' AND indexdef NOT LIKE 'CREATE UNIQUE%' \
-     ORDER BY indexname";
+/// The search index's tables and the patient compartment's: their indexes other than
+/// the `*_pk` ones and unique ones are deferred.
+const TABLES: &str = "'idx_string', 'idx_token', 'idx_reference', 'idx_date', 'idx_number', \
+                      'idx_quantity', 'idx_uri', 'patient_compartment'";
+
+/// The deferrable indexes and their DDL, from the backend's catalog (SQLite's automatic
+/// indexes have no `sql`).
+fn catalog_query(backend: super::Backend) -> String {
+    match backend {
+        super::Backend::Sqlite => format!(
+            "SELECT name, sql FROM sqlite_master \
+             WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ({TABLES}) \
+               AND name NOT LIKE '%\\_pk' ESCAPE '\\' \
+             ORDER BY name"
+        ),
+        super::Backend::Postgres => format!(
+            "SELECT indexname::text, indexdef FROM pg_indexes \
+             WHERE schemaname = current_schema() AND tablename IN ({TABLES}) \
+               AND indexname NOT LIKE '%\\_pk' ESCAPE '\\' AND indexdef NOT LIKE 'CREATE UNIQUE%' \
+             ORDER BY indexname"
+        ),
+    }
+}
 
 /// Drops the indexes and records how to build them; returns how many. Indexes an
 /// earlier, interrupted import dropped stay recorded.
 pub async fn defer(store: &Store) -> Result<usize, StoreError> {
     let mut tx = store.begin_write().await?;
-    let listing = match store.backend() {
-        super::Backend::Sqlite => SQLITE_INDEXES,
-        super::Backend::Postgres => POSTGRES_INDEXES,
-    };
-    let found = list(&mut tx, listing).await?;
+    let found = list(&mut tx, &catalog_query(store.backend())).await?;
     for (name, ddl) in &found {
         execute(
             &mut tx,
@@ -57,10 +62,8 @@ pub async fn defer(store: &Store) -> Result<usize, StoreError> {
 /// there are cores; SQLite, whose writer is one connection, one after the other.
 pub async fn build(store: &Store) -> Result<usize, StoreError> {
     let pending = {
-        let mut tx = store.begin_write().await?;
-        let rows = list(&mut tx, "SELECT name, ddl FROM deferred_indexes ORDER BY name").await?;
-        tx.commit().await?;
-        rows
+        let mut tx = store.reader().await?;
+        list(&mut tx, "SELECT name, ddl FROM deferred_indexes ORDER BY name").await?
     };
     let at_once = match store.backend() {
         super::Backend::Sqlite => 1,
