@@ -212,6 +212,34 @@ const TABLE: &[(&str, &[&str])] = &[
         "Observation?component-code-value-quantity=http://loinc.org|8462-4$lt100",
         &["o5"],
     ),
+    // Observation's `combo-*` parameters are read from the rows of their parts
+    // (`code` and `component-code`...): both levels match, and a composite value
+    // still pairs a code with its own element's value only.
+    ("Observation?combo-code=8480-6", &["o1", "o3", "o5"]),
+    ("Observation?combo-code=85354-9", &["o5"]),
+    ("Observation?combo-code=http://example.org/codes|sys", &["o5"]),
+    ("Observation?combo-code:not=8480-6", &["o2", "o4", "o6"]),
+    ("Observation?combo-code:missing=true", &[]),
+    ("Observation?combo-value-quantity:missing=true", &["o6"]),
+    ("Observation?combo-value-quantity=gt140", &["o5"]),
+    ("Observation?combo-value-quantity=lt100", &["o2", "o4", "o5"]),
+    (
+        "Observation?combo-code-value-quantity=http://loinc.org|8480-6$gt130",
+        &["o3", "o5"],
+    ),
+    (
+        "Observation?combo-code-value-quantity=http://loinc.org|8462-4$gt140",
+        &[],
+    ),
+    ("Observation?combo-code-value-quantity=85354-9$gt100", &[]),
+    (
+        "Observation?combo-code-value-quantity:missing=false",
+        &["o1", "o2", "o3", "o4", "o5"],
+    ),
+    ("Observation?combo-code=8480-6&patient=p2", &["o3", "o5"]),
+    ("Observation?combo-code=8480-6&date=ge2024-01-01", &["o1", "o5"]),
+    ("Patient?_has:Observation:patient:combo-code=8462-4", &["p2"]),
+    ("Patient/p2/Observation?combo-code=8462-4", &["o5"]),
     // reference: Type/id, id, :Type, :identifier, :missing
     ("Observation?subject=Patient/p1", &["o1", "o2"]),
     ("Observation?subject=p1", &["o1", "o2"]),
@@ -279,6 +307,13 @@ async fn sorting(s: &TestServer) {
         s,
         "Observation?_sort=status,-date",
         &["o6", "o2", "o1", "o5", "o4", "o3"],
+    )
+    .await;
+    // The smallest code of either level: o5's is its diastolic component's.
+    expect_order(
+        s,
+        "Observation?_sort=combo-code,_id",
+        &["o6", "o4", "o5", "o1", "o3", "o2"],
     )
     .await;
     expect_order(s, "Patient?_sort=birthdate", &["p2", "p1", "p3", "p4"]).await;

@@ -15,10 +15,11 @@ use crate::values::*;
 type Push<'s> = &'s mut dyn FnMut(IndexValue);
 
 impl Registry {
-    /// Every index entry of `resource` (a `resource_type`), in parameter order.
+    /// Every index entry of `resource` (a `resource_type`), in parameter order; none
+    /// for the parameters stored as the rows of others ([`Registry::stored_as`]).
     pub fn extract<'r>(&'r self, resource_type: &str, resource: &Value) -> Vec<IndexEntry<'r>> {
         let mut out = Vec::new();
-        for param in self.params_for(resource_type) {
+        for param in self.extracted_for(resource_type) {
             extract_param(param, resource, &mut out);
         }
         out

@@ -19,12 +19,18 @@ fn patient_params() -> &'static HashMap<String, Vec<String>> {
             .map(|m| {
                 m.iter()
                     .map(|(t, ps)| {
+                        // A parameter that is the union of others has their rows and
+                        // entries (`Registry::stored_as`).
+                        let reg = carnet_search::Registry::r4();
                         let ps = ps
                             .as_array()
                             .into_iter()
                             .flatten()
                             .filter_map(Value::as_str)
-                            .map(str::to_string);
+                            .flat_map(|p| match reg.stored_as(t, p) {
+                                Some(parts) => parts.to_vec(),
+                                None => vec![p.to_string()],
+                            });
                         (t.clone(), ps.collect())
                     })
                     .collect()

@@ -285,7 +285,14 @@ async fn fetch_included(
         w.push(format!("ref.res_type = {}", b.q.text(&inc.source_type)));
     }
     match &inc.param {
-        Some(p) => w.push(format!("ref.param = {}", b.q.text(p))),
+        Some(p) => {
+            let types = if inc.source_type == "*" {
+                Vec::new()
+            } else {
+                vec![inc.source_type.clone()]
+            };
+            w.push(super::sql::param_cond(&mut b.q, "ref", &types, p, ""));
+        }
         // `*`: every reference parameter, not the reference components of composites.
         None => w.push("ref.grp IS NULL".to_string()),
     }

@@ -38,7 +38,7 @@ pub fn criterion(b: &mut Builder<'_>, c: &Criterion, alias: &str) -> Result<Stri
             .and_then(|p| p.components.first())
             .and_then(|comp| Table::of(comp.param_type))
             .ok_or_else(|| invalid(c))?;
-        return Ok(b.missing(c, first, &format!("{}$0", c.param), alias));
+        return Ok(b.missing(c, first, "$0", alias));
     }
     let mut ors = Vec::new();
     for v in &c.values {
@@ -51,15 +51,15 @@ pub fn criterion(b: &mut Builder<'_>, c: &Criterion, alias: &str) -> Result<Stri
         for (i, part) in parts.iter().enumerate() {
             let table = table_of(part).ok_or_else(|| invalid(c))?;
             let a = b.alias("c");
-            let param = b.q.text(&format!("{}${i}", c.param));
+            let param = super::param_cond(&mut b.q, &a, &c.resource_types, &c.param, &format!("${i}"));
             if i == 0 {
                 from = format!("{} {a}", table.name());
                 w.extend(b.q.type_filter(&format!("{a}.res_type"), &c.resource_types));
-                w.push(format!("{a}.param = {param}"));
+                w.push(param);
                 first = a.clone();
             } else {
                 from.push_str(&format!(
-                    " JOIN {} {a} ON {a}.pk = {first}.pk AND {a}.grp = {first}.grp AND {a}.param = {param}",
+                    " JOIN {} {a} ON {a}.pk = {first}.pk AND {a}.grp = {first}.grp AND {param}",
                     table.name()
                 ));
             }

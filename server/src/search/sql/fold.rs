@@ -303,7 +303,7 @@ impl Builder<'_> {
         }
         let mut w = vec![format!("{i}.pk = {b}.pk")];
         w.extend(self.q.type_filter(&format!("{i}.res_type"), &d.resource_types));
-        w.push(format!("{i}.param = {}", self.q.text(&d.param)));
+        w.push(super::param_cond(&mut self.q, &i, &d.resource_types, &d.param, ""));
         w.push(format!("({})", ors.join(" OR ")));
         Ok(format!("EXISTS (SELECT 1 FROM idx_date {i} WHERE {})", w.join(" AND ")))
     }
@@ -317,7 +317,7 @@ impl Builder<'_> {
         }
         Ok(vec![
             format!("{a}.res_type = {}", self.q.text(&target.resource_types[0])),
-            format!("{a}.param = {}", self.q.text(&target.param)),
+            super::param_cond(&mut self.q, a, &target.resource_types, &target.param, ""),
             format!("({})", values.join(" OR ")),
         ])
     }
@@ -366,7 +366,7 @@ impl Builder<'_> {
         }
         let mut w = vec![
             format!("{a}.res_type = {}", self.q.text(source_type)),
-            format!("{a}.param = {}", self.q.text(&leaf.param)),
+            super::param_cond(&mut self.q, &a, &leaf.resource_types, &leaf.param, ""),
             format!("({})", values.join(" OR ")),
             format!("{s}.deleted = FALSE"),
         ];
@@ -379,10 +379,10 @@ impl Builder<'_> {
         let rf = self.alias("ref");
         let slow = format!(
             "EXISTS (SELECT 1 FROM idx_token {a} JOIN resources {s} ON {s}.pk = {a}.pk \
-             JOIN idx_reference {rf} ON {rf}.pk = {a}.pk WHERE {} AND {a}.rflags <> 0 AND {rf}.param = {} \
+             JOIN idx_reference {rf} ON {rf}.pk = {a}.pk WHERE {} AND {a}.rflags <> 0 AND {} \
              AND {rf}.target_type = 'Patient' AND {rf}.target_id = {alias}.res_id)",
             w.join(" AND "),
-            self.q.text(param)
+            super::param_cond(&mut self.q, &rf, &leaf.resource_types, param, "")
         );
         Ok(format!("({fast} OR {slow})"))
     }

@@ -76,7 +76,7 @@ impl<'a> Builder<'a> {
                 param, target_types, ..
             } => {
                 w.extend(self.q.type_filter(&format!("{rf}.res_type"), types));
-                w.push(format!("{rf}.param = {}", self.q.text(param)));
+                w.push(param_cond(&mut self.q, &rf, types, param, ""));
                 w.push(self.q.in_list(&format!("{rf}.target_type"), target_types));
                 w.push(format!("{t}.deleted = FALSE"));
                 w.extend(self.scope(&t));
@@ -90,7 +90,13 @@ impl<'a> Builder<'a> {
             ChainStep::Reverse { source_type, param } => {
                 let s = self.alias("s");
                 w.push(format!("{rf}.res_type = {}", self.q.text(source_type)));
-                w.push(format!("{rf}.param = {}", self.q.text(param)));
+                w.push(param_cond(
+                    &mut self.q,
+                    &rf,
+                    std::slice::from_ref(source_type),
+                    param,
+                    "",
+                ));
                 w.extend(self.q.type_filter(&format!("{t}.res_type"), types));
                 w.push(format!("{s}.deleted = FALSE"));
                 w.extend(self.scope(&s));
@@ -116,7 +122,7 @@ impl<'a> Builder<'a> {
         let table = Table::of(c.param_type).ok_or_else(|| unsupported(c))?;
         let types = &c.resource_types;
         if c.modifier == Some(Modifier::Missing) {
-            return Ok(self.missing(c, table, &c.param, alias));
+            return Ok(self.missing(c, table, "", alias));
         }
         let a = self.alias("i");
         let targets = reference_targets(c);
@@ -126,7 +132,7 @@ impl<'a> Builder<'a> {
         }
         let mut w = Vec::new();
         w.extend(self.q.type_filter(&format!("{a}.res_type"), types));
-        w.push(format!("{a}.param = {}", self.q.text(&c.param)));
+        w.push(param_cond(&mut self.q, &a, types, &c.param, ""));
         w.push(format!("({})", ors.join(" OR ")));
         let sub = format!("SELECT {a}.pk FROM {} {a} WHERE {}", table.name(), w.join(" AND "));
         Ok(if c.modifier == Some(Modifier::Not) {
@@ -137,14 +143,15 @@ impl<'a> Builder<'a> {
         })
     }
 
-    /// `:missing=true` / `false` as (NOT) EXISTS over the resource's rows.
-    pub(crate) fn missing(&mut self, c: &Criterion, table: Table, param: &str, alias: &str) -> String {
+    /// `:missing=true` / `false` as (NOT) EXISTS over the resource's rows (of the
+    /// component named by `suffix`, `$0`, for a composite).
+    pub(crate) fn missing(&mut self, c: &Criterion, table: Table, suffix: &str, alias: &str) -> String {
         let mut ors = Vec::new();
         for v in &c.values {
             let a = self.alias("m");
-            let p = self.q.text(param);
+            let p = param_cond(&mut self.q, &a, &c.resource_types, &c.param, suffix);
             let exists = format!(
-                "EXISTS (SELECT 1 FROM {} {a} WHERE {a}.pk = {alias}.pk AND {a}.param = {p})",
+                "EXISTS (SELECT 1 FROM {} {a} WHERE {a}.pk = {alias}.pk AND {p})",
                 table.name()
             );
             ors.push(match v.value {
@@ -216,6 +223,69 @@ impl<'a> Builder<'a> {
             SearchValue::Uri(u) => uri::cond(q, a, u, m),
             SearchValue::Missing(_) | SearchValue::Composite(_) => return Err(unsupported(c)),
         })
+    }
+}
+
+/// The test of index alias `a`'s `param` column for parameter `code` (with `suffix`,
+/// a composite component's `$i`) on resources of `types`. A parameter that is the
+/// union of others on a type (`Registry::stored_as`: Observation's `combo-code` is
+/// `code` and `component-code`) has no rows of its own there: its parts' are read.
+/// Where the searched types disagree on that, each group of types gets its own test.
+pub(crate) fn param_cond(q: &mut SqlQuery, a: &str, types: &[String], code: &str, suffix: &str) -> String {
+    let reg = Registry::r4();
+    let names_on = |t: &str| -> Vec<String> {
+        match reg.stored_as(t, code) {
+            Some(parts) => parts.iter().map(|p| format!("{p}{suffix}")).collect(),
+            None => vec![format!("{code}{suffix}")],
+        }
+    };
+    let col = format!("{a}.param");
+    let any_type = types.is_empty() || types.iter().any(|t| t == "Resource");
+    if any_type {
+        let unions: Vec<String> = carnet_search::resource_types()
+            .filter(|t| reg.stored_as(t, code).is_some())
+            .map(str::to_string)
+            .collect();
+        if unions.is_empty() {
+            return format!("{col} = {}", q.text(&format!("{code}{suffix}")));
+        }
+        let mut ors = vec![format!(
+            "(NOT {} AND {col} = {})",
+            q.in_list(&format!("{a}.res_type"), &unions),
+            q.text(&format!("{code}{suffix}"))
+        )];
+        for t in &unions {
+            ors.push(format!(
+                "({a}.res_type = {} AND {})",
+                q.text(t),
+                q.in_list(&col, &names_on(t))
+            ));
+        }
+        return format!("({})", ors.join(" OR "));
+    }
+    let mut groups: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+    for t in types {
+        let names = names_on(t);
+        match groups.iter_mut().find(|(n, _)| *n == names) {
+            Some((_, ts)) => ts.push(t.clone()),
+            None => groups.push((names, vec![t.clone()])),
+        }
+    }
+    match groups.as_slice() {
+        [(names, _)] => q.in_list(&col, names),
+        _ => {
+            let ors: Vec<String> = groups
+                .iter()
+                .map(|(names, ts)| {
+                    format!(
+                        "({} AND {})",
+                        q.in_list(&format!("{a}.res_type"), ts),
+                        q.in_list(&col, names)
+                    )
+                })
+                .collect();
+            format!("({})", ors.join(" OR "))
+        }
     }
 }
 

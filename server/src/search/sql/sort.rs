@@ -44,10 +44,10 @@ pub fn key(b: &mut Builder<'_>, types: &[String], key: &SortKey, alias: &str) ->
                 .ok_or_else(|| Error::invalid_at("not-supported", "_sort", format!("Cannot sort by '{code}'")))?;
             let agg = if key.descending { "MAX" } else { "MIN" };
             let a = b.alias("k");
-            let param = b.q.text(code);
+            let param = super::param_cond(&mut b.q, &a, types, code, "");
             (
                 format!(
-                    "(SELECT {agg}({a}.{col}) FROM {} {a} WHERE {a}.pk = {alias}.pk AND {a}.param = {param})",
+                    "(SELECT {agg}({a}.{col}) FROM {} {a} WHERE {a}.pk = {alias}.pk AND {param})",
                     table.name()
                 ),
                 kind,
