@@ -235,18 +235,36 @@ async fn import_files_in_bulk(
             "import: search indexes dropped, to be built at the end"
         );
     }
+    // Each phase's time in the log: what an operator tunes an import by.
+    let started = std::time::Instant::now();
     let stored = store_files(&mut job, todo).await;
+    tracing::info!(
+        resources = job.report.resources,
+        seconds = started.elapsed().as_secs_f64(),
+        "import: resources stored"
+    );
     // Built whatever the outcome: what was stored is searched the same way. Indexes an
     // earlier, interrupted import left to build are built here too.
     job.progress.building_indexes = deferred_indexes::pending(state.store()).await?;
     if job.progress.building_indexes > 0 {
+        let started = std::time::Instant::now();
         job.show_progress();
-        deferred_indexes::build(state.store()).await?;
+        let built = deferred_indexes::build(state.store()).await?;
         job.progress.building_indexes = 0;
+        tracing::info!(
+            indexes = built,
+            seconds = started.elapsed().as_secs_f64(),
+            "import: search indexes built"
+        );
     }
     stored?;
     if job.report.resources >= ANALYZE_AFTER {
+        let started = std::time::Instant::now();
         state.store().analyze().await?;
+        tracing::info!(
+            seconds = started.elapsed().as_secs_f64(),
+            "import: statistics refreshed"
+        );
     }
     Ok(job.report)
 }
