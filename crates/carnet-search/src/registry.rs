@@ -347,18 +347,19 @@ impl Registry {
     /// The parameters of `resource_type` whose values a write extracts and stores:
     /// all but the unions of others ([`Registry::stored_as`]).
     pub fn extracted_for(&self, resource_type: &str) -> impl Iterator<Item = &SearchParam> {
-        self.by_type
-            .get(resource_type)
-            .into_iter()
-            .flat_map(|t| t.extracted.iter())
-            .filter_map(|&i| self.params.get(i))
+        self.listed(resource_type, |t| &t.extracted)
     }
 
     pub fn params_for(&self, resource_type: &str) -> impl Iterator<Item = &SearchParam> {
+        self.listed(resource_type, |t| &t.order)
+    }
+
+    /// The parameters of `resource_type` in one of its lists.
+    fn listed(&self, resource_type: &str, list: fn(&TypeParams) -> &Vec<usize>) -> impl Iterator<Item = &SearchParam> {
         self.by_type
             .get(resource_type)
             .into_iter()
-            .flat_map(|t| t.order.iter())
+            .flat_map(move |t| list(t).iter())
             .filter_map(|&i| self.params.get(i))
     }
 
