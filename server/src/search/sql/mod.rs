@@ -240,28 +240,10 @@ pub(crate) fn param_cond(q: &mut SqlQuery, a: &str, types: &[String], code: &str
         }
     };
     let col = format!("{a}.param");
-    let any_type = types.is_empty() || types.iter().any(|t| t == "Resource");
-    if any_type {
-        let unions: Vec<String> = carnet_search::resource_types()
-            .filter(|t| reg.stored_as(t, code).is_some())
-            .map(str::to_string)
-            .collect();
-        if unions.is_empty() {
-            return format!("{col} = {}", q.text(&format!("{code}{suffix}")));
-        }
-        let mut ors = vec![format!(
-            "(NOT {} AND {col} = {})",
-            q.in_list(&format!("{a}.res_type"), &unions),
-            q.text(&format!("{code}{suffix}"))
-        )];
-        for t in &unions {
-            ors.push(format!(
-                "({a}.res_type = {} AND {})",
-                q.text(t),
-                q.in_list(&col, &names_on(t))
-            ));
-        }
-        return format!("({})", ors.join(" OR "));
+    if types.is_empty() || types.iter().any(|t| t == "Resource") {
+        // A parameter of every type (`_tag`, …): one definition, resolved as the
+        // registry resolves it for `Resource`.
+        return q.in_list(&col, &names_on("Resource"));
     }
     let mut groups: Vec<(Vec<String>, Vec<String>)> = Vec::new();
     for t in types {
