@@ -4,6 +4,8 @@
 //! Rows are computed from the resource first ([`IndexRows`], no I/O), then stored with
 //! one bulk insert per table that has rows, for one resource or for many at once.
 
+use std::sync::Arc;
+
 use carnet_search::{IndexEntry, IndexValue, NumberValue, Registry, TokenValue};
 use serde_json::Value;
 
@@ -23,14 +25,25 @@ pub(crate) fn is_resource_column(param: &str) -> bool {
 }
 
 pub(crate) fn clip(s: &str) -> String {
+    clipped(s).to_string()
+}
+
+fn clipped(s: &str) -> &str {
     if s.len() <= MAX_INDEXED {
-        return s.to_string();
+        return s;
     }
     let mut end = MAX_INDEXED;
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    s[..end].to_string()
+    &s[..end]
+}
+
+/// Index values are made once, on the thread that checks the resource, and shared
+/// from there with the statement that stores them: the thread that binds the rows is
+/// on the critical path of a bulk import, copying is not.
+fn shared(s: &str) -> Bind {
+    Bind::Shared(Some(Arc::from(clipped(s))))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -164,7 +177,10 @@ impl Table {
 }
 
 fn text(s: &Option<String>) -> Bind {
-    Bind::Text(s.as_deref().map(clip))
+    match s {
+        Some(s) => shared(s),
+        None => Bind::Shared(None),
+    }
 }
 
 /// Ranges are stored closed; a single value is stored as the point it is (its written
@@ -180,7 +196,7 @@ fn token_binds(t: &TokenValue) -> Vec<Bind> {
     vec![
         text(&t.system),
         text(&t.code),
-        Bind::Text(t.text.clone()),
+        Bind::Shared(t.text.as_deref().map(Arc::from)),
         text(&t.of_type_system),
         text(&t.of_type_code),
     ]
@@ -191,13 +207,13 @@ fn row(value: &IndexValue) -> Option<(Table, Vec<Bind>)> {
     Some(match value {
         IndexValue::String(s) => (
             Table::String,
-            vec![Bind::Text(Some(clip(&s.normalized))), Bind::Text(Some(s.exact.clone()))],
+            vec![shared(&s.normalized), Bind::Shared(Some(Arc::from(s.exact.as_str())))],
         ),
         IndexValue::Token(t) => (Table::Token, token_binds(t)),
         IndexValue::Reference(r) => {
             let (id_system, id_value) = match &r.identifier {
                 Some(i) => (text(&i.system), text(&i.code)),
-                None => (Bind::Text(None), Bind::Text(None)),
+                None => (Bind::Shared(None), Bind::Shared(None)),
             };
             (
                 Table::Reference,
@@ -218,14 +234,14 @@ fn row(value: &IndexValue) -> Option<(Table, Vec<Bind>)> {
             b.extend([text(&q.system), text(&q.code), text(&q.unit)]);
             (Table::Quantity, b)
         }
-        IndexValue::Uri(u) => (Table::Uri, vec![Bind::Text(Some(clip(&u.uri)))]),
+        IndexValue::Uri(u) => (Table::Uri, vec![shared(&u.uri)]),
         IndexValue::Composite(_) => return None,
     })
 }
 
 /// One index row before insertion: parameter (or composite component) name, `grp`,
 /// and the table's value columns.
-type Row = (String, Option<i64>, Vec<Bind>);
+type Row = (Arc<str>, Option<i64>, Vec<Bind>);
 
 /// The index rows of one resource, computed before its pk is known (so that many
 /// resources can be prepared apart from the transaction that stores them).
@@ -241,7 +257,7 @@ pub struct IndexRows {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CoFacts {
     /// The one Patient its `patient` parameter names.
-    pub patient: Option<String>,
+    pub patient: Option<Arc<str>>,
     /// The one value of its `date` parameter, when at most [`MAX_FOLDED_SPAN`] long.
     pub date: Option<(i64, i64)>,
     pub flags: i64,
@@ -275,7 +291,7 @@ impl CoFacts {
         }
         let mut flags = 0;
         let patient = match patients.as_slice() {
-            [one] => Some(clip(one)),
+            [one] => Some(Arc::from(clipped(one))),
             [] => None,
             _ => {
                 flags |= FLAG_PATIENTS;
@@ -296,7 +312,7 @@ impl CoFacts {
     fn binds(&self, with_patient: bool) -> Vec<Bind> {
         let mut b = Vec::with_capacity(4);
         if with_patient {
-            b.push(Bind::Text(self.patient.clone()));
+            b.push(Bind::Shared(self.patient.clone()));
         }
         b.push(Bind::I64(self.date.map(|d| d.0)));
         b.push(Bind::I64(self.date.map(|d| d.1)));
@@ -337,13 +353,14 @@ impl IndexRows {
                     grp += 1;
                     for (i, values) in parts.iter().enumerate() {
                         for (table, binds) in values.iter().filter_map(row) {
-                            out.by_table[table as usize].push((format!("{}${i}", e.param), Some(grp), binds));
+                            let name = Arc::from(format!("{}${i}", e.param));
+                            out.by_table[table as usize].push((name, Some(grp), binds));
                         }
                     }
                 }
                 v => {
                     if let Some((table, binds)) = row(v) {
-                        out.by_table[table as usize].push((e.param.to_string(), None, binds));
+                        out.by_table[table as usize].push((Arc::from(e.param), None, binds));
                     }
                 }
             }
@@ -369,9 +386,11 @@ impl IndexRows {
 /// Inserts the index rows of many resources (`(pk, type, rows)`), one statement per
 /// table on PostgreSQL whatever their number.
 pub async fn insert(tx: &mut Tx, items: &[(i64, &str, &IndexRows)]) -> Result<(), StoreError> {
+    let types: Vec<Arc<str>> = items.iter().map(|(_, t, _)| Arc::from(*t)).collect();
     for table in Table::ALL {
         let mut rows = Rows::new(table.name(), table.columns());
-        for (pk, res_type, index) in items {
+        rows.reserve(items.iter().map(|(_, _, i)| i.by_table[table as usize].len()).sum());
+        for ((pk, _, index), res_type) in items.iter().zip(&types) {
             let co = match table {
                 Table::Token => index.co.binds(true),
                 Table::Reference => index.co.binds(false),
@@ -381,8 +400,8 @@ pub async fn insert(tx: &mut Tx, items: &[(i64, &str, &IndexRows)]) -> Result<()
                 rows.push(
                     [
                         Bind::I64(Some(*pk)),
-                        Bind::Text(Some((*res_type).to_string())),
-                        Bind::Text(Some(param.clone())),
+                        Bind::Shared(Some(res_type.clone())),
+                        Bind::Shared(Some(param.clone())),
                         Bind::I64(*grp),
                     ]
                     .into_iter()

@@ -300,6 +300,7 @@ pub async fn create_many(state: &AppState, tx: &mut Tx, items: &[&NewResource], 
         return Ok(());
     }
     let mut heads = Rows::new("resources", HEAD_COLUMNS);
+    heads.reserve(items.len());
     for n in items {
         heads.push([
             Bind::Text(Some(n.res_type.clone())),
@@ -322,6 +323,7 @@ pub async fn create_many(state: &AppState, tx: &mut Tx, items: &[&NewResource], 
         .filter_map(|r| Some(((r[1].text()?, r[2].text()?), r[0].i64()?)))
         .collect();
     let mut versions = Rows::new("resource_versions", VERSION_COLUMNS);
+    versions.reserve(items.len());
     let mut index = Vec::with_capacity(items.len());
     let mut policy = Vec::with_capacity(items.len());
     for n in items {

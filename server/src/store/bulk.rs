@@ -8,6 +8,8 @@
 //! stay below its limit of bound values (its statements are in-process calls, so the
 //! number of statements matters far less there).
 
+use std::sync::Arc;
+
 use super::sql::{Bind, BindArray, Cell, Kind, SqlQuery, execute, fetch, fetch_binds};
 use super::{StoreError, Tx};
 
@@ -53,6 +55,12 @@ impl Rows {
             columns,
             cells: Vec::new(),
         }
+    }
+
+    /// Room for `rows` more rows, so that a bulk write's thousands of rows are not
+    /// copied each time the list outgrows itself.
+    pub fn reserve(&mut self, rows: usize) {
+        self.cells.reserve(rows * self.columns.len());
     }
 
     /// Appends a row: one value per column, in column order.
@@ -145,7 +153,8 @@ fn array_of<'a>(ty: ColType, values: impl Iterator<Item = &'a Bind>) -> BindArra
         ColType::Text => BindArray::Text(
             values
                 .map(|b| match b {
-                    Bind::Text(v) => v.clone(),
+                    Bind::Text(v) => v.as_deref().map(Arc::from),
+                    Bind::Shared(v) => v.clone(),
                     _ => None,
                 })
                 .collect(),

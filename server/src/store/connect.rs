@@ -9,6 +9,9 @@ use sqlx::{PgPool, SqlitePool};
 
 use super::{StoreError, Tx};
 
+/// The writer's page cache (`PRAGMA cache_size`, negative: KiB): 64 MB.
+pub(super) const WRITER_CACHE: &str = "-65536";
+
 /// Bytes of WAL file SQLite keeps once the log starts over after a checkpoint: an
 /// import lets the WAL grow to ~400 MB ([`Store::bulk_load`]), and without a limit the
 /// file would keep that size for good.
@@ -118,7 +121,7 @@ impl Store {
                     // Set on connecting, so that a connection the pool opens again
                     // (after its idle or lifetime limit) has them too.
                     opts.clone()
-                        .pragma("cache_size", "-65536")
+                        .pragma("cache_size", WRITER_CACHE)
                         .pragma("journal_size_limit", WAL_LIMIT)
                         .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES),
                 )

@@ -1,6 +1,6 @@
 //! Many small JSON files (Synthea writes one transaction Bundle per patient) imported a
-//! group at a time: read and checked together on every core (while the previous group
-//! is being stored), then written in one transaction with every file's progress row.
+//! group at a time: read and checked together on every core (while the groups before
+//! it are being stored), then written in one transaction with every file's progress row.
 //! A commit, and the flush of every index page it touched, is then paid per group
 //! instead of per file: with one file per transaction the import spent most of its
 //! time writing the same pages again.
@@ -9,9 +9,12 @@
 //! processor), or a group the database refuses, goes through the one-file path in its
 //! turn, so files are still stored in name order and every refusal is reported as before.
 
+use std::collections::VecDeque;
+
 use super::check::{Checked, Ready};
 use super::source::{self, Source, SourceKind};
-use super::{Input, Job, check_all, run, store};
+use super::workers::{check_all, dispose, yield_to_the_writer};
+use super::{Input, Job, run, store};
 use crate::error::{Error, Result};
 
 /// Files up to this size may join a group.
@@ -30,46 +33,69 @@ pub fn full(group: &[Source]) -> bool {
     group.len() >= GROUP_FILES || group.iter().map(|s| s.bytes).sum::<u64>() >= GROUP_BYTES
 }
 
-/// A group whose files are being read and checked on the blocking pool.
+/// A group whose files are being read and checked, on a thread of its own.
 struct Checking {
     group: Vec<Source>,
-    handle: tokio::task::JoinHandle<Vec<Option<Vec<Ready>>>>,
+    checked: tokio::sync::oneshot::Receiver<Vec<Option<Vec<Ready>>>>,
 }
 
-/// Groups on their way to the database: the next group is read and checked (every
-/// core) while the one before it is stored (the database's writer), so the two overlap.
+/// Groups read and checked ahead of the one being stored: two, so that the checking
+/// threads (at low priority, `workers`) always have work while the writer stores,
+/// instead of idling between the end of one group's checks and the next push.
+const AHEAD: usize = 2;
+
+/// Groups on their way to the database: the next groups are read and checked while
+/// the one before them is stored (the database's writer), so the two overlap.
 #[derive(Default)]
-pub struct Pipeline(Option<Checking>);
+pub struct Pipeline(VecDeque<Checking>);
 
 impl Pipeline {
-    /// Starts checking `group` (if it has files), then stores the group before it.
+    /// Starts checking `group` (if it has files), then stores the oldest group if more
+    /// than [`AHEAD`] are under way.
     pub async fn push(&mut self, job: &mut Job<'_>, group: Vec<Source>) -> Result<()> {
         if group.is_empty() {
             return Ok(());
         }
         let threads = job.opts.checking_threads();
         let (files, now, rules) = (group.clone(), job.state.now(), job.state.config().profiles.clone());
-        let handle = tokio::task::spawn_blocking(move || read_and_check(&files, now, &rules, threads));
-        match self.0.replace(Checking { group, handle }) {
-            Some(prev) => finish(job, prev).await,
-            None => Ok(()),
+        let (tx, checked) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("carnet-import".into())
+            .spawn(move || {
+                yield_to_the_writer();
+                let _ = tx.send(read_and_check(&files, now, &rules, threads));
+            })
+            .map_err(|e| Error::Internal(format!("import: cannot start a thread: {e}")))?;
+        self.0.push_back(Checking { group, checked });
+        while self.0.len() > AHEAD {
+            if let Some(oldest) = self.0.pop_front() {
+                finish(job, oldest).await?;
+            }
         }
+        Ok(())
     }
 
-    /// Stores the group still being checked, if any.
+    /// Stores the groups still being checked, in order.
     pub async fn drain(&mut self, job: &mut Job<'_>) -> Result<()> {
-        match self.0.take() {
-            Some(prev) => finish(job, prev).await,
-            None => Ok(()),
+        while let Some(oldest) = self.0.pop_front() {
+            finish(job, oldest).await?;
         }
+        Ok(())
     }
 }
 
 async fn finish(job: &mut Job<'_>, checking: Checking) -> Result<()> {
-    let Checking { group, handle } = checking;
-    let checked = handle
+    let Checking { group, checked } = checking;
+    let waiting = std::time::Instant::now();
+    let checked = checked
         .await
         .map_err(|_| Error::Internal("import: a checking thread failed".into()))?;
+    // Which side an import waits for: the checks (every core) or the database's writer.
+    tracing::debug!(
+        files = group.len(),
+        waited_ms = waiting.elapsed().as_millis() as u64,
+        "import: group checked"
+    );
     let mut batch: Vec<(usize, Vec<Ready>)> = Vec::new();
     for (i, file) in checked.into_iter().enumerate() {
         match file {
@@ -123,10 +149,20 @@ async fn flush(job: &mut Job<'_>, group: &[Source], batch: Vec<(usize, Vec<Ready
         return Ok(());
     }
     let files: Vec<(&Source, Vec<&Ready>)> = batch.iter().map(|(i, r)| (&group[*i], r.iter().collect())).collect();
-    match store::files(job.state, &files, job.opts.resume, job.who).await {
+    let started = std::time::Instant::now();
+    let stored = store::files(job.state, &files, job.opts.resume, job.who).await;
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "import: group stored"
+    );
+    let bytes = files.iter().map(|(s, _)| s.bytes).sum::<u64>();
+    drop(files);
+    let owners: Vec<usize> = batch.iter().map(|(i, _)| *i).collect();
+    dispose(batch);
+    match stored {
         Ok(n) => {
             job.stored(n, Vec::new());
-            job.progress.bytes_done += files.iter().map(|(s, _)| s.bytes).sum::<u64>();
+            job.progress.bytes_done += bytes;
             job.show_progress();
             Ok(())
         }
@@ -134,8 +170,8 @@ async fn flush(job: &mut Job<'_>, group: &[Source], batch: Vec<(usize, Vec<Ready
         // The database refused something in the group: each file on its own, where a
         // unit it refuses is reported and its neighbours kept.
         Err(_) => {
-            for (i, _) in &batch {
-                one_file(job, &group[*i]).await?;
+            for i in owners {
+                one_file(job, &group[i]).await?;
             }
             Ok(())
         }

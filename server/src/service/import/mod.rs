@@ -14,6 +14,7 @@ mod group;
 mod progress;
 pub mod source;
 mod store;
+mod workers;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -22,8 +23,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::mpsc;
 
-use self::check::{Checked, Refusal};
 use self::source::{Source, SourceKind, Unit};
+use self::workers::{CheckedUnits, check_all};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 use crate::store::deferred_indexes;
@@ -456,48 +457,4 @@ fn read_and_check(
             let _ = out.blocking_send(Err(e.to_string()));
         }
     }
-}
-
-type CheckedUnits = Vec<(Unit, std::result::Result<Checked, Refusal>)>;
-
-/// Checks units on `threads` threads, keeping their order.
-fn check_all(
-    units: Vec<Unit>,
-    now: i64,
-    rules: &crate::conformance::Rules,
-    threads: usize,
-) -> std::result::Result<CheckedUnits, String> {
-    let check_one = |mut u: Unit| {
-        let body = std::mem::replace(&mut u.body, Err(String::new()));
-        let checked = match body {
-            // A unit that makes a checker panic is refused, not lost with its chunk.
-            Ok(b) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check::check(b, now, rules)))
-                .unwrap_or_else(|_| Err((None, "internal error while checking this resource".to_string()))),
-            Err(e) => Err((None, e)),
-        };
-        (u, checked)
-    };
-    if threads <= 1 || units.len() < 2 {
-        return Ok(units.into_iter().map(check_one).collect());
-    }
-    let per = units.len().div_ceil(threads);
-    let mut parts: Vec<Vec<Unit>> = Vec::new();
-    let mut rest = units;
-    while rest.len() > per {
-        let tail = rest.split_off(per);
-        parts.push(rest);
-        rest = tail;
-    }
-    parts.push(rest);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = parts
-            .into_iter()
-            .map(|part| s.spawn(move || part.into_iter().map(check_one).collect::<Vec<_>>()))
-            .collect();
-        let mut out = Vec::new();
-        for h in handles {
-            out.extend(h.join().map_err(|_| "a checking thread failed".to_string())?);
-        }
-        Ok(out)
-    })
 }

@@ -74,7 +74,11 @@ async fn ready_units(
     };
     let all: Vec<&Ready> = run.iter().flat_map(|(_, r)| r.iter()).collect();
     match store(state, source, &all, Some(last).filter(|_| resume), who).await {
-        Ok(n) => return Ok((n, Vec::new())),
+        Ok(n) => {
+            drop(all);
+            super::workers::dispose(run);
+            return Ok((n, Vec::new()));
+        }
         Err(e) if fatal(&e) => return Err(e),
         Err(_) => {}
     }
