@@ -88,3 +88,54 @@ pub fn check_all(
     done.sort_unstable_by_key(|(i, _)| *i);
     Ok(done.into_iter().map(|(_, c)| c).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::service::import::source::{Body, Location};
+
+    /// Units of very different sizes, some refused, on more threads than units of one
+    /// kind: the outcomes come back in the units' order.
+    #[test]
+    fn outcomes_keep_the_units_order() {
+        let units: Vec<Unit> = (0..40u64)
+            .map(|i| {
+                let body = match i % 4 {
+                    0 => Ok(Body::Transaction(json!({
+                        "resourceType": "Bundle",
+                        "type": "transaction",
+                        "entry": (0..50).map(|k| json!({
+                            "resource": {"resourceType": "Patient", "id": format!("p{i}-{k}")},
+                            "request": {"method": "PUT", "url": format!("Patient/p{i}-{k}")}
+                        })).collect::<Vec<_>>()
+                    }))),
+                    1 => Ok(Body::Resource(
+                        json!({"resourceType": "Patient", "id": format!("p{i}")}),
+                    )),
+                    2 => Ok(Body::Resource(json!({"resourceType": "Patient", "gender": 7}))),
+                    _ => Err(format!("line {i} is not JSON")),
+                };
+                Unit {
+                    seq: i,
+                    at: Location::Line(i + 1),
+                    offset: i * 10,
+                    body,
+                }
+            })
+            .collect();
+        let checked = check_all(units, 0, &crate::conformance::Rules::default(), 3).expect("checked");
+        assert_eq!(checked.len(), 40);
+        for (i, (unit, outcome)) in checked.iter().enumerate() {
+            assert_eq!(unit.seq, i as u64);
+            match (i % 4, outcome) {
+                (0, Ok(Checked::Ready(r))) => assert_eq!(r.len(), 50),
+                (1, Ok(Checked::Ready(r))) => assert_eq!(r[0].new.id, format!("p{i}")),
+                (2, Err((_, why))) => assert!(why.contains("gender"), "{why}"),
+                (3, Err((_, why))) => assert_eq!(why, &format!("line {i} is not JSON")),
+                (_, other) => panic!("unit {i}: unexpected outcome {}", other.is_ok()),
+            }
+        }
+    }
+}
