@@ -63,7 +63,7 @@ struct ImportArgs {
     /// Units (lines, entries, transaction Bundles) per database transaction.
     #[arg(long, default_value_t = 1000)]
     chunk: usize,
-    /// Threads checking resources (default: one per core).
+    /// Threads checking resources, at the lowest CPU priority (default: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// When to build the search index's indexes: `at-end` drops them and builds them
