@@ -67,10 +67,10 @@ impl Pipeline {
             })
             .map_err(|e| Error::Internal(format!("import: cannot start a thread: {e}")))?;
         self.0.push_back(Checking { group, checked });
-        while self.0.len() > AHEAD {
-            if let Some(oldest) = self.0.pop_front() {
-                finish(job, oldest).await?;
-            }
+        while self.0.len() > AHEAD
+            && let Some(oldest) = self.0.pop_front()
+        {
+            finish(job, oldest).await?;
         }
         Ok(())
     }
@@ -156,11 +156,9 @@ async fn flush(job: &mut Job<'_>, group: &[Source], batch: Vec<(usize, Vec<Ready
         "import: group stored"
     );
     let bytes = files.iter().map(|(s, _)| s.bytes).sum::<u64>();
-    drop(files);
-    let owners: Vec<usize> = batch.iter().map(|(i, _)| *i).collect();
-    dispose(batch);
     match stored {
         Ok(n) => {
+            dispose(batch);
             job.stored(n, Vec::new());
             job.progress.bytes_done += bytes;
             job.show_progress();
@@ -170,8 +168,8 @@ async fn flush(job: &mut Job<'_>, group: &[Source], batch: Vec<(usize, Vec<Ready
         // The database refused something in the group: each file on its own, where a
         // unit it refuses is reported and its neighbours kept.
         Err(_) => {
-            for i in owners {
-                one_file(job, &group[i]).await?;
+            for (i, _) in &batch {
+                one_file(job, &group[*i]).await?;
             }
             Ok(())
         }

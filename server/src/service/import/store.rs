@@ -75,7 +75,6 @@ async fn ready_units(
     let all: Vec<&Ready> = run.iter().flat_map(|(_, r)| r.iter()).collect();
     match store(state, source, &all, Some(last).filter(|_| resume), who).await {
         Ok(n) => {
-            drop(all);
             super::workers::dispose(run);
             return Ok((n, Vec::new()));
         }
