@@ -39,8 +39,9 @@ const LONG_AGO: &str = "2001-01-01T00:00:00Z";
 enum Want {
     /// This status (a read, vread, instance history, operation).
     Status(u16),
-    /// A 200 Bundle whose entries, over all pages, are exactly these resources; `total`
-    /// (when the Bundle has one) counts the `match` entries.
+    /// A 200 Bundle whose entries, over all pages, are exactly these resources; for a
+    /// search (asked with `_total=accurate`), every page's `total` counts the `match`
+    /// entries.
     Found(&'static [&'static str]),
     /// `_summary=count`: this total and no entries.
     Count(u64),
@@ -488,6 +489,14 @@ async fn run(s: &TestServer, log: &Log, world: &World, row: &Row) -> Option<Stri
     } else {
         path.clone()
     };
+    // Searches ask for the count, so that every page's `total` (the policy's condition
+    // in a COUNT) is checked against the matches walked; history has none.
+    let counted = matches!(want, Found(_)) && !template.contains("_history");
+    let url = match (counted, url.contains('?')) {
+        (false, _) => url,
+        (true, true) => format!("{url}&_total=accurate"),
+        (true, false) => format!("{url}?_total=accurate"),
+    };
     let allowed = visible(actor, world);
     // Ids the request itself names may come back in links; others never appear.
     let hidden: Vec<&str> = world
@@ -520,6 +529,9 @@ async fn run(s: &TestServer, log: &Log, world: &World, row: &Row) -> Option<Stri
             let mut matches = 0u64;
             let mut page: Value = serde_json::from_str(&text).unwrap();
             let total = page.get("total").cloned();
+            if counted && total.is_none() {
+                return problem(format!("no total with _total=accurate: {text}"));
+            }
             let mut pages = 1;
             loop {
                 for e in page["entry"].as_array().into_iter().flatten() {
@@ -541,6 +553,9 @@ async fn run(s: &TestServer, log: &Log, world: &World, row: &Row) -> Option<Stri
                     return problem(format!("hidden id {h} on page {pages}: {text}"));
                 }
                 page = serde_json::from_str(&text).unwrap();
+                if counted && page.get("total") != total.as_ref() {
+                    return problem(format!("page {pages}'s total differs from the first's: {text}"));
+                }
             }
             let want: BTreeSet<String> = names.iter().map(|n| world.ids[*n].clone()).collect();
             if got != want {
@@ -548,9 +563,8 @@ async fn run(s: &TestServer, log: &Log, world: &World, row: &Row) -> Option<Stri
                 let got: Vec<String> = got.iter().map(name).collect();
                 return problem(format!("got {got:?}, want {names:?}"));
             }
-            let is_history = template.contains("_history");
             if let Some(t) = total
-                && !is_history
+                && counted
                 && t != json!(matches)
             {
                 return problem(format!("total {t}, but {matches} matches over {pages} pages"));

@@ -15,9 +15,6 @@ use crate::fhir::bundle::{BundleWriter, Link};
 use crate::fhir::outcome::{Issue, outcome};
 use crate::fhir::summary::Shape;
 
-/// Without `_total`, a first page says how many match only up to this many: beyond it
-/// counting would cost more than the page (`_total=accurate` always counts).
-pub const DEFAULT_TOTAL_CAP: i64 = 1000;
 use crate::state::AppState;
 use crate::store::{StoreError, Tx};
 
@@ -55,16 +52,21 @@ pub async fn searchset(
         (hits, more)
     };
 
+    // Without `_total`, only what costs nothing: a first page that holds every match.
+    // Counting a larger result costs more than the page (at a million resources a
+    // `_has` counted 1,000 Patients' probes in 14 ms for a 4 ms page); a client that
+    // needs the number asks for it.
     let exact = count_only || matches!(r.total, Some(Total::Accurate | Total::Estimate));
-    let want_total = exact || (r.total.is_none() && cursor.is_none());
-    let total = if !want_total {
-        None
-    } else if cursor.is_none() && !has_more && !count_only {
+    let total = if exact {
+        if cursor.is_none() && !has_more && !count_only {
+            Some(hits.len() as i64)
+        } else {
+            Some(plan.count(tx).await?)
+        }
+    } else if r.total.is_none() && cursor.is_none() && !has_more {
         Some(hits.len() as i64)
-    } else if exact {
-        Some(plan.count(tx).await?)
     } else {
-        plan.count_up_to(tx, DEFAULT_TOTAL_CAP).await?
+        None
     };
 
     let match_pks: Vec<i64> = hits.iter().map(|h| h.pk).collect();

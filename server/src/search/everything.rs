@@ -22,6 +22,10 @@ use crate::policy::{Access, visibility};
 use crate::service::ids;
 use crate::state::AppState;
 
+/// A first page of `$everything` says how many resources the record holds only up to
+/// this many (counting further would cost more than the page).
+const TOTAL_CAP: i64 = 1000;
+
 /// Types outside the compartment that `$everything` adds when a compartment resource
 /// references them through a search parameter (R4 asks for "resources referenced";
 /// these are the ones a record is unreadable without).
@@ -151,14 +155,15 @@ pub async fn everything(state: &AppState, access: &Access, id: &str, params: &Ev
     let has_more = pks.len() as i64 > page_size;
     pks.truncate(usize::try_from(page_size).unwrap_or(0));
 
-    // As a search does: counted on the first page only, and only while that is cheap.
+    // Counted on the first page only, and only up to a cap: `$everything` takes no
+    // `_total`, and one patient's record is small enough to count.
     let total = if params.cursor.is_some() {
         None
     } else if !has_more {
         Some(pks.len() as i64)
     } else {
         let all = selection(&scope, id, params, None);
-        execute::count_up_to(&mut tx, all, super::bundle::DEFAULT_TOTAL_CAP).await?
+        execute::count_up_to(&mut tx, all, TOTAL_CAP).await?
     };
     let contents = execute::contents(&mut tx, &pks).await?;
     tx.commit().await?;

@@ -198,16 +198,6 @@ impl Plan {
         cond
     }
 
-    /// The number of matches if it is at most `cap`, else `None`: what a search answers
-    /// by default costs at most `cap` matches to count, however large the result.
-    pub async fn count_up_to(&self, tx: &mut Tx, cap: i64) -> Result<Option<i64>> {
-        let matches = SqlQuery {
-            sql: self.q.sql.clone(),
-            binds: self.q.binds[..self.where_binds].to_vec(),
-        };
-        count_up_to(tx, matches, cap).await
-    }
-
     pub async fn count(&self, tx: &mut Tx) -> Result<i64> {
         let q = SqlQuery {
             sql: format!("SELECT COUNT(*) FROM resources r WHERE {}", self.q.sql),

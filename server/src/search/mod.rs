@@ -7,10 +7,10 @@
 //! - Paging is keyset-based: `next` / `previous` links carry an opaque `_cursor`
 //!   holding the sort key values and pk of the page's last (first) row, so pages stay
 //!   correct while resources are written. Default order is by creation (pk).
-//! - `total` is given on the first page unless `_total=none`, when there are at most
-//!   1000 matches (counting more would cost more than the page); `_total=accurate` or
-//!   `_total=estimate` always count exactly, on every page, and so does
-//!   `_summary=count`. A first page that is not full needs no count.
+//! - Without `_total`, `total` is given only by a first page that holds every match
+//!   (it costs nothing there; counting a larger result costs more than the page);
+//!   `_total=accurate` or `_total=estimate` always count exactly, on every page, and
+//!   so does `_summary=count`.
 //! - `_include` / `_revinclude` add at most 1000 resources per page, `:iterate`
 //!   follows at most 4 more levels.
 
