@@ -679,6 +679,10 @@ async fn folded_plans(s: &TestServer) {
         ("Appointment?patient=fa&status=booked", &["a1"]),
         ("Appointment?patient=fb&status=booked", &["a1", "a2"]),
         ("Appointment?patient=fb&status=booked&date=2024-02-13", &["a2"]),
+        // A chain to the patient tested on a flagged row (a1 has two patients).
+        ("Appointment?patient:Patient.name=belanger&status=booked", &["a1", "a2"]),
+        ("Appointment?patient:Patient.name=fournier&status=booked", &["a1"]),
+        ("Appointment?actor:Patient.name=fournier&status=booked", &["a1"]),
         ("Appointment?actor=Practitioner/dr&date=2024-02-12", &["a1"]),
     ];
     for (q, want) in table {
