@@ -415,19 +415,23 @@ impl Builder<'_> {
         ];
         w.extend(self.scope(&s));
         let fast = format!(
-            "EXISTS (SELECT 1 FROM idx_token {a} JOIN resources {s} ON {s}.pk = {a}.pk WHERE {} AND {a}.rpatient = {alias}.res_id)",
+            "SELECT 1 FROM idx_token {a} JOIN resources {s} ON {s}.pk = {a}.pk WHERE {} AND {a}.rpatient = {alias}.res_id",
             w.join(" AND ")
         );
         // Sources naming several patients have no folded patient: their references.
         let rf = self.alias("ref");
         let slow = format!(
-            "EXISTS (SELECT 1 FROM idx_token {a} JOIN resources {s} ON {s}.pk = {a}.pk \
+            "SELECT 1 FROM idx_token {a} JOIN resources {s} ON {s}.pk = {a}.pk \
              JOIN idx_reference {rf} ON {rf}.pk = {a}.pk WHERE {} AND {a}.rflags <> 0 AND {} \
-             AND {rf}.target_type = 'Patient' AND {rf}.target_id = {alias}.res_id)",
+             AND {rf}.target_type = 'Patient' AND {rf}.target_id = {alias}.res_id",
             w.join(" AND "),
             super::param_cond(&mut self.q, &rf, &leaf.resource_types, param, "")
         );
-        Ok(format!("({fast} OR {slow})"))
+        // One EXISTS over both branches: PostgreSQL turns `EXISTS … OR EXISTS …` into
+        // two hashed subplans, each listing every source with the code (5,359
+        // Observations, 30 ms at a million resources) before the first Patient; one
+        // EXISTS stays a probe per Patient until the page is full (2.8 ms).
+        Ok(format!("EXISTS ({fast} UNION ALL {slow})"))
     }
 }
 
