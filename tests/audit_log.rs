@@ -195,11 +195,56 @@ async fn an_event_already_stored_is_not_stored_twice(s: &TestServer) {
     assert!(left <= 1, "{left} rows left in the log");
 }
 
+/// A search's AuditEvent names the patients whose records its page listed (read by
+/// the search itself, `search::execute::owners`), so each finds it in their trail.
+async fn a_search_names_the_patients_it_listed(s: &TestServer) {
+    for id in ["listed-a", "listed-b", "unlisted"] {
+        let body = serde_json::json!({"resourceType": "Patient", "id": id});
+        let r = s.send_json(Method::PUT, &format!("Patient/{id}"), &body).await;
+        assert_eq!(r.status(), 201);
+    }
+    for (patient, code) in [("listed-a", "33914-3"), ("listed-b", "33914-3"), ("unlisted", "2160-0")] {
+        let body = serde_json::json!({"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+            "subject": {"reference": format!("Patient/{patient}")}});
+        let r = s.send_json(Method::POST, "Observation", &body).await;
+        assert_eq!(r.status(), 201);
+    }
+    let (st, b) = s.get_json("Observation?code=33914-3").await;
+    assert_eq!(st, 200);
+    assert_eq!(b["entry"].as_array().map(Vec::len), Some(2), "{b}");
+    let count = |q: String| async move {
+        let (st, b) = s.get_json(&q).await;
+        assert_eq!(st, 200, "{q}: {b}");
+        b["total"].as_i64().unwrap_or(-1)
+    };
+    for (patient, want) in [("listed-a", 1), ("listed-b", 1), ("unlisted", 0)] {
+        let q = format!("AuditEvent?patient=Patient/{patient}&subtype=search&_summary=count");
+        assert_eq!(count(q).await, want, "{patient}");
+    }
+    // What it listed is named too: each Observation, once.
+    let (_, events) = s.get_json("AuditEvent?patient=Patient/listed-a&subtype=search").await;
+    let entities = events["entry"][0]["resource"]["entity"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let observations = entities
+        .iter()
+        .filter(|e| {
+            e["what"]["reference"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("Observation/"))
+        })
+        .count();
+    assert_eq!(observations, 2, "{events}");
+}
+
 on_both_backends!(
     logged_records_are_searchable_at_once,
     log_sequence_numbers_are_never_reused,
     audit_events_are_found_by_code_with_patient_date_and_has,
-    an_event_already_stored_is_not_stored_twice
+    an_event_already_stored_is_not_stored_twice,
+    a_search_names_the_patients_it_listed
 );
 
 /// A SQLite database of a version whose audit log was one of its tables (migrations up

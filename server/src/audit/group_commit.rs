@@ -252,7 +252,7 @@ const OWNERS_PER_QUERY: usize = 400;
 async fn owners_of(tx: &mut Tx, records: &[&Record]) -> Result<HashMap<(String, String), Vec<String>>> {
     let mut wanted: Vec<&(String, String)> = records
         .iter()
-        .flat_map(|r| r.notes.resources.iter())
+        .flat_map(|r| r.notes.resources.iter().filter(|k| !r.notes.owners.contains_key(*k)))
         .filter(|(t, _)| t != "AuditEvent")
         .collect();
     wanted.sort_unstable();
@@ -297,7 +297,8 @@ fn patients_of(r: &Record, owners: &HashMap<(String, String), Vec<String>>) -> V
         }
     }
     for key in &r.notes.resources {
-        for p in owners.get(key).into_iter().flatten() {
+        let known = r.notes.owners.get(key).or_else(|| owners.get(key));
+        for p in known.into_iter().flatten() {
             if !out.contains(p) {
                 out.push(p.clone());
             }

@@ -12,6 +12,7 @@ pub mod group_commit;
 pub mod projection;
 pub mod record;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use std::net::SocketAddr;
@@ -40,6 +41,9 @@ pub struct Notes {
 #[derive(Debug, Default, Clone)]
 pub struct NotesInner {
     pub resources: Vec<(String, String)>,
+    /// Whose compartments held some of `resources` when the request read them, where
+    /// the read already knew (a search's page): the group commit looks up the others.
+    pub owners: HashMap<(String, String), Vec<String>>,
     pub query: Option<String>,
     /// The entries of a batch or transaction Bundle, each audited on its own.
     pub entries: Vec<EntryNote>,
@@ -59,6 +63,15 @@ pub struct EntryNote {
 
 impl Notes {
     pub fn resource(&self, res_type: &str, id: &str) {
+        self.add(res_type, id, None);
+    }
+
+    /// A resource and the patients whose compartments hold it.
+    pub fn resource_owned(&self, res_type: &str, id: &str, owners: Vec<String>) {
+        self.add(res_type, id, Some(owners));
+    }
+
+    fn add(&self, res_type: &str, id: &str, owners: Option<Vec<String>>) {
         // Only what a resource can be named by reaches the trail (and its SQL): a
         // request with a malformed id is refused before it touches anything.
         if !carnet_fhir::is_resource_type(res_type) || crate::service::ids::check_id(id).is_err() {
@@ -68,7 +81,11 @@ impl Notes {
             && n.resources.len() < MAX_ENTITIES
             && !n.resources.iter().any(|(t, i)| t == res_type && i == id)
         {
-            n.resources.push((res_type.to_string(), id.to_string()));
+            let key = (res_type.to_string(), id.to_string());
+            if let Some(o) = owners {
+                n.owners.insert(key.clone(), o);
+            }
+            n.resources.push(key);
         }
     }
 

@@ -140,6 +140,14 @@ impl Access {
         }
     }
 
+    /// Like [`Access::note`], with the patients whose compartments hold the resource
+    /// (the group commit then need not look them up).
+    pub fn note_owned(&self, res_type: &str, id: &str, owners: Vec<String>) {
+        if let Some(n) = &self.notes {
+            n.resource_owned(res_type, id, owners);
+        }
+    }
+
     pub fn note_query(&self, query: &str) {
         if let Some(n) = &self.notes {
             n.query(query);

@@ -18,6 +18,13 @@ use crate::fhir::summary::Shape;
 use crate::state::AppState;
 use crate::store::{StoreError, Tx};
 
+/// A resource a searchset Bundle holds, and the patients whose compartments hold it.
+pub struct Listed {
+    pub res_type: String,
+    pub id: String,
+    pub owners: Vec<String>,
+}
+
 pub async fn searchset(
     state: &AppState,
     scope: &AccessScope,
@@ -26,7 +33,7 @@ pub async fn searchset(
     cursor: Option<&str>,
     compartment: Option<&str>,
     path: &str,
-) -> Result<(Vec<u8>, Vec<(String, String)>)> {
+) -> Result<(Vec<u8>, Vec<Listed>)> {
     let cfg = state.config();
     let r = &parsed.result;
     let ctx = Ctx {
@@ -84,6 +91,8 @@ pub async fn searchset(
         .map(|(pk, t, id, c)| (pk, (t, id, c)))
         .collect();
 
+    let mut owners = execute::owners(tx, &all).await?;
+
     let links = links(state.base_url(), path, parsed, cursor.as_ref(), &hits, has_more);
     let link_refs: Vec<Link<'_>> = links.iter().map(|(rel, url)| Link { relation: rel, url }).collect();
     let mut w = BundleWriter::new("searchset", state.now(), total, &link_refs);
@@ -111,7 +120,11 @@ pub async fn searchset(
             let Some((t, id, content)) = contents.remove(pk) else {
                 continue;
             };
-            listed.push((t.clone(), id.clone()));
+            listed.push(Listed {
+                res_type: t.clone(),
+                id: id.clone(),
+                owners: owners.remove(pk).unwrap_or_default(),
+            });
             let body = shaped(content, &shape)?;
             let url = format!("{base}/{t}/{id}");
             w.entry(Some(&url), Some(&body), &json!({"search": {"mode": mode}}));

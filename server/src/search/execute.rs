@@ -1,7 +1,7 @@
 //! Running a parsed search: the WHERE clause (built once, shared by the page query and
 //! the count), keyset pages, totals and `_include` / `_revinclude`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use carnet_search::{Include, ParsedQuery, ResultParams};
 
@@ -341,4 +341,25 @@ pub async fn contents(tx: &mut Tx, pks: &[i64]) -> Result<Vec<(i64, String, Stri
             Some((r[0].i64()?, r[1].text()?.to_string(), r[2].text()?.to_string(), content))
         })
         .collect())
+}
+
+/// The patients whose compartments hold each of `pks` (resources in none are absent):
+/// what the request's AuditEvent names, read in the search's own snapshot.
+pub async fn owners(tx: &mut Tx, pks: &[i64]) -> Result<HashMap<i64, Vec<String>>> {
+    let mut out: HashMap<i64, Vec<String>> = HashMap::new();
+    if pks.is_empty() {
+        return Ok(out);
+    }
+    let mut q = SqlQuery::default();
+    let ps: Vec<String> = pks.iter().map(|pk| q.int(*pk)).collect();
+    q.sql = format!(
+        "SELECT pc.pk, pc.patient_id FROM patient_compartment pc WHERE pc.pk IN ({})",
+        ps.join(", ")
+    );
+    for row in fetch(tx, &q, &[Kind::I64, Kind::Text]).await? {
+        if let (Some(pk), Some(p)) = (row[0].i64(), row[1].text()) {
+            out.entry(pk).or_default().push(p.to_string());
+        }
+    }
+    Ok(out)
 }

@@ -62,18 +62,24 @@ pub async fn search_as(state: &AppState, access: &crate::policy::Access, req: Se
         .finish();
     access.note_query(&format!("{}?{query}", req.path));
     let (body, listed) = search_listed(state, &access.scope(), req).await?;
-    for (t, id) in &listed {
-        access.note(t, id);
+    for l in listed {
+        // An AuditEvent's patients are not named by the trail of reading it
+        // (`audit::group_commit::owners_of`).
+        if l.res_type == "AuditEvent" {
+            access.note(&l.res_type, &l.id);
+        } else {
+            access.note_owned(&l.res_type, &l.id, l.owners);
+        }
     }
     Ok(body)
 }
 
-/// The searchset Bundle and the `(type, id)` of every resource in it.
+/// The searchset Bundle and every resource in it.
 pub async fn search_listed(
     state: &AppState,
     scope: &AccessScope,
     req: SearchRequest,
-) -> Result<(Vec<u8>, Vec<(String, String)>)> {
+) -> Result<(Vec<u8>, Vec<bundle::Listed>)> {
     let (pairs, cursor) = split_cursor(req.pairs);
     let mut parsed = parse_query(Registry::r4(), req.res_type.as_deref(), &pairs, req.lenient).map_err(invalid)?;
     refuse_unsupported(&mut parsed, req.lenient)?;
