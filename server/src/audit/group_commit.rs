@@ -244,6 +244,13 @@ const PRIOR_COLUMNS: &[(&str, ColType)] = &[
     ("first_at", ColType::I64),
 ];
 
+/// Whether touching a resource of this type names the patients whose compartments
+/// hold it in the request's AuditEvent. Not for AuditEvents: the trail is not the
+/// record, and each read of a patient's trail would otherwise add to it.
+fn names_owners(res_type: &str) -> bool {
+    res_type != "AuditEvent"
+}
+
 /// Most `(type, id)` pairs looked up in one statement.
 const OWNERS_PER_QUERY: usize = 400;
 
@@ -253,7 +260,7 @@ async fn owners_of(tx: &mut Tx, records: &[&Record]) -> Result<HashMap<(String, 
     let mut wanted: Vec<&(String, String)> = records
         .iter()
         .flat_map(|r| r.notes.resources.iter().filter(|k| !r.notes.owners.contains_key(*k)))
-        .filter(|(t, _)| t != "AuditEvent")
+        .filter(|(t, _)| names_owners(t))
         .collect();
     wanted.sort_unstable();
     wanted.dedup();
@@ -296,7 +303,7 @@ fn patients_of(r: &Record, owners: &HashMap<(String, String), Vec<String>>) -> V
             return out;
         }
     }
-    for key in &r.notes.resources {
+    for key in r.notes.resources.iter().filter(|(t, _)| names_owners(t)) {
         let known = r.notes.owners.get(key).or_else(|| owners.get(key));
         for p in known.into_iter().flatten() {
             if !out.contains(p) {

@@ -278,77 +278,22 @@ impl Builder<'_> {
         let b = self.alias("f");
         let mut common = self.target_conditions(target, &b)?;
         common.push(format!("{b}.rflags <> 0"));
+        // The flagged branch holds few rows: its other criteria probe each row's own
+        // resource. As lists, SQLite first listed every date row of the type (67 ms
+        // for code+date at a million resources), or every Observation of the Patients
+        // a chain finds (`subject:Patient.name=gagnon`: ~13,400 references, 3–4 ms),
+        // to test them against no flagged row at all.
         if let Some(p) = patient {
-            common.push(self.patient_probe(p, &target.resource_types, &b)?);
+            common.push(self.probe(p, &target.resource_types, &b)?);
         }
         for d in dates {
-            common.push(self.date_probe(d, &b)?);
+            common.push(self.probe(d, &d.resource_types, &b)?);
         }
         Ok(format!(
             "{alias}.pk IN (SELECT {a}.pk FROM {table} {a} WHERE {} UNION ALL SELECT {b}.pk FROM {table} {b} WHERE {})",
             fast.join(" AND "),
             common.join(" AND ")
         ))
-    }
-
-    /// A plain date criterion (see `date_source`) as a probe of the flagged row's own
-    /// resource. The flagged branch holds few rows; as `pk IN (…)` SQLite would first
-    /// list every date row of the type (67 ms for code+date at a million resources).
-    fn date_probe(&mut self, d: &Criterion, b: &str) -> Result<String> {
-        let i = self.alias("i");
-        let targets = super::reference_targets(d);
-        let mut ors = Vec::new();
-        for v in &d.values {
-            ors.push(self.value(&i, &v.value, d.modifier.as_ref(), &targets, d)?);
-        }
-        let mut w = vec![format!("{i}.pk = {b}.pk")];
-        w.extend(self.q.type_filter(&format!("{i}.res_type"), &d.resource_types));
-        w.push(super::param_cond(&mut self.q, &i, &d.resource_types, &d.param, ""));
-        w.push(format!("({})", ors.join(" OR ")));
-        Ok(format!("EXISTS (SELECT 1 FROM idx_date {i} WHERE {})", w.join(" AND ")))
-    }
-
-    /// A patient criterion (see `patient_source`) as a probe of the flagged row's own
-    /// resource, for the reason [`Self::date_probe`] gives: as `pk IN (…)` SQLite first
-    /// listed every Observation of the Patients a chain finds (`subject:Patient.name=
-    /// gagnon`: ~13,400 references of 134 Patients at a million resources, 3–4 ms, to
-    /// test them against no flagged row at all).
-    fn patient_probe(&mut self, p: &Criterion, types: &[String], b: &str) -> Result<String> {
-        let rf = self.alias("ref");
-        let mut w = vec![format!("{rf}.pk = {b}.pk")];
-        match p.chain.first() {
-            None => {
-                let targets = super::reference_targets(p);
-                let mut ors = Vec::new();
-                for v in &p.values {
-                    ors.push(self.value(&rf, &v.value, p.modifier.as_ref(), &targets, p)?);
-                }
-                w.extend(self.q.type_filter(&format!("{rf}.res_type"), &p.resource_types));
-                w.push(super::param_cond(&mut self.q, &rf, &p.resource_types, &p.param, ""));
-                w.push(format!("({})", ors.join(" OR ")));
-                Ok(format!(
-                    "EXISTS (SELECT 1 FROM idx_reference {rf} WHERE {})",
-                    w.join(" AND ")
-                ))
-            }
-            Some(ChainStep::Forward {
-                param, target_types, ..
-            }) => {
-                let t = self.alias("t");
-                w.extend(self.q.type_filter(&format!("{rf}.res_type"), types));
-                w.push(super::param_cond(&mut self.q, &rf, types, param, ""));
-                w.push(self.q.in_list(&format!("{rf}.target_type"), target_types));
-                w.push(format!("{t}.deleted = FALSE"));
-                w.extend(self.scope(&t));
-                w.push(self.step(p, 1, target_types, &t)?);
-                Ok(format!(
-                    "EXISTS (SELECT 1 FROM idx_reference {rf} JOIN resources {t} \
-                     ON {t}.res_type = {rf}.target_type AND {t}.res_id = {rf}.target_id WHERE {})",
-                    w.join(" AND ")
-                ))
-            }
-            Some(ChainStep::Reverse { .. }) => self.criterion(p, types, b),
-        }
     }
 
     /// The target criterion's own test on index alias `a`.

@@ -39,6 +39,31 @@ pub struct Builder<'a> {
     next_alias: usize,
 }
 
+/// How a condition tests the resource it is about.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// `alias.pk IN (SELECT x.pk …)`: the list of every match, which a query can start
+    /// from.
+    List,
+    /// `EXISTS (SELECT 1 … WHERE x.pk = alias.pk …)`: a test of the resource's own
+    /// rows, for a condition checked on few candidates (a folded plan's flagged
+    /// branch) whose list would hold every match of the criterion.
+    Probe,
+}
+
+impl Form {
+    /// The condition on `alias` whose rows, aliased `x`, come `from` and meet `w`.
+    fn of(self, alias: &str, x: &str, from: &str, w: &[String]) -> String {
+        match self {
+            Form::List => format!("{alias}.pk IN (SELECT {x}.pk FROM {from} WHERE {})", w.join(" AND ")),
+            Form::Probe => format!(
+                "EXISTS (SELECT 1 FROM {from} WHERE {x}.pk = {alias}.pk AND {})",
+                w.join(" AND ")
+            ),
+        }
+    }
+}
+
 impl<'a> Builder<'a> {
     pub fn new(ctx: Ctx<'a>) -> Builder<'a> {
         Builder {
@@ -64,9 +89,19 @@ impl<'a> Builder<'a> {
         self.step(c, 0, types, alias)
     }
 
+    /// Like [`Self::criterion`], as a probe of the resource's own rows ([`Form::Probe`])
+    /// where the criterion allows it (plain values, forward chains).
+    pub(crate) fn probe(&mut self, c: &Criterion, types: &[String], alias: &str) -> Result<String> {
+        self.step_as(c, 0, types, alias, Form::Probe)
+    }
+
     pub(crate) fn step(&mut self, c: &Criterion, at: usize, types: &[String], alias: &str) -> Result<String> {
+        self.step_as(c, at, types, alias, Form::List)
+    }
+
+    fn step_as(&mut self, c: &Criterion, at: usize, types: &[String], alias: &str, form: Form) -> Result<String> {
         let Some(step) = c.chain.get(at) else {
-            return self.leaf(c, alias);
+            return self.leaf(c, alias, form);
         };
         let rf = self.alias("ref");
         let t = self.alias("t");
@@ -81,11 +116,11 @@ impl<'a> Builder<'a> {
                 w.push(format!("{t}.deleted = FALSE"));
                 w.extend(self.scope(&t));
                 w.push(self.step(c, at + 1, target_types, &t)?);
-                Ok(format!(
-                    "{alias}.pk IN (SELECT {rf}.pk FROM idx_reference {rf} JOIN resources {t} \
-                     ON {t}.res_type = {rf}.target_type AND {t}.res_id = {rf}.target_id WHERE {})",
-                    w.join(" AND ")
-                ))
+                let from = format!(
+                    "idx_reference {rf} JOIN resources {t} \
+                     ON {t}.res_type = {rf}.target_type AND {t}.res_id = {rf}.target_id"
+                );
+                Ok(form.of(alias, &rf, &from, &w))
             }
             ChainStep::Reverse { source_type, param } => {
                 let s = self.alias("s");
@@ -112,7 +147,7 @@ impl<'a> Builder<'a> {
     }
 
     /// The final parameter's test on resource alias `alias`.
-    fn leaf(&mut self, c: &Criterion, alias: &str) -> Result<String> {
+    fn leaf(&mut self, c: &Criterion, alias: &str, form: Form) -> Result<String> {
         if is_resource_column(&c.param) {
             return self.resource_column(c, alias);
         }
@@ -134,13 +169,12 @@ impl<'a> Builder<'a> {
         w.extend(self.q.type_filter(&format!("{a}.res_type"), types));
         w.push(param_cond(&mut self.q, &a, types, &c.param, ""));
         w.push(format!("({})", ors.join(" OR ")));
-        let sub = format!("SELECT {a}.pk FROM {} {a} WHERE {}", table.name(), w.join(" AND "));
-        Ok(if c.modifier == Some(Modifier::Not) {
+        if c.modifier == Some(Modifier::Not) {
             // `:not` also matches resources without any value (R4 search 3.1.1.5.5).
-            format!("{alias}.pk NOT IN ({sub})")
-        } else {
-            format!("{alias}.pk IN ({sub})")
-        })
+            let sub = format!("SELECT {a}.pk FROM {} {a} WHERE {}", table.name(), w.join(" AND "));
+            return Ok(format!("{alias}.pk NOT IN ({sub})"));
+        }
+        Ok(form.of(alias, &a, &format!("{} {a}", table.name()), &w))
     }
 
     /// `:missing=true` / `false` as (NOT) EXISTS over the resource's rows (of the
