@@ -239,7 +239,105 @@ async fn a_search_names_the_patients_it_listed(s: &TestServer) {
     assert_eq!(observations, 2, "{events}");
 }
 
+/// AuditEvent's `patient` is its `agent` and `entity` that reference a Patient (R4's
+/// definition), read from their rows (`Registry::restricted_to`): a patient named only
+/// as the agent is found, and `patient` never reaches what else the event names.
+async fn the_audit_patient_is_its_patient_agents_and_entities(s: &TestServer) {
+    for id in ["as-agent", "as-entity", "bystander"] {
+        let body = serde_json::json!({"resourceType": "Patient", "id": id});
+        assert_eq!(
+            s.send_json(Method::PUT, &format!("Patient/{id}"), &body).await.status(),
+            201
+        );
+    }
+    let obs = serde_json::json!({"resourceType": "Observation", "id": "named-obs", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+        "subject": {"reference": "Patient/bystander"}});
+    assert_eq!(
+        s.send_json(Method::PUT, "Observation/named-obs", &obs).await.status(),
+        201
+    );
+    let event = serde_json::json!({"resourceType": "AuditEvent", "id": "by-a-patient",
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest"},
+        "action": "R", "recorded": "2026-01-02T03:04:05Z",
+        "agent": [{"who": {"reference": "Patient/as-agent"}, "requestor": true}],
+        "source": {"observer": {"display": "elsewhere"}},
+        "entity": [{"what": {"reference": "Patient/as-entity"}}, {"what": {"reference": "Observation/named-obs"}}]});
+    let r = s.send_json(Method::PUT, "AuditEvent/by-a-patient", &event).await;
+    assert_eq!(r.status(), 201);
+    let ids = |b: &serde_json::Value| -> Vec<String> {
+        let mut v: Vec<String> = b["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                Some(format!(
+                    "{}/{}",
+                    e["resource"]["resourceType"].as_str()?,
+                    e["resource"]["id"].as_str()?
+                ))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    for (q, want) in [
+        (
+            "AuditEvent?_id=by-a-patient&patient=Patient/as-agent",
+            vec!["AuditEvent/by-a-patient"],
+        ),
+        (
+            "AuditEvent?_id=by-a-patient&patient=as-entity",
+            vec!["AuditEvent/by-a-patient"],
+        ),
+        ("AuditEvent?_id=by-a-patient&patient=Patient/bystander", vec![]),
+        (
+            "AuditEvent?_id=by-a-patient&patient:missing=false",
+            vec!["AuditEvent/by-a-patient"],
+        ),
+        ("AuditEvent?_id=by-a-patient&patient:missing=true", vec![]),
+        (
+            "AuditEvent?_id=by-a-patient&_include=AuditEvent:patient",
+            vec!["AuditEvent/by-a-patient", "Patient/as-agent", "Patient/as-entity"],
+        ),
+        (
+            "Patient?_has:AuditEvent:patient:_id=by-a-patient",
+            vec!["Patient/as-agent", "Patient/as-entity"],
+        ),
+        (
+            "AuditEvent?_id=by-a-patient&patient:Patient._id=as-entity",
+            vec!["AuditEvent/by-a-patient"],
+        ),
+    ] {
+        let (st, b) = s.get_json(q).await;
+        assert_eq!(st, 200, "{q}: {b}");
+        assert_eq!(ids(&b), want, "{q}");
+    }
+    // The server's own AuditEvents of the writes above name these patients too.
+    for (p, named) in [("as-agent", true), ("as-entity", true), ("bystander", false)] {
+        let q = format!("Patient?_id={p}&_revinclude=AuditEvent:patient&_count=100");
+        let (st, b) = s.get_json(&q).await;
+        assert_eq!(st, 200, "{q}: {b}");
+        let found = ids(&b);
+        assert!(found.contains(&format!("Patient/{p}")), "{q}: {found:?}");
+        assert_eq!(
+            found.contains(&"AuditEvent/by-a-patient".to_string()),
+            named,
+            "{q}: {found:?}"
+        );
+    }
+    // In both patients' compartments, not in the bystander's whose Observation it names.
+    for (p, want) in [("as-agent", 1), ("as-entity", 1), ("bystander", 0)] {
+        let (st, b) = s
+            .get_json(&format!("Patient/{p}/AuditEvent?_id=by-a-patient&_summary=count"))
+            .await;
+        assert_eq!(st, 200, "{b}");
+        assert_eq!(b["total"], want, "{p}");
+    }
+}
+
 on_both_backends!(
+    the_audit_patient_is_its_patient_agents_and_entities,
     logged_records_are_searchable_at_once,
     log_sequence_numbers_are_never_reused,
     audit_events_are_found_by_code_with_patient_date_and_has,

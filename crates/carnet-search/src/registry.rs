@@ -99,6 +99,9 @@ struct TypeParams {
     by_code: HashMap<String, usize>,
     /// Parameters stored as the rows of others ([`Registry::stored_as`]).
     unions: HashMap<String, Vec<String>>,
+    /// Unions whose parts' rows count only when they reference this type
+    /// ([`Registry::restricted_to`]).
+    restricted: HashMap<String, String>,
     /// `order` less the unions: the parameters whose values are extracted.
     extracted: Vec<usize>,
 }
@@ -221,9 +224,20 @@ impl Registry {
             let mut by_size: Vec<usize> = (0..params.len()).filter(|&i| branches[i].len() > 1).collect();
             by_size.sort_by_key(|&i| branches[i].len());
             for i in by_size {
-                let Some(parts) = partition(i, &params, &branches) else {
-                    continue;
+                let (parts, restriction) = match partition(i, &params, &branches) {
+                    Some(parts) => (parts, None),
+                    None => match restricted_partition(i, &params, &branches) {
+                        Some((parts, t)) => (parts, Some(t)),
+                        None => continue,
+                    },
                 };
+                // A part that is itself a union would need both restrictions at once.
+                if restriction.is_some() && parts.iter().any(|&j| entry.unions.contains_key(&params[j].code)) {
+                    continue;
+                }
+                if let Some(t) = restriction {
+                    entry.restricted.insert(params[i].code.clone(), t);
+                }
                 let mut stored = Vec::new();
                 for part in parts {
                     let code = &params[part].code;
@@ -344,6 +358,18 @@ impl Registry {
         self.by_type.get(resource_type)?.unions.get(code).map(Vec::as_slice)
     }
 
+    /// The type a union's parts must reference for their rows to be its own:
+    /// AuditEvent's `patient` is `agent.who.where(resolve() is Patient) |
+    /// entity.what.where(resolve() is Patient)`, the rows of `agent` and `entity` that
+    /// point to a Patient.
+    pub fn restricted_to(&self, resource_type: &str, code: &str) -> Option<&str> {
+        self.by_type
+            .get(resource_type)?
+            .restricted
+            .get(code)
+            .map(String::as_str)
+    }
+
     /// The parameters of `resource_type` whose values a write extracts and stores:
     /// all but the unions of others ([`Registry::stored_as`]).
     pub fn extracted_for(&self, resource_type: &str) -> impl Iterator<Item = &SearchParam> {
@@ -409,6 +435,51 @@ fn partition(i: usize, params: &[&SearchParam], branches: &[Vec<&Expr>]) -> Opti
         parts.push(j);
     }
     (parts.len() > 1 && covered.len() == whole.len()).then_some(parts)
+}
+
+/// Reference parameters whose whole expressions, each narrowed by the same
+/// `.where(resolve() is T)`, are exactly the branches of parameter `i`; and `T`.
+fn restricted_partition(i: usize, params: &[&SearchParam], branches: &[Vec<&Expr>]) -> Option<(Vec<usize>, String)> {
+    let p = params[i];
+    if p.param_type != ParamType::Reference {
+        return None;
+    }
+    let mut narrowed: Vec<(&Expr, &str)> = Vec::new();
+    for b in &branches[i] {
+        narrowed.push(resolved_as(b)?);
+    }
+    let t = narrowed.first()?.1;
+    if narrowed.iter().any(|(_, u)| *u != t) {
+        return None;
+    }
+    let mut parts = Vec::new();
+    for (inner, _) in &narrowed {
+        let j = (0..params.len()).find(|&j| {
+            let q = params[j];
+            j != i
+                && q.supported
+                && q.param_type == ParamType::Reference
+                && q.components.is_empty()
+                && q.expression.as_ref() == Some(*inner)
+                && (q.targets.iter().any(|x| x == t) || q.targets.is_empty())
+        })?;
+        if parts.contains(&j) {
+            return None;
+        }
+        parts.push(j);
+    }
+    (parts.len() > 1).then(|| (parts, t.to_string()))
+}
+
+/// `x.where(resolve() is T)` as `x` and `T`.
+fn resolved_as(expr: &Expr) -> Option<(&Expr, &str)> {
+    match expr {
+        Expr::Call(inner, Function::Where(crit)) => match &**crit {
+            Expr::Is(r, t) if matches!(&**r, Expr::Call(_, Function::Resolve)) => Some((&**inner, t.name.as_str())),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 fn same_targets(a: &SearchParam, b: &SearchParam) -> bool {
@@ -480,9 +551,10 @@ fn root_type(expr: &Expr) -> Option<&str> {
 mod tests {
     /// The unions found in the R4 definitions: Observation's six `combo-*` parameters
     /// (each the union of a parameter on the Observation and one on its components),
-    /// and nothing else.
+    /// AuditEvent's `patient` (its `agent` and `entity` that reference a Patient), and
+    /// nothing else.
     #[test]
-    fn r4_unions_are_the_observation_combos() {
+    fn r4_unions_are_the_observation_combos_and_the_audit_patient() {
         let r = super::Registry::r4();
         let mut found: Vec<String> = Vec::new();
         for t in super::resource_types() {
@@ -496,6 +568,7 @@ mod tests {
         assert_eq!(
             found,
             [
+                "AuditEvent.patient = agent | entity",
                 "Observation.combo-code = code | component-code",
                 "Observation.combo-code-value-concept = code-value-concept | component-code-value-concept",
                 "Observation.combo-code-value-quantity = code-value-quantity | component-code-value-quantity",
@@ -506,6 +579,34 @@ mod tests {
         );
         assert!(r.extracted_for("Observation").all(|p| !p.code.starts_with("combo-")));
         assert!(r.extracted_for("Observation").any(|p| p.code == "component-code"));
+        assert_eq!(r.restricted_to("AuditEvent", "patient"), Some("Patient"));
+        assert_eq!(r.restricted_to("Observation", "combo-code"), None);
+        assert!(r.extracted_for("AuditEvent").all(|p| p.code != "patient"));
+    }
+
+    /// A restricted union needs every branch narrowed to the same type, each the whole
+    /// expression of another reference parameter.
+    #[test]
+    fn a_restricted_union_needs_one_type_and_whole_parts() {
+        let defs = serde_json::json!([
+            {"id": "a", "url": "u:a", "code": "a", "type": "reference", "base": ["AuditEvent"], "expression": "AuditEvent.agent.who", "target": ["Patient", "Device"]},
+            {"id": "e", "url": "u:e", "code": "e", "type": "reference", "base": ["AuditEvent"], "expression": "AuditEvent.entity.what", "target": ["Patient", "Observation"]},
+            {"id": "p", "url": "u:p", "code": "p", "type": "reference", "base": ["AuditEvent"], "target": ["Patient"],
+             "expression": "AuditEvent.agent.who.where(resolve() is Patient) | AuditEvent.entity.what.where(resolve() is Patient)"},
+            {"id": "m", "url": "u:m", "code": "m", "type": "reference", "base": ["AuditEvent"], "target": ["Patient", "Device"],
+             "expression": "AuditEvent.agent.who.where(resolve() is Patient) | AuditEvent.entity.what.where(resolve() is Device)"},
+            {"id": "n", "url": "u:n", "code": "n", "type": "reference", "base": ["AuditEvent"], "target": ["Patient"],
+             "expression": "AuditEvent.agent.who.where(resolve() is Patient) | AuditEvent.source.observer.where(resolve() is Patient)"}
+        ]);
+        let r = super::Registry::from_json(&defs.to_string()).expect("definitions");
+        assert_eq!(
+            r.stored_as("AuditEvent", "p"),
+            Some(&["a".to_string(), "e".to_string()][..])
+        );
+        assert_eq!(r.restricted_to("AuditEvent", "p"), Some("Patient"));
+        assert_eq!(r.stored_as("AuditEvent", "m"), None);
+        assert_eq!(r.stored_as("AuditEvent", "n"), None);
+        assert!(r.extracted_for("AuditEvent").any(|p| p.code == "m"));
     }
 
     /// A union is found only when its parts cover every branch, without overlap, with

@@ -263,41 +263,50 @@ impl<'a> Builder<'a> {
 /// The test of index alias `a`'s `param` column for parameter `code` (with `suffix`,
 /// a composite component's `$i`) on resources of `types`. A parameter that is the
 /// union of others on a type (`Registry::stored_as`: Observation's `combo-code` is
-/// `code` and `component-code`) has no rows of its own there: its parts' are read.
+/// `code` and `component-code`) has no rows of its own there: its parts' are read,
+/// only those referencing one type where the union is narrowed to it
+/// (`Registry::restricted_to`: AuditEvent's `patient`; `a` is then a reference index).
 /// Where the searched types disagree on that, each group of types gets its own test.
 pub(crate) fn param_cond(q: &mut SqlQuery, a: &str, types: &[String], code: &str, suffix: &str) -> String {
     let reg = Registry::r4();
-    let names_on = |t: &str| -> Vec<String> {
+    let stored_on = |t: &str| -> (Vec<String>, Option<&str>) {
         match reg.stored_as(t, code) {
-            Some(parts) => parts.iter().map(|p| format!("{p}{suffix}")).collect(),
-            None => vec![format!("{code}{suffix}")],
+            Some(parts) => (
+                parts.iter().map(|p| format!("{p}{suffix}")).collect(),
+                reg.restricted_to(t, code),
+            ),
+            None => (vec![format!("{code}{suffix}")], None),
         }
     };
     let col = format!("{a}.param");
+    let mut test = |q: &mut SqlQuery, (names, only): &(Vec<String>, Option<&str>)| -> String {
+        let c = q.in_list(&col, names);
+        match only {
+            Some(t) => format!("({c} AND {a}.target_type = {})", q.text(t)),
+            None => c,
+        }
+    };
     if types.is_empty() || types.iter().any(|t| t == "Resource") {
         // A parameter of every type (`_tag`, …): one definition, resolved as the
         // registry resolves it for `Resource`.
-        return q.in_list(&col, &names_on("Resource"));
+        return test(q, &stored_on("Resource"));
     }
-    let mut groups: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+    let mut groups: Vec<((Vec<String>, Option<&str>), Vec<String>)> = Vec::new();
     for t in types {
-        let names = names_on(t);
-        match groups.iter_mut().find(|(n, _)| *n == names) {
+        let stored = stored_on(t);
+        match groups.iter_mut().find(|(s, _)| *s == stored) {
             Some((_, ts)) => ts.push(t.clone()),
-            None => groups.push((names, vec![t.clone()])),
+            None => groups.push((stored, vec![t.clone()])),
         }
     }
     match groups.as_slice() {
-        [(names, _)] => q.in_list(&col, names),
+        [(stored, _)] => test(q, stored),
         _ => {
             let ors: Vec<String> = groups
                 .iter()
-                .map(|(names, ts)| {
-                    format!(
-                        "({} AND {})",
-                        q.in_list(&format!("{a}.res_type"), ts),
-                        q.in_list(&col, names)
-                    )
+                .map(|(stored, ts)| {
+                    let types = q.in_list(&format!("{a}.res_type"), ts);
+                    format!("({types} AND {})", test(q, stored))
                 })
                 .collect();
             format!("({})", ors.join(" OR "))
