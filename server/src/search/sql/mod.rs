@@ -260,6 +260,10 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// The parameters whose rows hold a parameter's values, and the one type their
+/// references must point to when the parameter is narrowed to it.
+type Stored<'a> = (Vec<String>, Option<&'a str>);
+
 /// The test of index alias `a`'s `param` column for parameter `code` (with `suffix`,
 /// a composite component's `$i`) on resources of `types`. A parameter that is the
 /// union of others on a type (`Registry::stored_as`: Observation's `combo-code` is
@@ -269,7 +273,7 @@ impl<'a> Builder<'a> {
 /// Where the searched types disagree on that, each group of types gets its own test.
 pub(crate) fn param_cond(q: &mut SqlQuery, a: &str, types: &[String], code: &str, suffix: &str) -> String {
     let reg = Registry::r4();
-    let stored_on = |t: &str| -> (Vec<String>, Option<&str>) {
+    let stored_on = |t: &str| -> Stored<'_> {
         match reg.stored_as(t, code) {
             Some(parts) => (
                 parts.iter().map(|p| format!("{p}{suffix}")).collect(),
@@ -278,9 +282,8 @@ pub(crate) fn param_cond(q: &mut SqlQuery, a: &str, types: &[String], code: &str
             None => (vec![format!("{code}{suffix}")], None),
         }
     };
-    let col = format!("{a}.param");
-    let mut test = |q: &mut SqlQuery, (names, only): &(Vec<String>, Option<&str>)| -> String {
-        let c = q.in_list(&col, names);
+    let test = |q: &mut SqlQuery, (names, only): &Stored<'_>| -> String {
+        let c = q.in_list(&format!("{a}.param"), names);
         match only {
             Some(t) => format!("({c} AND {a}.target_type = {})", q.text(t)),
             None => c,
@@ -291,7 +294,7 @@ pub(crate) fn param_cond(q: &mut SqlQuery, a: &str, types: &[String], code: &str
         // registry resolves it for `Resource`.
         return test(q, &stored_on("Resource"));
     }
-    let mut groups: Vec<((Vec<String>, Option<&str>), Vec<String>)> = Vec::new();
+    let mut groups: Vec<(Stored<'_>, Vec<String>)> = Vec::new();
     for t in types {
         let stored = stored_on(t);
         match groups.iter_mut().find(|(s, _)| *s == stored) {
