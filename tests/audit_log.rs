@@ -6,7 +6,7 @@
 
 use carnet::audit::Record;
 use carnet::config::Config;
-use carnet_tests::{TestServer, on_both_backends};
+use carnet_tests::{TestServer, on_both_backends, sorted_ids};
 use reqwest::{Method, StatusCode};
 
 /// Rows logged through a second state on the same database (another Carnet process
@@ -265,22 +265,6 @@ async fn the_audit_patient_is_its_patient_agents_and_entities(s: &TestServer) {
         "entity": [{"what": {"reference": "Patient/as-entity"}}, {"what": {"reference": "Observation/named-obs"}}]});
     let r = s.send_json(Method::PUT, "AuditEvent/by-a-patient", &event).await;
     assert_eq!(r.status(), 201);
-    let ids = |b: &serde_json::Value| -> Vec<String> {
-        let mut v: Vec<String> = b["entry"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|e| {
-                Some(format!(
-                    "{}/{}",
-                    e["resource"]["resourceType"].as_str()?,
-                    e["resource"]["id"].as_str()?
-                ))
-            })
-            .collect();
-        v.sort();
-        v
-    };
     for (q, want) in [
         (
             "AuditEvent?_id=by-a-patient&patient=Patient/as-agent",
@@ -311,14 +295,14 @@ async fn the_audit_patient_is_its_patient_agents_and_entities(s: &TestServer) {
     ] {
         let (st, b) = s.get_json(q).await;
         assert_eq!(st, 200, "{q}: {b}");
-        assert_eq!(ids(&b), want, "{q}");
+        assert_eq!(sorted_ids(&b), want, "{q}");
     }
     // The server's own AuditEvents of the writes above name these patients too.
     for (p, named) in [("as-agent", true), ("as-entity", true), ("bystander", false)] {
         let q = format!("Patient?_id={p}&_revinclude=AuditEvent:patient&_count=100");
         let (st, b) = s.get_json(&q).await;
         assert_eq!(st, 200, "{q}: {b}");
-        let found = ids(&b);
+        let found = sorted_ids(&b);
         assert!(found.contains(&format!("Patient/{p}")), "{q}: {found:?}");
         assert_eq!(
             found.contains(&"AuditEvent/by-a-patient".to_string()),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use carnet::auth::clients::{self, Credential, Registration};
 use carnet::auth::i18n::Lang;
-use carnet_tests::{TestServer, on_both_backends};
+use carnet_tests::{TestServer, on_both_backends, sorted_ids};
 use oauth2::basic::BasicClient;
 use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope, TokenResponse, TokenUrl,
@@ -159,23 +159,6 @@ async fn as_send(
     (st, r.json().await.unwrap_or(Value::Null))
 }
 
-fn ids(bundle: &Value) -> Vec<String> {
-    let mut v: Vec<String> = bundle["entry"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| {
-            Some(format!(
-                "{}/{}",
-                e["resource"]["resourceType"].as_str()?,
-                e["resource"]["id"].as_str()?
-            ))
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 fn id(v: &Value) -> String {
     v["id"].as_str().unwrap().to_string()
 }
@@ -210,28 +193,40 @@ async fn r1_compartment(s: &TestServer) {
     assert_eq!(as_get(s, &t, &format!("Patient/{b}")).await.0, 404);
     let (st, bundle) = as_get(s, &t, "Observation").await;
     assert_eq!(st, 200);
-    assert_eq!(ids(&bundle), vec![format!("Observation/{oa}")]);
+    assert_eq!(sorted_ids(&bundle), vec![format!("Observation/{oa}")]);
     assert_eq!(bundle["total"], 1);
     let (_, c) = as_get(s, &t, "Observation?_summary=count").await;
     assert_eq!(c["total"], 1);
     let (_, inc) = as_get(s, &t, "Observation?_include=Observation:subject").await;
-    assert_eq!(ids(&inc), vec![format!("Observation/{oa}"), format!("Patient/{a}")]);
+    assert_eq!(
+        sorted_ids(&inc),
+        vec![format!("Observation/{oa}"), format!("Patient/{a}")]
+    );
     let (_, rev) = as_get(s, &t, "Patient?_revinclude=Observation:subject").await;
-    assert_eq!(ids(&rev), vec![format!("Observation/{oa}"), format!("Patient/{a}")]);
+    assert_eq!(
+        sorted_ids(&rev),
+        vec![format!("Observation/{oa}"), format!("Patient/{a}")]
+    );
     assert_eq!(rev["total"], 1);
     let (_, chain) = as_get(s, &t, "Observation?subject:Patient.family=Beta").await;
-    assert_eq!(ids(&chain), Vec::<String>::new());
+    assert_eq!(sorted_ids(&chain), Vec::<String>::new());
     let (_, has) = as_get(s, &t, "Patient?_has:Observation:subject:code=718-7").await;
-    assert_eq!(ids(&has), vec![format!("Patient/{a}")]);
+    assert_eq!(sorted_ids(&has), vec![format!("Patient/{a}")]);
     let (_, comp) = as_get(s, &t, &format!("Patient/{b}/Observation")).await;
     assert_eq!(comp["total"], 0);
     let (st, sys) = as_get(s, &t, &format!("{}?_type=Observation,Patient", s.base)).await;
     assert_eq!(st, 200, "{sys}");
-    assert_eq!(ids(&sys), vec![format!("Observation/{oa}"), format!("Patient/{a}")]);
+    assert_eq!(
+        sorted_ids(&sys),
+        vec![format!("Observation/{oa}"), format!("Patient/{a}")]
+    );
     let (_, hist) = as_get(s, &t, "Observation/_history").await;
-    assert_eq!(ids(&hist), vec![format!("Observation/{oa}")]);
+    assert_eq!(sorted_ids(&hist), vec![format!("Observation/{oa}")]);
     let (_, hist) = as_get(s, &t, "_history").await;
-    assert_eq!(ids(&hist), vec![format!("Observation/{oa}"), format!("Patient/{a}")]);
+    assert_eq!(
+        sorted_ids(&hist),
+        vec![format!("Observation/{oa}"), format!("Patient/{a}")]
+    );
     // Paging: one per page, the next link leads to nothing of B's.
     let (_, p1) = as_get(s, &t, "Observation?_count=1").await;
     assert!(
@@ -256,7 +251,10 @@ async fn r1_compartment(s: &TestServer) {
             "{statuses:?}"
         );
         assert!(statuses[1].starts_with("200"), "{statuses:?}");
-        assert_eq!(ids(&out["entry"][2]["resource"]), vec![format!("Observation/{oa}")]);
+        assert_eq!(
+            sorted_ids(&out["entry"][2]["resource"]),
+            vec![format!("Observation/{oa}")]
+        );
     } else {
         // The edge refuses bundles to tokens without a write scope on every type.
         assert_eq!(st, 403, "{out}");
@@ -284,7 +282,7 @@ async fn r2_r3_publication(s: &TestServer) {
     let old = obs(s, &a, "final", "718-7", LONG_AGO).await;
     let t = patient_token(s, &a).await;
     let (_, b) = as_get(s, &t, "Observation").await;
-    assert_eq!(ids(&b), vec![format!("Observation/{old}")]);
+    assert_eq!(sorted_ids(&b), vec![format!("Observation/{old}")]);
     assert_eq!(b["total"], 1);
     for hidden in [&recent, &prelim, &sensitive, &labelled] {
         assert_eq!(as_get(s, &t, &format!("Observation/{hidden}")).await.0, 404);
@@ -294,7 +292,7 @@ async fn r2_r3_publication(s: &TestServer) {
     let (_, b) = as_get(s, &t, "Observation").await;
     let mut want = vec![format!("Observation/{old}"), format!("Observation/{recent}")];
     want.sort();
-    assert_eq!(ids(&b), want);
+    assert_eq!(sorted_ids(&b), want);
     // Release by a practitioner: once written, idempotent.
     let pr = id(&s
         .create(json!({"resourceType": "Practitioner", "name": [{"family": "House", "given": ["Greg"]}]}))

@@ -267,6 +267,24 @@ async fn default_token(running: &Running, http: &reqwest::Client) -> String {
     body["access_token"].as_str().unwrap().to_string()
 }
 
+/// `Type/id` of each entry's resource, sorted: a Bundle's contents whatever its order.
+pub fn sorted_ids(bundle: &Value) -> Vec<String> {
+    let mut v: Vec<String> = bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            Some(format!(
+                "{}/{}",
+                e["resource"]["resourceType"].as_str()?,
+                e["resource"]["id"].as_str()?
+            ))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 /// The `next` link of a search or history Bundle.
 pub fn next_link(bundle: &Value) -> Option<String> {
     bundle["link"]
