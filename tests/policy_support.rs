@@ -210,21 +210,9 @@ impl Log {
     }
 }
 
-/// `Type/id` of each entry's resource.
-pub fn entry_ids(bundle: &Value) -> Vec<String> {
-    bundle["entry"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| {
-            Some(format!(
-                "{}/{}",
-                e["resource"]["resourceType"].as_str()?,
-                e["resource"]["id"].as_str()?
-            ))
-        })
-        .collect()
-}
+// `Type/id` of each entry's resource, for the tests that include this module.
+#[allow(unused_imports)]
+pub use carnet_tests::entry_ids;
 
 // Page walking for the tests that include this module; not all of them walk pages.
 #[allow(unused_imports)]

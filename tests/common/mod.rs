@@ -267,9 +267,9 @@ async fn default_token(running: &Running, http: &reqwest::Client) -> String {
     body["access_token"].as_str().unwrap().to_string()
 }
 
-/// `Type/id` of each entry's resource, sorted: a Bundle's contents whatever its order.
-pub fn sorted_ids(bundle: &Value) -> Vec<String> {
-    let mut v: Vec<String> = bundle["entry"]
+/// `Type/id` of each entry's resource, in the Bundle's order.
+pub fn entry_ids(bundle: &Value) -> Vec<String> {
+    bundle["entry"]
         .as_array()
         .into_iter()
         .flatten()
@@ -280,7 +280,12 @@ pub fn sorted_ids(bundle: &Value) -> Vec<String> {
                 e["resource"]["id"].as_str()?
             ))
         })
-        .collect();
+        .collect()
+}
+
+/// [`entry_ids`], sorted: a Bundle's contents whatever its order.
+pub fn sorted_ids(bundle: &Value) -> Vec<String> {
+    let mut v = entry_ids(bundle);
     v.sort();
     v
 }
