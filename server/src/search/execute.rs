@@ -13,12 +13,16 @@ use crate::error::{Error, Result};
 use crate::store::Tx;
 
 /// The selection of a search: `sql` holds the WHERE clause over `resources r`, with
-/// its binds; `sort` the `_sort` keys (their subqueries bind into the same list).
+/// its binds, but for R4's condition, `not_refused`, which binds into the same list
+/// and which every statement of the plan adds; `sort` the `_sort` keys (their
+/// subqueries bind into the same list too).
 pub struct Plan {
     pub q: SqlQuery,
-    /// How many of `q.binds` the WHERE clause uses: the sort keys' binds follow, and
-    /// PostgreSQL refuses binds a statement does not use (the count has no sort).
+    /// How many of `q.binds` the WHERE clause and `not_refused` use: the sort keys'
+    /// binds follow, and PostgreSQL refuses binds a statement does not use (the count
+    /// has no sort).
     pub where_binds: usize,
+    pub not_refused: Option<String>,
     pub sort: Vec<SortCol>,
 }
 
@@ -47,7 +51,8 @@ pub fn plan(ctx: Ctx<'_>, parsed: &ParsedQuery, compartment: Option<&str>) -> Re
             .ok_or_else(|| Error::NotFound(format!("{t} is not in the Patient compartment")))?;
         w.push(c);
     }
-    w.extend(b.scope("r"));
+    w.extend(b.visible("r"));
+    let not_refused = b.not_refused("r");
     for u in &units {
         w.push(match u {
             fold::Unit::Plain(c) => b.criterion(c, &base_types, "r")?,
@@ -64,6 +69,7 @@ pub fn plan(ctx: Ctx<'_>, parsed: &ParsedQuery, compartment: Option<&str>) -> Re
     Ok(Plan {
         q: b.q,
         where_binds,
+        not_refused,
         sort,
     })
 }
@@ -90,6 +96,14 @@ impl Plan {
         self.sort.iter().map(|s| s.kind).collect()
     }
 
+    /// The whole selection, R4 included, as one WHERE clause over `resources r`.
+    fn selection(&self) -> String {
+        match &self.not_refused {
+            Some(c) => format!("{} AND {c}", self.q.sql),
+            None => self.q.sql.clone(),
+        }
+    }
+
     /// Up to `limit` rows after (or before) `cursor`, in page order.
     pub async fn page(&self, tx: &mut Tx, cursor: Option<&Cursor>, limit: i64) -> Result<Vec<Hit>> {
         let binds = if self.sort.is_empty() {
@@ -113,7 +127,20 @@ impl Plan {
                 sql += &format!(" AND r.pk {op} {}", q.int(c.pk));
             }
             let dir = if backward { "DESC" } else { "ASC" };
-            sql += &format!(" ORDER BY r.pk {dir} LIMIT {}", q.int(limit));
+            sql = match &self.not_refused {
+                // R4 after the page order, so that only the rows up to the page's end
+                // are tested: as one WHERE clause, PostgreSQL tested every match before
+                // sorting them (`Patient?name=cote` at 1 M: 275 probes of the patient
+                // compartment for a page of 50, 1.6 of its 3.5 ms). A limit that never
+                // binds keeps the ordered selection from being merged back into one
+                // clause (SQLite has no `OFFSET` without `LIMIT`, PostgreSQL no `LIMIT -1`).
+                Some(c) => format!(
+                    "SELECT r.pk, r.res_type, r.res_id FROM ({sql} ORDER BY r.pk {dir} \
+                     LIMIT 9223372036854775807) r WHERE {c} ORDER BY r.pk {dir} LIMIT {}",
+                    q.int(limit)
+                ),
+                None => format!("{sql} ORDER BY r.pk {dir} LIMIT {}", q.int(limit)),
+            };
             q.sql = sql;
         } else {
             let cols: Vec<String> = self
@@ -128,7 +155,7 @@ impl Plan {
                  FROM resources r WHERE {}) q",
                 names.join(", "),
                 cols.join(", "),
-                self.q.sql
+                self.selection()
             );
             if let Some(c) = cursor {
                 sql += &format!(" WHERE {}", self.keyset(&mut q, c));
@@ -200,7 +227,7 @@ impl Plan {
 
     pub async fn count(&self, tx: &mut Tx) -> Result<i64> {
         let q = SqlQuery {
-            sql: format!("SELECT COUNT(*) FROM resources r WHERE {}", self.q.sql),
+            sql: format!("SELECT COUNT(*) FROM resources r WHERE {}", self.selection()),
             binds: self.q.binds[..self.where_binds].to_vec(),
         };
         let rows = fetch(tx, &q, &[Kind::I64]).await?;

@@ -84,6 +84,16 @@ impl<'a> Builder<'a> {
         self.ctx.scope.condition(&mut self.q, alias)
     }
 
+    /// The two halves of [`Self::scope`]: what the caller may see (R1–R3) ...
+    pub fn visible(&mut self, alias: &str) -> Option<String> {
+        self.ctx.scope.visible(&mut self.q, alias)
+    }
+
+    /// ... and R4, the records of patients who refused sharing.
+    pub fn not_refused(&mut self, alias: &str) -> Option<String> {
+        self.ctx.scope.not_refused(&mut self.q, alias)
+    }
+
     /// A condition on resource alias `alias` (of one of `types`) for criterion `c`.
     pub fn criterion(&mut self, c: &Criterion, types: &[String], alias: &str) -> Result<String> {
         self.step(c, 0, types, alias)
