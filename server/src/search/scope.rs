@@ -3,9 +3,11 @@
 //!
 //! The query builder calls [`AccessScope::condition`] for every resource a search can
 //! reach: the main query (so the condition applies before `LIMIT` and before counts),
-//! each chain target, each `_has` source, and `_include` / `_revinclude` fetches. Read,
-//! vread and history use the two halves ([`AccessScope::visible`] and
-//! [`AccessScope::not_refused`]) so that a refusal can answer 403 where hiding answers
+//! each chain target, each `_has` source, and `_include` / `_revinclude` fetches. The
+//! main query takes it as its two halves ([`AccessScope::visible`] and
+//! [`AccessScope::not_refused`]), so that a page tests refusals only on the matches up
+//! to its end, still before its `LIMIT` (`search::execute::Plan`). Read, vread and
+//! history use the two halves so that a refusal can answer 403 where hiding answers
 //! 404. Every condition is an index lookup in the tables of
 //! `migrations/*/0005_policy_audit.sql`, which writes keep up to date.
 
