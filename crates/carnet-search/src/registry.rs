@@ -98,12 +98,17 @@ struct TypeParams {
     order: Vec<usize>,
     by_code: HashMap<String, usize>,
     /// Parameters stored as the rows of others ([`Registry::stored_as`]).
-    unions: HashMap<String, Vec<String>>,
-    /// Unions whose parts' rows count only when they reference this type
-    /// ([`Registry::restricted_to`]).
-    restricted: HashMap<String, String>,
+    unions: HashMap<String, Union>,
     /// `order` less the unions: the parameters whose values are extracted.
     extracted: Vec<usize>,
+}
+
+/// A parameter whose values are the rows of others.
+#[derive(Debug)]
+struct Union {
+    parts: Vec<String>,
+    /// The type the parts' references must point to ([`Registry::restricted_to`]).
+    only: Option<String>,
 }
 
 #[derive(Debug)]
@@ -224,29 +229,33 @@ impl Registry {
             let mut by_size: Vec<usize> = (0..params.len()).filter(|&i| branches[i].len() > 1).collect();
             by_size.sort_by_key(|&i| branches[i].len());
             for i in by_size {
-                let (parts, restriction) = match partition(i, &params, &branches) {
+                let (parts, only) = match partition(i, &params, &branches) {
                     Some(parts) => (parts, None),
                     None => match restricted_partition(i, &params, &branches) {
                         Some((parts, t)) => (parts, Some(t)),
                         None => continue,
                     },
                 };
-                // A part that is itself a union would need both restrictions at once.
-                if restriction.is_some() && parts.iter().any(|&j| entry.unions.contains_key(&params[j].code)) {
-                    continue;
-                }
-                if let Some(t) = restriction {
-                    entry.restricted.insert(params[i].code.clone(), t);
-                }
                 let mut stored = Vec::new();
                 for part in parts {
                     let code = &params[part].code;
                     match entry.unions.get(code) {
-                        Some(inner) => stored.extend(inner.iter().cloned()),
+                        // Parts read as their own parts carry one restriction at most.
+                        Some(inner) if only.is_none() && inner.only.is_none() => {
+                            stored.extend(inner.parts.iter().cloned())
+                        }
+                        Some(_) => {
+                            stored.clear();
+                            break;
+                        }
                         None => stored.push(code.clone()),
                     }
                 }
-                entry.unions.insert(params[i].code.clone(), stored);
+                if !stored.is_empty() {
+                    entry
+                        .unions
+                        .insert(params[i].code.clone(), Union { parts: stored, only });
+                }
             }
             let unions = &entry.unions;
             entry.extracted = entry
@@ -355,7 +364,11 @@ impl Registry {
     /// `None` when it has rows of its own, its parts when it is the union of others
     /// (`combo-code` on Observation: `code` and `component-code`).
     pub fn stored_as(&self, resource_type: &str, code: &str) -> Option<&[String]> {
-        self.by_type.get(resource_type)?.unions.get(code).map(Vec::as_slice)
+        self.by_type
+            .get(resource_type)?
+            .unions
+            .get(code)
+            .map(|u| u.parts.as_slice())
     }
 
     /// The type a union's parts must reference for their rows to be its own:
@@ -363,11 +376,7 @@ impl Registry {
     /// entity.what.where(resolve() is Patient)`, the rows of `agent` and `entity` that
     /// point to a Patient.
     pub fn restricted_to(&self, resource_type: &str, code: &str) -> Option<&str> {
-        self.by_type
-            .get(resource_type)?
-            .restricted
-            .get(code)
-            .map(String::as_str)
+        self.by_type.get(resource_type)?.unions.get(code)?.only.as_deref()
     }
 
     /// The parameters of `resource_type` whose values a write extracts and stores:
