@@ -222,6 +222,20 @@ async fn a_search_names_the_patients_it_listed(s: &TestServer) {
         let q = format!("AuditEvent?patient=Patient/{patient}&subtype=search&_summary=count");
         assert_eq!(count(q).await, want, "{patient}");
     }
+    // Its entities share `type` and `role` codes, stored once a resource (extraction
+    // drops repeated values): each still finds the event, alone or together. (Counted
+    // before any search lists the event, whose own event would name the same patients.)
+    for q in [
+        "entity-type=2&entity-role=4",
+        "entity-type=1&entity-role=1",
+        "entity-role=24",
+        "entity-type=http://terminology.hl7.org/CodeSystem/audit-entity-type|2&entity-role=4,24",
+    ] {
+        let q = format!("AuditEvent?patient=Patient/listed-b&subtype=search&{q}&_summary=count");
+        assert_eq!(count(q.clone()).await, 1, "{q}");
+    }
+    let q = "AuditEvent?patient=Patient/listed-b&subtype=search&entity-role=3&_summary=count";
+    assert_eq!(count(q.to_string()).await, 0);
     // What it listed is named too: each Observation, once.
     let (_, events) = s.get_json("AuditEvent?patient=Patient/listed-a&subtype=search").await;
     let entities = events["entry"][0]["resource"]["entity"]

@@ -17,9 +17,9 @@ use crate::auth::principal::Actor;
 use crate::error::{Error, Result};
 use crate::service::{ids, read};
 use crate::state::AppState;
-use crate::store::Tx;
 use crate::store::bulk::{self, ColType, Rows};
-use crate::store::sql::{Bind, Kind, SqlQuery, fetch};
+use crate::store::sql::{Bind, BindArray, Kind, SqlQuery, fetch};
+use crate::store::{Backend, Tx};
 
 /// Most records in one transaction: bounds the latency a batch adds to its last member.
 const MAX_BATCH: usize = 512;
@@ -267,15 +267,34 @@ async fn owners_of(tx: &mut Tx, records: &[&Record]) -> Result<HashMap<(String, 
     let mut out: HashMap<(String, String), Vec<String>> = HashMap::new();
     for chunk in wanted.chunks(OWNERS_PER_QUERY) {
         let mut q = SqlQuery::default();
-        let ors: Vec<String> = chunk
-            .iter()
-            .map(|(t, id)| format!("(r.res_type = {} AND r.res_id = {})", q.text(t), q.text(id)))
-            .collect();
-        q.sql = format!(
-            "SELECT r.res_type, r.res_id, pc.patient_id FROM resources r \
-             JOIN patient_compartment pc ON pc.pk = r.pk WHERE {}",
-            ors.join(" OR ")
-        );
+        q.sql = match tx.backend() {
+            // Two array parameters: one statement and one plan whatever the batch holds
+            // (as `OR`s PostgreSQL planned each batch afresh; `SqlQuery::pk_in`).
+            Backend::Postgres => {
+                let column = |f: fn(&(String, String)) -> &String| {
+                    let values = chunk.iter().map(|k| Some(Arc::from(f(k).as_str()))).collect();
+                    Bind::Array(Box::new(BindArray::Text(values)))
+                };
+                let types = q.bind(column(|k| &k.0));
+                let ids = q.bind(column(|k| &k.1));
+                format!(
+                    "SELECT r.res_type, r.res_id, pc.patient_id FROM UNNEST({types}::text[], {ids}::text[]) w (t, i) \
+                     JOIN resources r ON r.res_type = w.t AND r.res_id = w.i \
+                     JOIN patient_compartment pc ON pc.pk = r.pk"
+                )
+            }
+            Backend::Sqlite => {
+                let ors: Vec<String> = chunk
+                    .iter()
+                    .map(|(t, id)| format!("(r.res_type = {} AND r.res_id = {})", q.text(t), q.text(id)))
+                    .collect();
+                format!(
+                    "SELECT r.res_type, r.res_id, pc.patient_id FROM resources r \
+                     JOIN patient_compartment pc ON pc.pk = r.pk WHERE {}",
+                    ors.join(" OR ")
+                )
+            }
+        };
         for row in fetch(tx, &q, &[Kind::Text, Kind::Text, Kind::Text]).await? {
             if let (Some(t), Some(id), Some(p)) = (row[0].text(), row[1].text(), row[2].text()) {
                 out.entry((t.to_string(), id.to_string()))

@@ -8,7 +8,7 @@ use carnet_search::{Include, ParsedQuery, ResultParams};
 use super::compartment;
 use super::cursor::Cursor;
 use super::sql::sort::{self, SortCol};
-use super::sql::{Bind, Builder, Cell, Ctx, Kind, SqlQuery, fetch, fold};
+use super::sql::{Builder, Cell, Ctx, Kind, SqlQuery, fetch, fold};
 use crate::error::{Error, Result};
 use crate::store::Tx;
 
@@ -296,7 +296,6 @@ async fn fetch_included(
     sources: &[i64],
 ) -> Result<Vec<i64>> {
     b.q = SqlQuery::default();
-    let pks: Vec<String> = sources.iter().map(|pk| b.q.int(*pk)).collect();
     let mut w = Vec::new();
     if inc.source_type != "*" {
         w.push(format!("ref.res_type = {}", b.q.text(&inc.source_type)));
@@ -317,7 +316,7 @@ async fn fetch_included(
         w.push(format!("ref.target_type = {}", b.q.text(t)));
     }
     let sql = if reverse {
-        w.push(format!("t.pk IN ({})", pks.join(", ")));
+        w.push(b.q.pk_in(tx.backend(), "t.pk", sources));
         w.push("s.deleted = FALSE".to_string());
         w.extend(b.scope("s"));
         format!(
@@ -328,7 +327,7 @@ async fn fetch_included(
             b.q.int(MAX_INCLUDED as i64 + 1)
         )
     } else {
-        w.push(format!("ref.pk IN ({})", pks.join(", ")));
+        w.push(b.q.pk_in(tx.backend(), "ref.pk", sources));
         w.push("t.deleted = FALSE".to_string());
         w.extend(b.scope("t"));
         format!(
@@ -350,12 +349,11 @@ pub async fn contents(tx: &mut Tx, pks: &[i64]) -> Result<Vec<(i64, String, Stri
         return Ok(Vec::new());
     }
     let mut q = SqlQuery::default();
-    let ps: Vec<String> = pks.iter().map(|pk| q.bind(Bind::I64(Some(*pk)))).collect();
+    let listed = q.pk_in(tx.backend(), "r.pk", pks);
     q.sql = format!(
         "SELECT r.pk, r.res_type, r.res_id, v.content FROM resources r \
          JOIN resource_versions v ON v.pk = r.pk AND v.version = r.version \
-         WHERE r.deleted = FALSE AND r.pk IN ({})",
-        ps.join(", ")
+         WHERE r.deleted = FALSE AND {listed}"
     );
     let rows = fetch(tx, &q, &[Kind::I64, Kind::Text, Kind::Text, Kind::Bytes]).await?;
     Ok(rows
@@ -378,11 +376,8 @@ pub async fn owners(tx: &mut Tx, pks: &[i64]) -> Result<HashMap<i64, Vec<String>
         return Ok(out);
     }
     let mut q = SqlQuery::default();
-    let ps: Vec<String> = pks.iter().map(|pk| q.int(*pk)).collect();
-    q.sql = format!(
-        "SELECT pc.pk, pc.patient_id FROM patient_compartment pc WHERE pc.pk IN ({})",
-        ps.join(", ")
-    );
+    let listed = q.pk_in(tx.backend(), "pc.pk", pks);
+    q.sql = format!("SELECT pc.pk, pc.patient_id FROM patient_compartment pc WHERE {listed}");
     for row in fetch(tx, &q, &[Kind::I64, Kind::Text]).await? {
         if let (Some(pk), Some(p)) = (row[0].i64(), row[1].text()) {
             out.entry(pk).or_default().push(p.to_string());

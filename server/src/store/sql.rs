@@ -9,7 +9,7 @@ use sqlx::query::Query;
 use sqlx::sqlite::SqliteArguments;
 use sqlx::{Postgres, Row, Sqlite};
 
-use super::{StoreError, Tx};
+use super::{Backend, StoreError, Tx};
 
 /// A bound value. `None` binds SQL NULL of the column's type.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,6 +112,26 @@ impl SqlQuery {
         self.bind(Bind::F64(Some(v)))
     }
 
+    /// `col` is one of `pks`. On PostgreSQL one array parameter (`col = ANY($n)`), so
+    /// that the statement is the same whatever the list's length and PostgreSQL may keep
+    /// one plan for it: a custom plan for a list of 50 pks took 0.4–1.5 ms to make, at a
+    /// million resources, for a statement that runs in 0.3 ms (docs/design.md). On SQLite,
+    /// whose planning costs little, a list of parameters.
+    pub fn pk_in(&mut self, backend: Backend, col: &str, pks: &[i64]) -> String {
+        match (backend, pks) {
+            (_, []) => "1 = 0".to_string(),
+            (Backend::Postgres, _) => {
+                let all = pks.iter().map(|pk| Some(*pk)).collect();
+                let p = self.bind(Bind::Array(Box::new(BindArray::I64(all))));
+                format!("{col} = ANY({p})")
+            }
+            (Backend::Sqlite, _) => {
+                let ps: Vec<String> = pks.iter().map(|pk| self.int(*pk)).collect();
+                format!("{col} IN ({})", ps.join(", "))
+            }
+        }
+    }
+
     /// `col = $n` or `col IN ($a, $b, …)`.
     pub fn in_list(&mut self, col: &str, items: &[String]) -> String {
         match items {
@@ -132,6 +152,19 @@ impl SqlQuery {
             Some(self.in_list(col, types))
         }
     }
+}
+
+/// Lets PostgreSQL keep one generic plan per statement for the rest of the
+/// transaction, where connections otherwise force a plan made for each statement's
+/// values (`Store::connect`). For lookups by lists of pks ([`SqlQuery::pk_in`]), whose
+/// plans do not depend on the values: at a million resources planning `_include`'s
+/// lookup for a page of 50 took 0.46 ms for 0.3 ms of execution (docs/design.md). Outside
+/// a transaction, and on SQLite, nothing changes.
+pub async fn generic_plans_from_here(tx: &mut Tx) -> Result<(), StoreError> {
+    if matches!(tx, Tx::Postgres(_)) {
+        execute(tx, "SET LOCAL plan_cache_mode = auto", &[]).await?;
+    }
+    Ok(())
 }
 
 macro_rules! bound {
@@ -328,5 +361,24 @@ mod tests {
         assert_eq!(ordered[40], Bind::I64(Some(40)));
         let few = &binds[..3];
         assert_eq!(sqlite_positional("SELECT $1", few).0, "SELECT $1");
+    }
+
+    #[test]
+    fn a_list_of_pks_is_one_array_on_postgres() {
+        let mut q = SqlQuery::default();
+        q.text("x");
+        assert_eq!(q.pk_in(Backend::Postgres, "r.pk", &[7, 9]), "r.pk = ANY($2)");
+        assert_eq!(
+            q.binds[1],
+            Bind::Array(Box::new(BindArray::I64(vec![Some(7), Some(9)])))
+        );
+        let mut q = SqlQuery::default();
+        assert_eq!(q.pk_in(Backend::Sqlite, "r.pk", &[7, 9]), "r.pk IN ($1, $2)");
+        assert_eq!(q.binds, [Bind::I64(Some(7)), Bind::I64(Some(9))]);
+        for backend in [Backend::Postgres, Backend::Sqlite] {
+            let mut q = SqlQuery::default();
+            assert_eq!(q.pk_in(backend, "r.pk", &[]), "1 = 0");
+            assert!(q.binds.is_empty());
+        }
     }
 }
