@@ -23,7 +23,7 @@ use tokio::sync::{Mutex, Notify, watch};
 use crate::error::{Error, Result};
 use crate::service::write::{self, NewResource};
 use crate::state::AppState;
-use crate::store::sql::{Cell, Kind, SqlQuery, execute, fetch, fetch_i64, generic_plans_from_here};
+use crate::store::sql::{Cell, Kind, SqlQuery, execute, fetch, fetch_i64};
 use crate::store::{Backend, Tx};
 
 /// Rows projected per transaction: large enough to share each index page write among
@@ -209,9 +209,6 @@ async fn project_batch(state: &AppState) -> Result<Projected> {
 /// Returns the events stored and the rows taken out of the log.
 async fn store_and_unlog(state: &AppState, events: &[(i64, NewResource)]) -> Result<(usize, usize)> {
     let mut tx = state.store().begin_write().await?;
-    // Every statement below is the same whatever the batch (arrays of values): planned
-    // once, not for each batch.
-    generic_plans_from_here(&mut tx).await?;
     let mut q = SqlQuery::default();
     let seqs: Vec<i64> = events.iter().map(|(seq, _)| *seq).collect();
     let listed = q.pk_in(tx.backend(), "seq", &seqs);
