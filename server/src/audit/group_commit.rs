@@ -268,8 +268,9 @@ async fn owners_of(tx: &mut Tx, records: &[&Record]) -> Result<HashMap<(String, 
     for chunk in wanted.chunks(OWNERS_PER_QUERY) {
         let mut q = SqlQuery::default();
         q.sql = match tx.backend() {
-            // Two array parameters: one statement and one plan whatever the batch holds
-            // (as `OR`s PostgreSQL planned each batch afresh; `SqlQuery::pk_in`).
+            // Two array parameters: one prepared statement whatever the batch holds, and
+            // cheaper to plan than one `OR` per resource (30 resources: 0.18 ms against
+            // 0.55, docs/design.md).
             Backend::Postgres => {
                 let column = |f: fn(&(String, String)) -> &String| {
                     let values = chunk.iter().map(|k| Some(Arc::from(f(k).as_str()))).collect();
