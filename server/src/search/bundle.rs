@@ -81,7 +81,9 @@ pub async fn searchset(
     });
     // What follows looks resources up by lists of pks, whose plans do not depend on the
     // values bound; the page and the count above needed plans made for theirs.
-    crate::store::sql::generic_plans_from_here(tx).await?;
+    if !match_pks.is_empty() {
+        crate::store::sql::generic_plans_from_here(tx).await?;
+    }
     let included = execute::includes(&mut b, tx, r, &match_pks).await?;
     let mut all = match_pks.clone();
     all.extend(&included);
