@@ -236,25 +236,22 @@ impl Registry {
                         None => continue,
                     },
                 };
-                let mut stored = Vec::new();
-                for part in parts {
+                // A part that is itself a union is read as its parts, unless either
+                // is restricted: a union carries one restriction at most, so it then
+                // keeps rows of its own.
+                let stored = parts.iter().try_fold(Vec::new(), |mut stored, &part| {
                     let code = &params[part].code;
                     match entry.unions.get(code) {
-                        // Parts read as their own parts carry one restriction at most.
+                        None => stored.push(code.clone()),
                         Some(inner) if only.is_none() && inner.only.is_none() => {
                             stored.extend(inner.parts.iter().cloned())
                         }
-                        Some(_) => {
-                            stored.clear();
-                            break;
-                        }
-                        None => stored.push(code.clone()),
+                        Some(_) => return None,
                     }
-                }
-                if !stored.is_empty() {
-                    entry
-                        .unions
-                        .insert(params[i].code.clone(), Union { parts: stored, only });
+                    Some(stored)
+                });
+                if let Some(parts) = stored {
+                    entry.unions.insert(params[i].code.clone(), Union { parts, only });
                 }
             }
             let unions = &entry.unions;

@@ -131,36 +131,6 @@ pub async fn read_version(
     Ok(row)
 }
 
-/// Current content of many resources by primary key (search results, includes).
-pub async fn read_by_pks(tx: &mut Tx, pks: &[i64]) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
-    if pks.is_empty() {
-        return Ok(Vec::new());
-    }
-    // Placeholders are generated, values bound: no user text reaches the SQL.
-    let placeholders: Vec<String> = (1..=pks.len()).map(|i| format!("${i}")).collect();
-    let sql = format!(
-        "SELECT r.pk, v.content FROM resources r \
-         JOIN resource_versions v ON v.pk = r.pk AND v.version = r.version \
-         WHERE r.deleted = FALSE AND r.pk IN ({})",
-        placeholders.join(",")
-    );
-    let rows = on_conn!(tx, |c| {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for pk in pks {
-            q = q.bind(*pk);
-        }
-        q.fetch_all(c)
-            .await?
-            .into_iter()
-            .filter_map(|r| {
-                let content: Option<Vec<u8>> = r.get(1);
-                content.map(|c| (r.get::<i64, _>(0), c))
-            })
-            .collect::<Vec<_>>()
-    });
-    Ok(rows)
-}
-
 /// Inserts the head row of a new logical resource; `None` when another writer created
 /// the same type/id first (the caller then treats the write as an update).
 pub async fn insert_head(
