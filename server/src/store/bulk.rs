@@ -4,11 +4,14 @@
 //!
 //! PostgreSQL gets one statement per table whatever the number of rows:
 //! `INSERT … SELECT * FROM UNNEST($1::int8[], …)`, a fixed text whose plan is prepared
-//! once per connection. SQLite has no arrays; it gets multi-row `VALUES` in chunks that
+//! once per connection, or for plain inserts of many rows `COPY` in its binary form
+//! (copy.rs). SQLite has no arrays; it gets multi-row `VALUES` in chunks that
 //! stay below its limit of bound values (its statements are in-process calls, so the
 //! number of statements matters far less there).
 
 use std::sync::Arc;
+
+mod copy;
 
 use super::sql::{Bind, BindArray, Cell, Kind, SqlQuery, execute, fetch, fetch_binds};
 use super::{StoreError, Tx};
@@ -42,6 +45,11 @@ pub struct Rows {
     columns: &'static [(&'static str, ColType)],
     cells: Vec<Bind>,
 }
+
+/// Rows from which a plain insert (no suffix) goes to PostgreSQL by `COPY` (copy.rs):
+/// below it the extra round trip outweighs what `COPY` saves. A transaction Bundle of a
+/// hundred resources already passes it in the index tables.
+const PG_COPY_FROM_ROWS: usize = 64;
 
 /// Most values bound in one SQLite statement (its limit is 32766).
 const SQLITE_MAX_BINDS: usize = 30_000;
@@ -177,6 +185,9 @@ pub async fn insert(tx: &mut Tx, rows: &Rows, suffix: &str) -> Result<(), StoreE
         return Ok(());
     }
     match tx {
+        Tx::Postgres(_) | Tx::PostgresConn(_) if suffix.is_empty() && rows.len() >= PG_COPY_FROM_ROWS => {
+            copy::insert(tx, rows).await
+        }
         Tx::Postgres(_) | Tx::PostgresConn(_) => {
             let q = rows.pg_query(suffix);
             execute(tx, &q.sql, &q.binds).await
