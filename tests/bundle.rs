@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::time::{Duration, Instant};
+
 use carnet_tests::{TestServer, expressions, on_both_backends};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -608,6 +610,47 @@ async fn thousands_of_entries(s: &TestServer) {
     assert_eq!(obs["subject"]["reference"], located(&e[2998]).as_str());
 }
 
+/// A client that leaves before the answer does not cut its transaction short: the
+/// transaction is finished (http/complete.rs), and the pooled connections it used keep
+/// answering right afterwards.
+async fn a_transaction_whose_client_left_is_finished(s: &TestServer) {
+    let n = 1500;
+    let mut entries = Vec::new();
+    for i in 0..n {
+        let urn = format!("urn:uuid:00000000-0000-4000-8000-{i:012}");
+        entries.push(json!({"fullUrl": urn, "resource": patient(&format!("left-{i}")), "request": {"method": "POST", "url": "Patient"}}));
+        entries.push(json!({"resource": observation(&urn), "request": {"method": "POST", "url": "Observation"}}));
+    }
+    let sent = s
+        .req(Method::POST, &s.base)
+        .header("content-type", "application/fhir+json")
+        .timeout(Duration::from_millis(300))
+        .body(serde_json::to_vec(&bundle("transaction", entries)).unwrap())
+        .send()
+        .await;
+    let err = sent.expect_err("the client gives up before the answer");
+    assert!(err.is_timeout(), "{err}");
+    // The Bundle's last Patient is found once the transaction has committed.
+    let last = format!("Patient?identifier=http://x|left-{}&_summary=count", n - 1);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (status, found) = s.get_json(&last).await;
+        assert_eq!(status, 200);
+        if found["total"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the transaction was never finished");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, observations) = s.get_json("Observation?_summary=count").await;
+    assert_eq!(observations["total"], n);
+    for i in (0..n).step_by(50) {
+        let (status, found) = s.get_json(&format!("Patient?identifier=http://x|left-{i}")).await;
+        assert_eq!(status, 200);
+        assert_eq!(found["entry"].as_array().map(Vec::len), Some(1), "left-{i}");
+    }
+}
+
 on_both_backends!(
     transaction_resolves_urn_references,
     transaction_is_all_or_nothing,
@@ -627,4 +670,5 @@ on_both_backends!(
     malformed_bundles_are_refused,
     xml_bundle,
     thousands_of_entries,
+    a_transaction_whose_client_left_is_finished,
 );

@@ -1,6 +1,7 @@
 //! The HTTP edge: routes, request extraction, negotiation and the error mapping.
 
 pub mod bundle;
+pub mod complete;
 pub mod conformance;
 pub mod crud;
 pub mod error;
@@ -106,6 +107,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::metrics::track,
         ))
+        // A request that started is finished even if its client leaves (complete.rs).
+        .layer(axum::middleware::from_fn(complete::run_to_completion))
         // Bodies are read by our own extractors against the configured limit (413).
         .layer(DefaultBodyLimit::disable())
         .layer(PropagateRequestIdLayer::x_request_id())
