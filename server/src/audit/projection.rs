@@ -319,26 +319,17 @@ pub async fn flush(state: &AppState) -> Result<()> {
         return Ok(());
     };
     let deadline = tokio::time::Instant::now() + FLUSH_TIMEOUT;
+    // Never dropped half-way: requests run to their end even when their client leaves
+    // (http/complete.rs). A projection dropped mid-commit would be stored without being
+    // counted (seen: `carnet_audit_projected_total` 25 short after a load run).
     loop {
-        // In a task of its own: a client that goes away drops its request's future,
-        // and a projection dropped mid-commit would be stored without being counted
-        // (seen: `carnet_audit_projected_total` 25 short after a load run).
-        let turn = tokio::spawn({
-            let state = state.clone();
-            async move {
-                let projector = state.auditor().projector();
-                let _turn = projector.turn.lock().await;
-                if last_logged(&state, Some(upto)).await?.is_none() {
-                    return Ok(None);
-                }
-                project_batch(&state).await.map(|p| Some(p.stored))
+        let n = {
+            let projector = state.auditor().projector();
+            let _turn = projector.turn.lock().await;
+            if last_logged(state, Some(upto)).await?.is_none() {
+                return Ok(());
             }
-        });
-        let n = match turn.await {
-            Ok(Ok(Some(n))) => n,
-            Ok(Ok(None)) => return Ok(()),
-            Ok(Err(e)) => return Err(e),
-            Err(e) => return Err(Error::Internal(format!("audit projection: {e}"))),
+            project_batch(state).await?.stored
         };
         if n == 0 {
             // What remains is being stored by another process (PostgreSQL), and is

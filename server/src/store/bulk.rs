@@ -184,10 +184,10 @@ pub async fn insert(tx: &mut Tx, rows: &Rows, suffix: &str) -> Result<(), StoreE
     if rows.is_empty() {
         return Ok(());
     }
+    let copied = suffix.is_empty() && rows.len() >= PG_COPY_FROM_ROWS;
     match tx {
-        Tx::Postgres(_) | Tx::PostgresConn(_) if suffix.is_empty() && rows.len() >= PG_COPY_FROM_ROWS => {
-            copy::insert(tx, rows).await
-        }
+        Tx::Postgres(t) if copied => copy::insert(t, rows).await,
+        Tx::PostgresConn(c) if copied => copy::insert(c, rows).await,
         Tx::Postgres(_) | Tx::PostgresConn(_) => {
             let q = rows.pg_query(suffix);
             execute(tx, &q.sql, &q.binds).await

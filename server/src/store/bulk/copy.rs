@@ -13,8 +13,8 @@
 use sqlx::postgres::PgConnection;
 
 use super::{ColType, Rows};
+use crate::store::StoreError;
 use crate::store::sql::Bind;
-use crate::store::{StoreError, Tx};
 
 /// The binary format's signature, then its flags and header-extension length (both 0).
 const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
@@ -22,37 +22,27 @@ const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 /// transaction's rows are not copied into one buffer as large as themselves.
 const SEND_AT: usize = 1 << 20;
 
-/// Copies every row into its table, in the caller's transaction.
-pub(super) async fn insert(tx: &mut Tx, rows: &Rows) -> Result<(), StoreError> {
-    match tx {
-        Tx::Postgres(t) => copy(t, rows).await,
-        Tx::PostgresConn(c) => copy(c, rows).await,
-        Tx::Sqlite(_) | Tx::SqliteConn(_) => Err(StoreError::Database(sqlx::Error::Protocol(
-            "COPY is PostgreSQL's".into(),
-        ))),
-    }
-}
-
-async fn copy(conn: &mut PgConnection, rows: &Rows) -> Result<(), StoreError> {
+/// Copies every row into its table, in the connection's transaction if it is in one.
+pub(super) async fn insert(conn: &mut PgConnection, rows: &Rows) -> Result<(), StoreError> {
     let statement = format!(
         "COPY {} ({}) FROM STDIN (FORMAT BINARY)",
         rows.table,
         rows.column_list()
     );
-    let mut copy = conn.copy_in_raw(&statement).await?;
+    let mut sink = conn.copy_in_raw(&statement).await?;
     let width = rows.columns.len().max(1);
     let mut buf = Vec::with_capacity(SEND_AT + 4096);
     buf.extend_from_slice(HEADER);
     for row in rows.cells.chunks(width) {
         encode_row(&mut buf, rows.columns, row)?;
         if buf.len() >= SEND_AT {
-            copy.send(buf.as_slice()).await?;
+            sink.send(buf.as_slice()).await?;
             buf.clear();
         }
     }
     buf.extend_from_slice(&(-1i16).to_be_bytes());
-    copy.send(buf.as_slice()).await?;
-    copy.finish().await?;
+    sink.send(buf.as_slice()).await?;
+    sink.finish().await?;
     Ok(())
 }
 
