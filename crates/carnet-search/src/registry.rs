@@ -1,8 +1,9 @@
 //! The search parameters of every R4 resource type, compiled once from
 //! `conformance/search-parameters.json`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use carnet_fhirpath::{BinaryOp, Expr, Function, types::RESOURCE_TYPES};
 
@@ -78,9 +79,12 @@ pub struct SearchParam {
     pub param_type: ParamType,
     /// Restricted to the branches that can match this resource type.
     pub expression: Option<Expr>,
-    pub expression_text: Option<String>,
-    /// Resource types a reference parameter may point to.
-    pub targets: Vec<String>,
+    /// Shared by the parameter's copies for each base type (the clinical ones are long
+    /// unions repeated on ~30 types).
+    pub expression_text: Option<Arc<str>>,
+    /// Resource types a reference parameter may point to; shared by the copies for each
+    /// base type unless narrowed for one.
+    pub targets: Arc<[String]>,
     pub components: Vec<Component>,
     /// False when the server cannot extract or evaluate it (`_text`, `_content`,
     /// `_query`, `near`, composites with unresolvable parts).
@@ -137,38 +141,47 @@ pub fn is_resource_type(name: &str) -> bool {
     !matches!(name, "Resource" | "DomainResource") && carnet_fhirpath::types::resource_type(name).is_some()
 }
 
-/// What the registry reads of a SearchParameter (serde skips the rest).
+/// What the registry reads of a SearchParameter (serde skips the rest), borrowed from
+/// the text where it has no escapes: only what is kept is copied, so building the R4
+/// registry no longer peaks at twice its size (a process keeps that memory).
 #[derive(serde::Deserialize)]
-struct Def {
-    id: Option<String>,
-    url: Option<String>,
-    code: Option<String>,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    expression: Option<String>,
-    #[serde(default)]
-    base: Vec<String>,
-    #[serde(default)]
-    target: Vec<String>,
-    #[serde(default)]
-    component: Vec<DefComponent>,
+struct Def<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    url: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    code: Option<Cow<'a, str>>,
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    expression: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    base: Vec<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    target: Vec<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    component: Vec<DefComponent<'a>>,
 }
 
 #[derive(serde::Deserialize)]
-struct DefComponent {
-    definition: Option<String>,
-    expression: Option<String>,
+struct DefComponent<'a> {
+    #[serde(borrow)]
+    definition: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    expression: Option<Cow<'a, str>>,
 }
 
 #[derive(serde::Deserialize)]
-struct DefBundle {
-    #[serde(default)]
-    entry: Vec<DefEntry>,
+struct DefBundle<'a> {
+    #[serde(default, borrow)]
+    entry: Vec<DefEntry<'a>>,
 }
 
 #[derive(serde::Deserialize)]
-struct DefEntry {
-    resource: Option<Def>,
+struct DefEntry<'a> {
+    #[serde(borrow)]
+    resource: Option<Def<'a>>,
 }
 
 impl Registry {
@@ -264,20 +277,24 @@ impl Registry {
         }
     }
 
-    fn add(&mut self, def: &Def, by_url: &HashMap<&str, &Def>) -> Result<(), RegistryError> {
-        let id = def.id.clone().unwrap_or_default();
+    fn add(&mut self, def: &Def<'_>, by_url: &HashMap<&str, &Def<'_>>) -> Result<(), RegistryError> {
+        let id = def.id.as_deref().unwrap_or_default().to_owned();
         let bad = |message: String| RegistryError::Definition {
             id: id.clone(),
             message,
         };
-        let code = def.code.clone().ok_or_else(|| bad("no code".into()))?;
+        let code = def
+            .code
+            .as_deref()
+            .map(str::to_owned)
+            .ok_or_else(|| bad("no code".into()))?;
         let param_type = def
             .kind
             .as_deref()
             .and_then(ParamType::parse)
             .ok_or_else(|| bad("missing or unknown type".into()))?;
-        let expression_text = def.expression.clone();
-        let expression = match &expression_text {
+        let expression_text: Option<Arc<str>> = def.expression.as_deref().map(Arc::from);
+        let expression = match expression_text.as_deref() {
             Some(e) => Some(carnet_fhirpath::parse(e).map_err(|e| bad(e.to_string()))?),
             None => None,
         };
@@ -296,25 +313,29 @@ impl Registry {
             match (part_type, expr) {
                 (Some(param_type), Some(expression)) => components.push(Component {
                     definition: definition.to_owned(),
-                    code: target.and_then(|t| t.code.clone()),
+                    code: target.and_then(|t| t.code.as_deref()).map(str::to_owned),
                     param_type,
                     expression,
                 }),
                 _ => supported = false,
             }
         }
-        let targets = &def.target;
-        let url = def.url.clone().unwrap_or_default();
+        let all_targets: Arc<[String]> = def.target.iter().map(|t| t.to_string()).collect();
+        let url = def.url.as_deref().unwrap_or_default().to_owned();
         for base in &def.base {
-            let base = base.as_str();
+            let base: &str = base;
             let abstract_base = base == "Resource" || base == "DomainResource";
             let expression = match (&expression, abstract_base) {
                 (Some(e), false) => specialize(e, base),
                 (e, _) => e.clone(),
             };
             let targets = match expression.as_ref().and_then(resolved_types) {
-                Some(only) => targets.iter().filter(|t| only.contains(&t.as_str())).cloned().collect(),
-                None => targets.clone(),
+                Some(only) if !all_targets.iter().all(|t| only.contains(&t.as_str())) => all_targets
+                    .iter()
+                    .filter(|t| only.contains(&t.as_str()))
+                    .cloned()
+                    .collect(),
+                _ => all_targets.clone(),
             };
             let param = SearchParam {
                 code: code.clone(),
@@ -489,8 +510,8 @@ fn resolved_as(expr: &Expr) -> Option<(&Expr, &str)> {
 }
 
 fn same_targets(a: &SearchParam, b: &SearchParam) -> bool {
-    let mut x = a.targets.clone();
-    let mut y = b.targets.clone();
+    let mut x = a.targets.to_vec();
+    let mut y = b.targets.to_vec();
     x.sort();
     y.sort();
     x == y

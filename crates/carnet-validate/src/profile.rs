@@ -1,7 +1,6 @@
 //! Validation against the snapshot of a constraining StructureDefinition.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use carnet_fhirpath::types::choice_suffix_type;
 use serde_json::{Map, Value};
@@ -15,8 +14,9 @@ use crate::{Seg, Severity, Sink};
 const CORE: &str = "http://hl7.org/fhir/StructureDefinition/";
 
 pub(crate) struct Profile {
-    /// Shared with whoever serves the resource (the server's conformance catalog).
-    pub definition: Arc<Value>,
+    /// `StructureDefinition.version`: the definition itself is not kept (its snapshot
+    /// is several times the compiled nodes; whoever serves it holds its text).
+    pub version: Option<String>,
     url: String,
     type_name: String,
     /// Element definitions as a tree; `nodes[0]` is the root.
@@ -61,7 +61,7 @@ struct Node {
 }
 
 impl Profile {
-    pub fn compile(definition: Value) -> Result<Profile, String> {
+    pub fn compile(definition: &Value) -> Result<Profile, String> {
         let url = definition
             .get("url")
             .and_then(Value::as_str)
@@ -124,7 +124,7 @@ impl Profile {
             }
         }
         Ok(Profile {
-            definition: Arc::new(definition),
+            version: definition.get("version").and_then(Value::as_str).map(str::to_owned),
             url,
             type_name,
             nodes,

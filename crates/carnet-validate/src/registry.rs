@@ -28,8 +28,8 @@ pub struct Registry {
     structure_definitions: HashMap<String, Vec<Arc<Profile>>>,
     value_sets: HashMap<String, Vec<Value>>,
     code_systems: HashMap<String, Vec<Value>>,
-    base_value_sets: &'static HashMap<String, &'static Lazy>,
-    base_code_systems: &'static HashMap<String, &'static Lazy>,
+    base_value_sets: &'static HashMap<&'static str, &'static Lazy>,
+    base_code_systems: &'static HashMap<&'static str, &'static Lazy>,
     /// Expansions by value set URL, dropped whenever a resource is added.
     cache: RwLock<HashMap<String, Cached>>,
 }
@@ -40,15 +40,15 @@ impl Default for Registry {
     }
 }
 
-fn base_index(list: &'static [Lazy]) -> HashMap<String, &'static Lazy> {
-    list.iter().map(|v| (v.url.clone(), v)).collect()
+fn base_index(list: &'static [Lazy]) -> HashMap<&'static str, &'static Lazy> {
+    list.iter().map(|v| (v.url, v)).collect()
 }
 
 impl Registry {
     /// A registry holding the base R4 CodeSystems and ValueSets.
     pub fn new() -> Self {
-        static VS: std::sync::OnceLock<HashMap<String, &'static Lazy>> = std::sync::OnceLock::new();
-        static CS: std::sync::OnceLock<HashMap<String, &'static Lazy>> = std::sync::OnceLock::new();
+        static VS: std::sync::OnceLock<HashMap<&'static str, &'static Lazy>> = std::sync::OnceLock::new();
+        static CS: std::sync::OnceLock<HashMap<&'static str, &'static Lazy>> = std::sync::OnceLock::new();
         Registry {
             structure_definitions: HashMap::new(),
             value_sets: HashMap::new(),
@@ -80,12 +80,12 @@ impl Registry {
         let same_version = |v: &Value| v.get("version").and_then(Value::as_str) == version.as_deref();
         match rt.as_str() {
             "StructureDefinition" => {
-                let p = Profile::compile(r).map_err(|reason| RegistryError::InvalidProfile {
+                let p = Profile::compile(&r).map_err(|reason| RegistryError::InvalidProfile {
                     url: url.clone(),
                     reason,
                 })?;
                 let list = self.structure_definitions.entry(url).or_default();
-                list.retain(|p| !same_version(&p.definition));
+                list.retain(|p| p.version != version);
                 list.push(Arc::new(p));
             }
             "ValueSet" => {
@@ -106,54 +106,39 @@ impl Registry {
         Ok(())
     }
 
-    /// An added StructureDefinition by canonical URL (`url` or `url|version`). The base R4
-    /// definitions are compiled into the rules, not held as resources.
-    pub fn structure_definition(&self, url: &str) -> Option<&Value> {
-        self.profile(url).map(|p| &*p.definition)
-    }
-
-    /// The same, shared: a server serving it need not hold a second copy.
-    pub fn structure_definition_shared(&self, url: &str) -> Option<Arc<Value>> {
-        self.profile(url).map(|p| p.definition.clone())
+    /// Whether a StructureDefinition was added with this canonical URL (`url` or
+    /// `url|version`). The base R4 definitions are compiled into the rules, not held.
+    pub fn has_structure_definition(&self, url: &str) -> bool {
+        self.profile(url).is_some()
     }
 
     pub(crate) fn profile(&self, url: &str) -> Option<&Arc<Profile>> {
         let (u, v) = split(url);
-        pick(self.structure_definitions.get(u)?, v, |p| &*p.definition)
+        pick(self.structure_definitions.get(u)?, v, |p| p.version.as_deref())
     }
 
     /// A ValueSet (added, else base R4) by canonical URL, optionally `|version`.
     pub fn value_set(&self, url: &str) -> Option<&Value> {
         let (u, v) = split(url);
-        if let Some(found) = self.value_sets.get(u).and_then(|l| pick(l, v, |x| x)) {
+        if let Some(found) = self.value_sets.get(u).and_then(|l| pick(l, v, version_of)) {
             return Some(found);
         }
         self.base_value_sets
             .get(u)
-            .filter(|vs| v.is_none_or(|v| vs.version.as_deref() == Some(v)))
+            .filter(|vs| v.is_none_or(|v| vs.version == Some(v)))
             .map(|vs| vs.get())
     }
 
     /// A CodeSystem (added, else base R4) by canonical URL, optionally `|version`.
     pub fn code_system(&self, url: &str) -> Option<&Value> {
         let (u, v) = split(url);
-        if let Some(found) = self.code_systems.get(u).and_then(|l| pick(l, v, |x| x)) {
+        if let Some(found) = self.code_systems.get(u).and_then(|l| pick(l, v, version_of)) {
             return Some(found);
         }
         self.base_code_systems
             .get(u)
-            .filter(|cs| v.is_none_or(|v| cs.version.as_deref() == Some(v)))
+            .filter(|cs| v.is_none_or(|v| cs.version == Some(v)))
             .map(|cs| cs.get())
-    }
-
-    /// Every added StructureDefinition, ValueSet and CodeSystem (for serving them).
-    pub fn added(&self) -> impl Iterator<Item = &Value> {
-        self.structure_definitions
-            .values()
-            .flatten()
-            .map(|p| &*p.definition)
-            .chain(self.value_sets.values().flatten())
-            .chain(self.code_systems.values().flatten())
     }
 
     /// The full expansion of a held value set, computed once.
@@ -306,12 +291,13 @@ fn split(url: &str) -> (&str, Option<&str>) {
 }
 
 /// The entry with `version`, or the last added when no version is asked for.
-fn pick<'a, T>(list: &'a [T], version: Option<&str>, def: impl Fn(&T) -> &Value) -> Option<&'a T> {
+fn pick<'a, T>(list: &'a [T], version: Option<&str>, version_of: impl Fn(&T) -> Option<&str>) -> Option<&'a T> {
     match version {
         None => list.last(),
-        Some(v) => list
-            .iter()
-            .rev()
-            .find(|x| def(x).get("version").and_then(Value::as_str) == Some(v)),
+        Some(v) => list.iter().rev().find(|x| version_of(x) == Some(v)),
     }
+}
+
+fn version_of(r: &Value) -> Option<&str> {
+    r.get("version").and_then(Value::as_str)
 }

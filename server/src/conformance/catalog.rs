@@ -4,9 +4,10 @@
 //! change while it runs, so they live in memory, loaded once, not in the database.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
-use serde_json::Value;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 include!(concat!(env!("OUT_DIR"), "/profiles.rs"));
 
@@ -19,12 +20,65 @@ pub fn is_catalog_type(res_type: &str) -> bool {
     TYPES.contains(&res_type)
 }
 
+/// The elements searches and lookups read (`conformance::search`, `profiles_of`,
+/// `by_url`); the rest of a resource stays text until it is served.
+const HEAD: &[&str] = &[
+    "id",
+    "url",
+    "version",
+    "status",
+    "name",
+    "title",
+    "type",
+    "kind",
+    "derivation",
+    "baseDefinition",
+    "base",
+    "code",
+];
+
+/// One held conformance resource: its JSON as compiled into the binary, and the few
+/// elements read to find it. Held as parsed trees, the StructureDefinitions' snapshots
+/// took ~2.3 MB of every process and the R4 SearchParameters ~16 MB once searched,
+/// for resources read now and then; parsing one when it is served costs well under a
+/// millisecond.
+pub struct Entry {
+    head: Value,
+    text: &'static str,
+}
+
+impl Entry {
+    fn new(text: &'static str, whole: &Value) -> Entry {
+        let head: Map<String, Value> = HEAD
+            .iter()
+            .filter_map(|k| Some(((*k).to_string(), whole.get(*k)?.clone())))
+            .collect();
+        Entry {
+            head: Value::Object(head),
+            text,
+        }
+    }
+
+    /// The elements named in [`HEAD`], as a JSON object.
+    pub fn head(&self) -> &Value {
+        &self.head
+    }
+
+    pub fn id(&self) -> &str {
+        self.head["id"].as_str().unwrap_or_default()
+    }
+
+    /// The whole resource. The text is part of the build and was parsed at load.
+    pub fn resource(&self) -> Value {
+        serde_json::from_str(self.text).unwrap_or(Value::Null)
+    }
+}
+
 pub struct Catalog {
     /// Per type, sorted by id.
-    by_type: HashMap<String, Vec<Arc<Value>>>,
-    /// The R4 SearchParameters, parsed when first asked for: as `Value`s they hold
-    /// ~16 MB that a server which is never asked for them need not carry.
-    search_parameters: OnceLock<Vec<Arc<Value>>>,
+    by_type: HashMap<String, Vec<Entry>>,
+    /// The R4 SearchParameters, indexed when first asked for.
+    search_parameters: OnceLock<Vec<Entry>>,
     registry: carnet_validate::Registry,
 }
 
@@ -38,7 +92,7 @@ pub fn get() -> Result<&'static Catalog, &'static str> {
 
 fn load() -> Result<Catalog, String> {
     let mut registry = carnet_validate::Registry::new();
-    let mut by_type: HashMap<String, Vec<Arc<Value>>> = HashMap::new();
+    let mut by_type: HashMap<String, Vec<Entry>> = HashMap::new();
     for (name, text) in PROFILE_FILES {
         let v: Value = serde_json::from_str(text).map_err(|e| format!("profiles/{name}: {e}"))?;
         let ty = v["resourceType"].as_str().unwrap_or_default().to_string();
@@ -48,23 +102,14 @@ fn load() -> Result<Catalog, String> {
         if v["id"].as_str().is_none_or(str::is_empty) {
             return Err(format!("profiles/{name}: no id"));
         }
-        // A StructureDefinition is held once, by the registry (snapshots are large).
-        let url = v["url"].as_str().unwrap_or_default().to_string();
-        let shared = if ty == "StructureDefinition" {
-            registry.add(v).map_err(|e| format!("profiles/{name}: {e}"))?;
-            registry
-                .structure_definition_shared(&url)
-                .ok_or_else(|| format!("profiles/{name}: not held after adding"))?
-        } else {
-            registry.add(v.clone()).map_err(|e| format!("profiles/{name}: {e}"))?;
-            Arc::new(v)
-        };
-        by_type.entry(ty).or_default().push(shared);
+        let entry = Entry::new(text, &v);
+        registry.add(v).map_err(|e| format!("profiles/{name}: {e}"))?;
+        by_type.entry(ty).or_default().push(entry);
     }
     for list in by_type.values_mut() {
-        list.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-        if let Some(w) = list.windows(2).find(|w| w[0]["id"] == w[1]["id"]) {
-            return Err(format!("two conformance resources share the id {}", w[0]["id"]));
+        list.sort_by(|a, b| a.id().cmp(b.id()));
+        if let Some(w) = list.windows(2).find(|w| w[0].id() == w[1].id()) {
+            return Err(format!("two conformance resources share the id {}", w[0].id()));
         }
     }
     Ok(Catalog {
@@ -75,21 +120,35 @@ fn load() -> Result<Catalog, String> {
 }
 
 /// The R4 SearchParameters sorted by id (`tests` checks they parse and ids are unique).
-fn search_parameters() -> Vec<Arc<Value>> {
-    let bundle: Value = match serde_json::from_str(SEARCH_PARAMETERS) {
+/// Each is parsed alone, for its head, and dropped: the text stays where it is.
+fn search_parameters() -> Vec<Entry> {
+    #[derive(serde::Deserialize)]
+    struct Bundle<'a> {
+        #[serde(borrow)]
+        entry: Vec<BundleEntry<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct BundleEntry<'a> {
+        #[serde(borrow)]
+        resource: &'a RawValue,
+    }
+    let bundle: Bundle = match serde_json::from_str(SEARCH_PARAMETERS) {
         Ok(b) => b,
         Err(e) => {
             tracing::error!(error = %e, "search-parameters.json does not parse");
             return Vec::new();
         }
     };
-    let mut list: Vec<Arc<Value>> = bundle["entry"]
-        .as_array()
+    let mut list: Vec<Entry> = bundle
+        .entry
         .into_iter()
-        .flatten()
-        .map(|entry| Arc::new(entry["resource"].clone()))
+        .filter_map(|e| {
+            let text = e.resource.get();
+            let whole: Value = serde_json::from_str(text).ok()?;
+            Some(Entry::new(text, &whole))
+        })
         .collect();
-    list.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    list.sort_by(|a, b| a.id().cmp(b.id()));
     list
 }
 
@@ -98,18 +157,16 @@ impl Catalog {
         &self.registry
     }
 
-    pub fn all(&self, res_type: &str) -> &[Arc<Value>] {
+    pub fn all(&self, res_type: &str) -> &[Entry] {
         if res_type == "SearchParameter" {
             return self.search_parameters.get_or_init(search_parameters);
         }
         self.by_type.get(res_type).map(Vec::as_slice).unwrap_or_default()
     }
 
-    pub fn read(&self, res_type: &str, id: &str) -> Option<&Arc<Value>> {
+    pub fn read(&self, res_type: &str, id: &str) -> Option<&Entry> {
         let list = self.all(res_type);
-        list.binary_search_by(|r| r["id"].as_str().unwrap_or_default().cmp(id))
-            .ok()
-            .map(|i| &list[i])
+        list.binary_search_by(|r| r.id().cmp(id)).ok().map(|i| &list[i])
     }
 
     /// The URLs of the profiles held for `res_type` (CapabilityStatement
@@ -117,20 +174,22 @@ impl Catalog {
     pub fn profiles_of(&self, res_type: &str) -> Vec<&str> {
         self.all("StructureDefinition")
             .iter()
+            .map(Entry::head)
             .filter(|sd| sd["type"] == res_type && sd["derivation"] == "constraint")
             .filter_map(|sd| sd["url"].as_str())
             .collect()
     }
 
     /// A held resource by canonical URL, with an optional `|version`.
-    pub fn by_url(&self, res_type: &str, canonical: &str) -> Option<&Arc<Value>> {
+    pub fn by_url(&self, res_type: &str, canonical: &str) -> Option<&Entry> {
         let (url, version) = match canonical.split_once('|') {
             Some((u, v)) => (u, Some(v)),
             None => (canonical, None),
         };
-        self.all(res_type)
-            .iter()
-            .find(|r| r["url"] == url && version.is_none_or(|v| r["version"] == v))
+        self.all(res_type).iter().find(|r| {
+            let h = r.head();
+            h["url"] == url && version.is_none_or(|v| h["version"] == v)
+        })
     }
 }
 
@@ -143,9 +202,10 @@ mod tests {
         let c = get().unwrap();
         let sps = c.all("SearchParameter");
         assert!(sps.len() > 1300);
+        assert!(sps.windows(2).all(|w| w[0].id() < w[1].id()), "sorted, unique ids");
         assert!(
-            sps.windows(2).all(|w| w[0]["id"].as_str() < w[1]["id"].as_str()),
-            "sorted, unique ids"
+            sps.iter().all(|p| p.resource()["resourceType"] == "SearchParameter"),
+            "each entry's text is a whole SearchParameter"
         );
         assert!(c.read("ValueSet", "sensitive-results").is_some());
         assert!(

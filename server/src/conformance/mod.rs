@@ -38,8 +38,9 @@ impl Rules {
             let Some(sd) = catalog.by_url("StructureDefinition", url) else {
                 anyhow::bail!("require-profile '{s}': this server holds no profile {url}");
             };
-            if sd["type"] != ty {
-                anyhow::bail!("require-profile '{s}': {url} constrains {}, not {ty}", sd["type"]);
+            let sd_type = &sd.head()["type"];
+            if sd_type != ty {
+                anyhow::bail!("require-profile '{s}': {url} constrains {sd_type}, not {ty}");
             }
             required.entry(ty.to_string()).or_default().push(url.to_string());
         }

@@ -2,11 +2,9 @@
 //! `name`, `version`, `status`, and per type `type`, `base`, `code`, `system`), with
 //! `_count` / `_offset` paging. The catalog is small and in memory, so a scan is enough.
 
-use std::sync::Arc;
-
 use serde_json::Value;
 
-use super::catalog::Catalog;
+use super::catalog::{Catalog, Entry};
 use crate::error::{Error, Result};
 use crate::fhir::outcome::Issue;
 
@@ -17,7 +15,7 @@ pub struct Page<'c> {
     pub total: usize,
     pub offset: usize,
     pub count: usize,
-    pub entries: Vec<&'c Arc<Value>>,
+    pub entries: Vec<&'c Entry>,
     /// Only the total was asked for (`_summary=count`).
     pub count_only: bool,
     /// The parameters applied, for the `self` and paging links.
@@ -122,10 +120,10 @@ pub fn search<'c>(
             applied.push((name.clone(), value.clone()));
         }
     }
-    let hits: Vec<&Arc<Value>> = catalog
+    let hits: Vec<&Entry> = catalog
         .all(res_type)
         .iter()
-        .filter(|r| filters.iter().all(|(m, vs)| matches(r, *m, vs)))
+        .filter(|r| filters.iter().all(|(m, vs)| matches(r.head(), *m, vs)))
         .collect();
     let total = hits.len();
     let entries = if count_only {

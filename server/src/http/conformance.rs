@@ -27,7 +27,7 @@ pub async fn read(res_type: &str, id: &str, q: &Query) -> Result<Response> {
             crate::service::ids::truncate(id, 64)
         ))
     })?;
-    Ok(respond::value(StatusCode::OK, &shape.apply((**r).clone())))
+    Ok(respond::value(StatusCode::OK, &shape.apply(r.resource())))
 }
 
 pub async fn search(
@@ -78,8 +78,8 @@ pub async fn search(
     let total = i64::try_from(page.total).unwrap_or(i64::MAX);
     let mut w = BundleWriter::new("searchset", state.now(), Some(total), &links);
     for r in &page.entries {
-        let id = r["id"].as_str().unwrap_or_default();
-        let bytes = serde_json::to_vec(&***r).unwrap_or_default();
+        let id = r.id();
+        let bytes = serde_json::to_vec(&r.resource()).unwrap_or_default();
         w.entry(
             Some(&format!("{base}/{id}")),
             Some(&bytes),

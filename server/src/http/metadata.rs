@@ -2,9 +2,11 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::error::Error;
 use crate::fhir::instant::format_micros;
 use crate::http::respond;
 use crate::state::AppState;
@@ -12,48 +14,133 @@ use crate::state::AppState;
 pub const SOFTWARE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub async fn capability_statement(State(state): State<AppState>) -> Response {
-    respond::value(StatusCode::OK, &build(&state))
-}
-
-fn build(state: &AppState) -> Value {
     let catalog = crate::conformance::catalog::get().ok();
-    let resources: Vec<Value> = carnet_fhir::RESOURCE_TYPES
+    let resources: Vec<ResourceEntry<'_>> = carnet_fhir::RESOURCE_TYPES
         .iter()
         .map(|t| resource_entry(t, catalog))
         .collect();
-    json!({
-        "resourceType": "CapabilityStatement",
-        "status": "active",
-        "date": format_micros(state.now()),
-        "publisher": "Carnet",
-        "kind": "instance",
-        "software": { "name": "Carnet", "version": SOFTWARE_VERSION },
-        "implementation": { "description": "Carnet FHIR R4 server", "url": state.base_url() },
-        "instantiates": ["http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"],
-        "fhirVersion": "4.0.1",
-        "format": ["application/fhir+json", "application/fhir+xml", "json", "xml"],
-        "patchFormat": ["application/json-patch+json"],
-        "rest": [{
-            "mode": "server",
-            "security": security(state),
-            "resource": resources,
-            "interaction": [
+    let statement = Statement {
+        head: json!({
+            "resourceType": "CapabilityStatement",
+            "status": "active",
+            "date": format_micros(state.now()),
+            "publisher": "Carnet",
+            "kind": "instance",
+            "software": { "name": "Carnet", "version": SOFTWARE_VERSION },
+            "implementation": { "description": "Carnet FHIR R4 server", "url": state.base_url() },
+            "instantiates": ["http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"],
+            "fhirVersion": "4.0.1",
+            "format": ["application/fhir+json", "application/fhir+xml", "json", "xml"],
+            "patchFormat": ["application/json-patch+json"],
+        }),
+        rest: [Rest {
+            mode: "server",
+            security: security(&state),
+            resource: resources,
+            interaction: json!([
                 {"code": "transaction"}, {"code": "batch"}, {"code": "history-system"},
                 {"code": "search-system"}
-            ],
-            "searchParam": search_params("Resource", true),
-            "operation": [{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"}]
-        }]
-    })
+            ]),
+            search_param: search_params("Resource", true),
+            operation: json!([{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"}]),
+        }],
+    };
+    match serde_json::to_vec(&statement) {
+        Ok(body) => respond::json(StatusCode::OK, body),
+        Err(e) => Error::Internal(format!("CapabilityStatement: {e}")).into_response(),
+    }
+}
+
+/// The statement is written straight from these structs, not built as a `Value`: its
+/// ~2,600 `searchParam` entries made a tree of several megabytes, which the allocator
+/// kept for the process after the first `/metadata`.
+#[derive(Serialize)]
+struct Statement<'a> {
+    #[serde(flatten)]
+    head: Value,
+    rest: [Rest<'a>; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Rest<'a> {
+    mode: &'static str,
+    security: Value,
+    resource: Vec<ResourceEntry<'a>>,
+    interaction: Value,
+    search_param: Vec<Param<'a>>,
+    operation: Value,
+}
+
+#[derive(Serialize)]
+struct Code {
+    code: &'static str,
+}
+
+#[derive(Serialize)]
+struct Operation {
+    name: &'static str,
+    definition: String,
+}
+
+#[derive(Serialize)]
+struct Param<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    definition: Option<&'a str>,
+    #[serde(rename = "type")]
+    param_type: &'static str,
+}
+
+/// One `rest.resource`. FHIR arrays are never empty, so empty lists are left out.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResourceEntry<'a> {
+    #[serde(rename = "type")]
+    res_type: &'a str,
+    profile: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    supported_profile: Vec<&'a str>,
+    interaction: Vec<Code>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    behaviour: Option<Behaviour>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    operation: Vec<Operation>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    search_param: Vec<Param<'a>>,
+}
+
+/// What a stored type does on writes (the catalog's built-in types take none).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Behaviour {
+    versioning: &'static str,
+    read_history: bool,
+    update_create: bool,
+    conditional_create: bool,
+    conditional_read: &'static str,
+    conditional_update: bool,
+    conditional_delete: &'static str,
+}
+
+fn codes(list: &[&'static str]) -> Vec<Code> {
+    list.iter().map(|&code| Code { code }).collect()
+}
+
+fn operation(name: &'static str, definition: impl Into<String>) -> Operation {
+    Operation {
+        name,
+        definition: definition.into(),
+    }
 }
 
 /// One `rest.resource`: what the server does with this type. AuditEvents are never
 /// changed through the API (policy R5), so they advertise no update, patch or delete.
-fn resource_entry(t: &str, catalog: Option<&crate::conformance::catalog::Catalog>) -> Value {
+fn resource_entry<'a>(t: &'a str, catalog: Option<&'a crate::conformance::catalog::Catalog>) -> ResourceEntry<'a> {
     if catalog.is_some() && crate::conformance::catalog::is_catalog_type(t) {
         return catalog_entry(t);
     }
-    let codes: &[&str] = if t == "AuditEvent" {
+    let interaction: &[&str] = if t == "AuditEvent" {
         &[
             "read",
             "vread",
@@ -75,31 +162,17 @@ fn resource_entry(t: &str, catalog: Option<&crate::conformance::catalog::Catalog
             "search-type",
         ]
     };
-    let mut entry = json!({
-        "type": t,
-        "profile": format!("http://hl7.org/fhir/StructureDefinition/{t}"),
-        "interaction": codes.iter().map(|c| json!({"code": c})).collect::<Vec<_>>(),
-        "versioning": "versioned-update",
-        "readHistory": true,
-        "updateCreate": true,
-        "conditionalCreate": true,
-        "conditionalRead": "not-supported",
-        "conditionalUpdate": true,
-        "conditionalDelete": "single",
-    });
-    // The profiles the server holds and enforces for this type (docs/validation.md).
-    let profiles = catalog.map(|c| c.profiles_of(t)).unwrap_or_default();
-    if let (false, Some(obj)) = (profiles.is_empty(), entry.as_object_mut()) {
-        obj.insert("supportedProfile".into(), json!(profiles));
-    }
     // Operations on the type: $validate on all, $everything on Patient, Bulk Data
     // $export at Patient and Group level (docs/bulk.md).
-    let mut ops =
-        vec![json!({"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"})];
+    let mut operations = vec![operation(
+        "validate",
+        "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+    )];
     if t == "Patient" {
-        ops.push(
-            json!({"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}),
-        );
+        operations.push(operation(
+            "everything",
+            "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+        ));
     }
     let export = match t {
         "Patient" => Some("patient-export"),
@@ -107,58 +180,85 @@ fn resource_entry(t: &str, catalog: Option<&crate::conformance::catalog::Catalog
         _ => None,
     };
     if let Some(name) = export {
-        ops.push(json!({"name": "export", "definition": format!("http://hl7.org/fhir/uv/bulkdata/OperationDefinition/{name}")}));
+        operations.push(operation(
+            "export",
+            format!("http://hl7.org/fhir/uv/bulkdata/OperationDefinition/{name}"),
+        ));
     }
-    if let (false, Some(obj)) = (ops.is_empty(), entry.as_object_mut()) {
-        obj.insert("operation".into(), Value::Array(ops));
+    ResourceEntry {
+        res_type: t,
+        profile: format!("http://hl7.org/fhir/StructureDefinition/{t}"),
+        // The profiles the server holds and enforces for this type (docs/validation.md).
+        supported_profile: catalog.map(|c| c.profiles_of(t)).unwrap_or_default(),
+        interaction: codes(interaction),
+        behaviour: Some(Behaviour {
+            versioning: "versioned-update",
+            read_history: true,
+            update_create: true,
+            conditional_create: true,
+            conditional_read: "not-supported",
+            conditional_update: true,
+            conditional_delete: "single",
+        }),
+        operation: operations,
+        search_param: search_params(t, false),
     }
-    // FHIR arrays are never empty: a type without search parameters has none listed.
-    let params = search_params(t, false);
-    if let (false, Some(obj)) = (params.is_empty(), entry.as_object_mut()) {
-        obj.insert("searchParam".into(), Value::Array(params));
-    }
-    entry
 }
 
 /// The conformance resources: built in, so read and search only, plus the terminology
 /// operations on ValueSet and CodeSystem.
-fn catalog_entry(t: &str) -> Value {
-    let mut entry = json!({
-        "type": t,
-        "profile": format!("http://hl7.org/fhir/StructureDefinition/{t}"),
-        "interaction": [{"code": "read"}, {"code": "search-type"}],
-        "searchParam": [
-            {"name": "_id", "type": "token"}, {"name": "url", "type": "uri"},
-            {"name": "version", "type": "token"}, {"name": "status", "type": "token"},
-            {"name": "name", "type": "string"}, {"name": "title", "type": "string"}
-        ],
-    });
-    let ops = match t {
-        "ValueSet" => json!([
-            {"name": "expand", "definition": "http://hl7.org/fhir/OperationDefinition/ValueSet-expand"},
-            {"name": "validate-code", "definition": "http://hl7.org/fhir/OperationDefinition/ValueSet-validate-code"}
-        ]),
-        "CodeSystem" => json!([
-            {"name": "validate-code", "definition": "http://hl7.org/fhir/OperationDefinition/CodeSystem-validate-code"}
-        ]),
-        _ => Value::Null,
+fn catalog_entry(t: &str) -> ResourceEntry<'_> {
+    let param = |name, param_type| Param {
+        name,
+        definition: None,
+        param_type,
     };
-    if let (false, Some(obj)) = (ops.is_null(), entry.as_object_mut()) {
-        obj.insert("operation".into(), ops);
+    let operation = match t {
+        "ValueSet" => vec![
+            operation("expand", "http://hl7.org/fhir/OperationDefinition/ValueSet-expand"),
+            operation(
+                "validate-code",
+                "http://hl7.org/fhir/OperationDefinition/ValueSet-validate-code",
+            ),
+        ],
+        "CodeSystem" => vec![operation(
+            "validate-code",
+            "http://hl7.org/fhir/OperationDefinition/CodeSystem-validate-code",
+        )],
+        _ => Vec::new(),
+    };
+    ResourceEntry {
+        res_type: t,
+        profile: format!("http://hl7.org/fhir/StructureDefinition/{t}"),
+        supported_profile: Vec::new(),
+        interaction: codes(&["read", "search-type"]),
+        behaviour: None,
+        operation,
+        search_param: vec![
+            param("_id", "token"),
+            param("url", "uri"),
+            param("version", "token"),
+            param("status", "token"),
+            param("name", "string"),
+            param("title", "string"),
+        ],
     }
-    entry
 }
 
 /// The supported search parameters of `res_type`, from the registry searches use.
 /// Those of every resource (`_id`, `_lastUpdated`, `_tag`, …) are listed once, at
 /// `rest.searchParam` (`common`), not again under each type.
-fn search_params(res_type: &str, common: bool) -> Vec<Value> {
+fn search_params(res_type: &str, common: bool) -> Vec<Param<'static>> {
     let registry = carnet_search::Registry::r4();
     registry
         .params_for(res_type)
         .filter(|p| p.supported)
         .filter(|p| common || registry.param("Resource", &p.code).is_none())
-        .map(|p| json!({"name": p.code, "definition": p.url, "type": p.param_type.as_str()}))
+        .map(|p| Param {
+            name: &p.code,
+            definition: Some(&p.url),
+            param_type: p.param_type.as_str(),
+        })
         .collect()
 }
 

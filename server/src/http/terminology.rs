@@ -156,7 +156,7 @@ pub async fn expand_instance(
     let exp = catalog()?
         .registry()
         .expand_resource(
-            vs,
+            &vs,
             p.str("filter"),
             p.number("offset")?.unwrap_or(0),
             p.number("count")?,
@@ -164,14 +164,14 @@ pub async fn expand_instance(
         .map_err(terminology_error)?;
     Ok(respond::value(
         StatusCode::OK,
-        &exp.to_value_set(vs, &format_micros(state.now())),
+        &exp.to_value_set(&vs, &format_micros(state.now())),
     ))
 }
 
-fn held(res_type: &str, id: &str) -> Result<&'static Value> {
+fn held(res_type: &str, id: &str) -> Result<Value> {
     catalog()?
         .read(res_type, id)
-        .map(|v| &**v)
+        .map(|e| e.resource())
         .ok_or_else(|| Error::NotFound(format!("{res_type}/{} not found", ids::truncate(id, 64))))
 }
 

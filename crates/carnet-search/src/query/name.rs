@@ -106,7 +106,7 @@ fn walk<'n>(
         }
         Some(t) => vec![t.to_owned()],
         None if p.targets.is_empty() => crate::registry::resource_types().map(str::to_owned).collect(),
-        None => p.targets.clone(),
+        None => p.targets.to_vec(),
     };
     // Keep only the targets on which the next segment exists, so the SQL layer joins
     // just those.

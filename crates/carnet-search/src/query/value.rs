@@ -187,7 +187,7 @@ fn reference(param: &SearchParam, modifier: Option<&Modifier>, v: &str) -> Resul
                 return Err("not a valid resource id".into());
             }
             r.target_id = Some(v.to_owned());
-            r.target_type = typed.map(str::to_owned).or_else(|| match param.targets.as_slice() {
+            r.target_type = typed.map(str::to_owned).or_else(|| match &param.targets[..] {
                 [only] => Some(only.clone()),
                 _ => None,
             });

@@ -335,7 +335,7 @@ pub(crate) fn reference_targets(c: &Criterion) -> Vec<String> {
     c.resource_types
         .iter()
         .find_map(|t| Registry::r4().param(t, &c.param))
-        .map(|p| p.targets.clone())
+        .map(|p| p.targets.to_vec())
         .unwrap_or_default()
 }
 
