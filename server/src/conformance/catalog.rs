@@ -20,23 +20,6 @@ pub fn is_catalog_type(res_type: &str) -> bool {
     TYPES.contains(&res_type)
 }
 
-/// The elements searches and lookups read (`conformance::search`, `profiles_of`,
-/// `by_url`); the rest of a resource stays text until it is served.
-const HEAD: &[&str] = &[
-    "id",
-    "url",
-    "version",
-    "status",
-    "name",
-    "title",
-    "type",
-    "kind",
-    "derivation",
-    "baseDefinition",
-    "base",
-    "code",
-];
-
 /// One held conformance resource: its JSON as compiled into the binary, and the few
 /// elements read to find it. Held as parsed trees, the StructureDefinitions' snapshots
 /// took ~2.3 MB of every process and the R4 SearchParameters ~16 MB once searched,
@@ -49,7 +32,7 @@ pub struct Entry {
 
 impl Entry {
     fn new(text: &'static str, whole: &Value) -> Entry {
-        let head: Map<String, Value> = HEAD
+        let head: Map<String, Value> = super::search::FIELDS
             .iter()
             .filter_map(|k| Some(((*k).to_string(), whole.get(*k)?.clone())))
             .collect();
@@ -59,7 +42,8 @@ impl Entry {
         }
     }
 
-    /// The elements named in [`HEAD`], as a JSON object.
+    /// The elements searches read ([`super::search::FIELDS`]), as a JSON object; they
+    /// include those `read`, `profiles_of` and `by_url` look at.
     pub fn head(&self) -> &Value {
         &self.head
     }

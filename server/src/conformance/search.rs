@@ -35,6 +35,23 @@ enum Match {
     AnyOf(&'static str),
 }
 
+/// Every element a [`criterion`] reads: the catalog keeps these of each resource
+/// (`catalog::Entry::head`) and the rest as text until it is served.
+pub const FIELDS: &[&str] = &[
+    "id",
+    "url",
+    "version",
+    "status",
+    "name",
+    "title",
+    "type",
+    "kind",
+    "derivation",
+    "baseDefinition",
+    "base",
+    "code",
+];
+
 fn criterion(res_type: &str, name: &str) -> Option<Match> {
     Some(match (res_type, name) {
         (_, "_id") => Match::Exact("id"),
@@ -144,4 +161,37 @@ pub fn search<'c>(
 
 fn bad(name: &str, message: String) -> Error {
     Error::Invalid(vec![Issue::error("invalid", message).at(name.to_string())])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FIELDS, Match, criterion};
+
+    /// A criterion on an element the catalog does not keep would match nothing.
+    #[test]
+    fn every_element_a_criterion_reads_is_kept() {
+        let names = [
+            "_id",
+            "url",
+            "version",
+            "status",
+            "name",
+            "title",
+            "type",
+            "kind",
+            "derivation",
+            "base",
+            "code",
+            "system",
+        ];
+        for t in super::super::catalog::TYPES {
+            for n in names {
+                let field = match criterion(t, n) {
+                    Some(Match::Exact(f) | Match::Prefix(f) | Match::AnyOf(f)) => f,
+                    None => continue,
+                };
+                assert!(FIELDS.contains(&field), "{t}?{n} reads {field}");
+            }
+        }
+    }
 }

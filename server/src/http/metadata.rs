@@ -213,7 +213,7 @@ fn catalog_entry(t: &str) -> ResourceEntry<'_> {
         definition: None,
         param_type,
     };
-    let operation = match t {
+    let operations = match t {
         "ValueSet" => vec![
             operation("expand", "http://hl7.org/fhir/OperationDefinition/ValueSet-expand"),
             operation(
@@ -233,7 +233,7 @@ fn catalog_entry(t: &str) -> ResourceEntry<'_> {
         supported_profile: Vec::new(),
         interaction: codes(&["read", "search-type"]),
         behaviour: None,
-        operation,
+        operation: operations,
         search_param: vec![
             param("_id", "token"),
             param("url", "uri"),
