@@ -175,7 +175,7 @@ fn answer(counts: &Counts, jobs: Vec<Job>, result: Result<(), String>) {
 /// writer the projector's transactions never hold.
 pub async fn write_batch(state: &AppState, records: &[&Record]) -> Result<()> {
     let owners = {
-        let mut conn = state.store().reader().await?;
+        let mut conn = state.store().lookup().await?;
         let owners = owners_of(&mut conn, records).await?;
         let names = practitioner_names(&mut conn, records).await?;
         (owners, names)

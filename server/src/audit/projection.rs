@@ -81,6 +81,8 @@ pub struct Projector {
     /// One projecting transaction at a time in this process: concurrent flushes would
     /// only queue on the write lock (SQLite) or skip each other's rows (PostgreSQL).
     turn: Mutex<()>,
+    /// The background projector's second transaction on PostgreSQL ([`spawn`]).
+    second: Mutex<()>,
     /// Rung by the group commit after each logged batch.
     wake: Notify,
     projected: AtomicU64,
@@ -152,6 +154,9 @@ struct Projected {
 /// The events are read and prepared (JSON, search index rows) before the write
 /// transaction, so the database's writer is held only for the inserts.
 async fn project_batch(state: &AppState) -> Result<Projected> {
+    if !state.store().log_is_separate() {
+        return claim_and_store(state).await;
+    }
     let none = Projected { stored: 0, full: false };
     let (batch, budget) = batch_of(state.store().backend());
     let (full, logged) = {
@@ -186,15 +191,15 @@ async fn project_batch(state: &AppState) -> Result<Projected> {
     let events = tokio::task::spawn_blocking(move || prepare(&logged, now))
         .await
         .map_err(|e| Error::Internal(format!("audit projection: {e}")))??;
-    let (stored, unlogged) = if state.store().log_is_separate() {
-        store_then_unlog(state, &events).await?
-    } else {
-        store_and_unlog(state, &events).await?
-    };
+    let (stored, unlogged) = store_then_unlog(state, &events).await?;
+    Ok(counted(state, stored, unlogged, full))
+}
+
+fn counted(state: &AppState, stored: usize, unlogged: usize, full: bool) -> Projected {
     let projector = state.auditor().projector();
     projector.projected.fetch_add(stored as u64, Ordering::Relaxed);
     projector.unlogged(unlogged);
-    Ok(Projected { stored, full })
+    Projected { stored, full }
 }
 
 /// Logged rows (`seq`, event) as AuditEvents ready to store: parsed, stamped, indexed.
@@ -213,39 +218,41 @@ fn prepare(logged: &[Vec<Cell>], now: i64) -> Result<Vec<(i64, NewResource)>> {
     Ok(events)
 }
 
-/// The log in the database (PostgreSQL): the rows are deleted in the transaction that
-/// stores their events. A row another process projected meanwhile is not returned by
-/// the `DELETE` (`SKIP LOCKED`), and its event is dropped here.
-///
-/// Returns the events stored and the rows taken out of the log.
-async fn store_and_unlog(state: &AppState, events: &[(i64, NewResource)]) -> Result<(usize, usize)> {
+/// The log in the database (PostgreSQL): the oldest rows no other transaction holds
+/// are claimed (`FOR UPDATE SKIP LOCKED`), stored as AuditEvents and deleted in one
+/// transaction. Claimed first, so that several projecting transactions (of this
+/// process, [`spawn`], or of others on the database) each take rows of their own
+/// instead of preparing the same events for all but one to drop.
+async fn claim_and_store(state: &AppState) -> Result<Projected> {
+    let none = Projected { stored: 0, full: false };
+    let (batch, budget) = batch_of(Backend::Postgres);
     let mut tx = state.store().begin_write().await?;
     let mut q = SqlQuery::default();
-    let seqs: Vec<i64> = events.iter().map(|(seq, _)| *seq).collect();
-    let listed = q.pk_in(tx.backend(), "seq", &seqs);
     q.sql = format!(
-        "DELETE FROM audit_log WHERE seq IN \
-             (SELECT seq FROM audit_log WHERE {listed} FOR UPDATE SKIP LOCKED) RETURNING seq"
+        "SELECT seq, CAST(LENGTH(event) AS BIGINT) FROM audit_log ORDER BY seq LIMIT {} FOR UPDATE SKIP LOCKED",
+        q.int(batch)
     );
-    let taken: HashSet<i64> = fetch(&mut tx, &q, &[Kind::I64])
-        .await?
-        .iter()
-        .filter_map(|r| r[0].i64())
-        .collect();
-    let mine: Vec<&NewResource> = events
-        .iter()
-        .filter(|(seq, _)| taken.contains(seq))
-        .map(|(_, e)| e)
-        .collect();
-    if mine.is_empty() {
-        // Another process is storing them all.
-        return Ok((0, 0));
-    }
-    let taken = mine.len();
-    let new = not_stored(&mut tx, mine).await?;
+    let sizes = fetch(&mut tx, &q, &[Kind::I64, Kind::I64]).await?;
+    let claimed = sizes.iter().filter_map(|r| Some((r[0].i64()?, r[1].i64()?)));
+    let Some(last) = last_within_budget(claimed.clone(), budget) else {
+        return Ok(none);
+    };
+    let full = whole_batch(batch, sizes.len(), sizes.last().and_then(|r| r[0].i64()), last);
+    let seqs: Vec<i64> = claimed.map(|(seq, _)| seq).filter(|seq| *seq <= last).collect();
+    let mut q = SqlQuery::default();
+    let listed = q.pk_in(Backend::Postgres, "seq", &seqs);
+    q.sql = format!("DELETE FROM audit_log WHERE {listed} RETURNING seq, event");
+    let mut logged = fetch(&mut tx, &q, &[Kind::I64, Kind::Bytes]).await?;
+    // Stored in the order they were logged (`RETURNING` promises none).
+    logged.sort_by_key(|r| r[0].i64());
+    let now = state.now();
+    let events = tokio::task::spawn_blocking(move || prepare(&logged, now))
+        .await
+        .map_err(|e| Error::Internal(format!("audit projection: {e}")))??;
+    let new = not_stored(&mut tx, events.iter().map(|(_, e)| e).collect()).await?;
     write::create_many(state, &mut tx, &new, "POST").await?;
     tx.commit().await?;
-    Ok((new.len(), taken))
+    Ok(counted(state, new.len(), events.len(), full))
 }
 
 /// The log in a file of its own (SQLite): the events are stored in one transaction of
@@ -404,9 +411,29 @@ pub fn spawn(state: AppState) -> Handle {
                 if *stopped.borrow() {
                     return;
                 }
-                let done = {
+                let done = if state.store().log_is_separate() {
                     let _turn = projector.turn.lock().await;
                     project_batch(&state).await
+                } else {
+                    // Two transactions at once on rows each claimed: one batch is a
+                    // chain of round trips in which Carnet and PostgreSQL wait on
+                    // each other, and the machine had CPU to spare (benches/README.md).
+                    let (a, b) = tokio::join!(
+                        async {
+                            let _turn = projector.turn.lock().await;
+                            project_batch(&state).await
+                        },
+                        async {
+                            let _turn = projector.second.lock().await;
+                            project_batch(&state).await
+                        }
+                    );
+                    a.and_then(|a| {
+                        b.map(|b| Projected {
+                            stored: a.stored + b.stored,
+                            full: a.full || b.full,
+                        })
+                    })
                 };
                 match done {
                     // While whole batches wait, go on, letting the group commit take the

@@ -248,7 +248,7 @@ pub async fn revoke_token(store: &Store, jti: &str, expires_at: i64, now: i64) -
 
 /// One indexed round trip: is this token's session ended or its `jti` revoked?
 pub async fn is_revoked(store: &Store, session_id: &str, jti: &str) -> Result<bool, Error> {
-    let mut tx = store.reader().await?;
+    let mut tx = store.lookup().await?;
     let (session_revoked, jti_revoked) = on_conn!(&mut tx, |c| sqlx::query(
         "SELECT (SELECT COUNT(*) FROM auth_sessions WHERE id = $1 AND revoked_at IS NULL), \
                 (SELECT COUNT(*) FROM auth_revoked_tokens WHERE jti = $2)"

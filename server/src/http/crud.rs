@@ -54,7 +54,7 @@ pub async fn read(
 ) -> Result<Response> {
     ids::check_type(&res_type)?;
     let shape = shape(&q)?;
-    let mut conn = state.store().reader().await?;
+    let mut conn = state.store().lookup().await?;
     let v = visibility::read(&access, &mut conn, &res_type, &id).await?;
     drop(conn);
     if let Some(inm) = &cond.if_none_match
@@ -80,7 +80,7 @@ pub async fn vread(
 ) -> Result<Response> {
     ids::check_type(&res_type)?;
     let shape = shape(&q)?;
-    let mut conn = state.store().reader().await?;
+    let mut conn = state.store().lookup().await?;
     let v = visibility::vread(&access, &mut conn, &res_type, &id, &vid).await?;
     let body = respond::shape_bytes(v.content.unwrap_or_default(), &shape)?;
     Ok(respond::resource(StatusCode::OK, v.version, v.last_updated, body))

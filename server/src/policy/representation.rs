@@ -61,7 +61,7 @@ pub async fn allowed(state: &AppState, actor: &Actor, now: i64) -> Result<bool> 
 }
 
 async fn stored(state: &AppState, t: &str, id: &str) -> Result<Option<Value>> {
-    let mut conn = state.store().reader().await?;
+    let mut conn = state.store().lookup().await?;
     match read::read(&mut conn, t, id).await {
         Ok(v) => Ok(v.content.and_then(|c| serde_json::from_slice(&c).ok())),
         Err(crate::error::Error::NotFound(_) | crate::error::Error::Gone(_) | crate::error::Error::Invalid(_)) => {

@@ -56,7 +56,11 @@ pub enum Store {
         /// When the planner statistics last changed ([`Store::refresh_statistics`]).
         statistics: Arc<StatisticsChanged>,
     },
-    Postgres(PgPool),
+    Postgres {
+        pool: PgPool,
+        /// Connections that keep generic plans, for lookups by key ([`Store::lookup`]).
+        lookup: PgPool,
+    },
 }
 
 /// The file of a SQLite store's audit log, beside its database: `carnet.db` →
@@ -87,14 +91,26 @@ impl Store {
             // Searches are prepared statements whose selectivity depends on the bound
             // values; after five runs PostgreSQL may switch to a generic plan that
             // ignores them (measured: 189 ms instead of 1 ms for patient+code at 1 M).
-            let opts = PgConnectOptions::from_str(url)?.options([("plan_cache_mode", "force_custom_plan")]);
+            let plain = PgConnectOptions::from_str(url)?;
+            let opts = plain.clone().options([("plan_cache_mode", "force_custom_plan")]);
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(30))
                 .connect_with(opts)
                 .await?;
+            // Lookups by key plan the same whatever the values, and planning them for
+            // each call was most of their cost (a read by type and id: 7,700 against
+            // 30,000 executions/s, pgbench with 32 clients; docs/design.md). A generic
+            // plan is kept for the connection's life, and one made while the tables
+            // were nearly empty scanned them whole once they had grown: these
+            // statements never want a sequential scan. Opened when first used, so
+            // one-shot commands open none.
+            let lookup = PgPoolOptions::new()
+                .max_connections(max_connections.div_ceil(2).max(2))
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_lazy_with(plain.options([("enable_seqscan", "off")]));
             sqlx::migrate!("../migrations/postgres").run(&pool).await?;
-            Ok(Store::Postgres(pool))
+            Ok(Store::Postgres { pool, lookup })
         } else if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)?;
             if let Some(parent) = opts.get_filename().parent()
@@ -179,7 +195,7 @@ impl Store {
     pub fn backend(&self) -> Backend {
         match self {
             Store::Sqlite { .. } => Backend::Sqlite,
-            Store::Postgres(_) => Backend::Postgres,
+            Store::Postgres { .. } => Backend::Postgres,
         }
     }
 
@@ -188,7 +204,7 @@ impl Store {
     pub async fn begin_write(&self) -> Result<Tx, StoreError> {
         Ok(match self {
             Store::Sqlite { write, .. } => Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
-            Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Store::Postgres { pool, .. } => Tx::Postgres(pool.begin().await?),
         })
     }
 
@@ -197,7 +213,8 @@ impl Store {
     pub async fn begin_log_write(&self) -> Result<Tx, StoreError> {
         Ok(match self {
             Store::Sqlite { log_write, .. } => Tx::Sqlite(log_write.begin_with("BEGIN IMMEDIATE").await?),
-            Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            // The log's statements are inserts and reads by sequence number.
+            Store::Postgres { lookup, .. } => Tx::Postgres(lookup.begin().await?),
         })
     }
 
@@ -205,7 +222,8 @@ impl Store {
     pub async fn log_reader(&self) -> Result<Tx, StoreError> {
         Ok(match self {
             Store::Sqlite { log_read, .. } => Tx::SqliteConn(log_read.acquire().await?),
-            Store::Postgres(pool) => Tx::PostgresConn(pool.acquire().await?),
+            // The projector's reads of a table that churns: planned for their bounds.
+            Store::Postgres { pool, .. } => Tx::PostgresConn(pool.acquire().await?),
         })
     }
 
@@ -219,7 +237,7 @@ impl Store {
     pub async fn begin_read(&self) -> Result<Tx, StoreError> {
         Ok(match self {
             Store::Sqlite { read, .. } => Tx::Sqlite(read.begin().await?),
-            Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Store::Postgres { pool, .. } => Tx::Postgres(pool.begin().await?),
         })
     }
 
@@ -227,7 +245,19 @@ impl Store {
     pub async fn reader(&self) -> Result<Tx, StoreError> {
         Ok(match self {
             Store::Sqlite { read, .. } => Tx::SqliteConn(read.acquire().await?),
-            Store::Postgres(pool) => Tx::PostgresConn(pool.acquire().await?),
+            Store::Postgres { pool, .. } => Tx::PostgresConn(pool.acquire().await?),
+        })
+    }
+
+    /// A plain connection for lookups by key whose plans do not depend on the values:
+    /// a resource by type and id, the owners of listed resources, a token's
+    /// revocation. On PostgreSQL its connections let a prepared statement keep a
+    /// generic plan, where the others plan every statement for its values (searches
+    /// need that; these only paid for it). On SQLite, a reader.
+    pub async fn lookup(&self) -> Result<Tx, StoreError> {
+        Ok(match self {
+            Store::Sqlite { read, .. } => Tx::SqliteConn(read.acquire().await?),
+            Store::Postgres { lookup, .. } => Tx::PostgresConn(lookup.acquire().await?),
         })
     }
 
@@ -299,7 +329,7 @@ impl Store {
             Store::Sqlite { write, .. } => {
                 sqlx::query("ANALYZE").execute(write).await?;
             }
-            Store::Postgres(pool) => {
+            Store::Postgres { pool, .. } => {
                 sqlx::query("ANALYZE").execute(pool).await?;
             }
         }
@@ -329,7 +359,7 @@ impl Store {
                 of("sqlite_audit_log_write", log_write),
                 of("sqlite_audit_log_read", log_read),
             ],
-            Store::Postgres(pool) => vec![of("postgres", pool)],
+            Store::Postgres { pool, lookup } => vec![of("postgres", pool), of("postgres_lookup", lookup)],
         }
     }
 
@@ -340,7 +370,7 @@ impl Store {
             Store::Sqlite { read, .. } => {
                 sqlx::query("SELECT 1").execute(read).await?;
             }
-            Store::Postgres(pool) => {
+            Store::Postgres { pool, .. } => {
                 sqlx::query("SELECT 1").execute(pool).await?;
             }
         }
@@ -363,7 +393,10 @@ impl Store {
                 log_read.close().await;
                 log_write.close().await;
             }
-            Store::Postgres(pool) => pool.close().await,
+            Store::Postgres { pool, lookup } => {
+                lookup.close().await;
+                pool.close().await;
+            }
         }
     }
 }
