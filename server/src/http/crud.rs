@@ -28,7 +28,12 @@ pub async fn create(
     FhirBody(body): FhirBody,
 ) -> Result<Response> {
     ids::check_type(&res_type)?;
-    let mut tx = state.store().begin_write().await?;
+    // Criteria are a search, planned for their values; the rest are lookups by key.
+    let mut tx = if cond.if_none_exist.is_some() {
+        state.store().begin_write().await?
+    } else {
+        state.store().begin_keyed_write().await?
+    };
     patient_writes::check(&access, &mut tx, Write::Create, &res_type, None, Some(&body)).await?;
     if let Some(criteria) = &cond.if_none_exist
         && let Some(id) = conditional::at_most_one(&state, &access.match_scope(), &mut tx, &res_type, criteria).await?
@@ -94,7 +99,7 @@ pub async fn update(
     FhirBody(body): FhirBody,
 ) -> Result<Response> {
     ids::check_type(&res_type)?;
-    let mut tx = state.store().begin_write().await?;
+    let mut tx = state.store().begin_keyed_write().await?;
     patient_writes::check(&access, &mut tx, Write::Update, &res_type, Some(&id), Some(&body)).await?;
     let w = write::update(&state, &mut tx, &res_type, &id, body, cond.if_match).await?;
     write_scope::check_written(&access, &mut tx, &w).await?;
@@ -180,7 +185,7 @@ pub async fn delete(
     cond: Conditions,
 ) -> Result<Response> {
     ids::check_type(&res_type)?;
-    let mut tx = state.store().begin_write().await?;
+    let mut tx = state.store().begin_keyed_write().await?;
     patient_writes::check(&access, &mut tx, Write::Delete, &res_type, Some(&id), None).await?;
     let d = write::delete(&state, &mut tx, &res_type, &id, cond.if_match).await?;
     tx.commit().await?;

@@ -208,6 +208,17 @@ impl Store {
         })
     }
 
+    /// A transaction that may write, whose statements find rows by key only (a plain
+    /// create, update or delete: no search criteria): on PostgreSQL on the connections
+    /// of [`Store::lookup`], so that its statements are not planned at each call. On
+    /// SQLite, [`Store::begin_write`].
+    pub async fn begin_keyed_write(&self) -> Result<Tx, StoreError> {
+        Ok(match self {
+            Store::Sqlite { write, .. } => Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
+            Store::Postgres { lookup, .. } => Tx::Postgres(lookup.begin().await?),
+        })
+    }
+
     /// A transaction that may write the audit log: on SQLite in the log's own file
     /// ([`audit_log_path`]), on PostgreSQL an ordinary one.
     pub async fn begin_log_write(&self) -> Result<Tx, StoreError> {
