@@ -78,8 +78,8 @@ const MAX_HOLD: Duration = Duration::from_secs(1);
 /// The projector's state in one process (part of [`super::Auditor`]).
 #[derive(Default)]
 pub struct Projector {
-    /// One projecting transaction at a time in this process: concurrent flushes would
-    /// only queue on the write lock (SQLite) or skip each other's rows (PostgreSQL).
+    /// One projecting transaction at a time in this process (flushes and the background
+    /// projector): on SQLite more would only queue on the write lock.
     turn: Mutex<()>,
     /// The background projector's second transaction on PostgreSQL ([`spawn`]).
     second: Mutex<()>,
@@ -151,8 +151,10 @@ struct Projected {
 /// Stores the oldest logged events (a batch at most, [`batch_of`], counting bytes
 /// after the first) as AuditEvents and removes their rows.
 ///
-/// The events are read and prepared (JSON, search index rows) before the write
-/// transaction, so the database's writer is held only for the inserts.
+/// On SQLite the events are read and prepared (JSON, search index rows) before the
+/// write transaction, so the database's one writer is held only for the inserts; on
+/// PostgreSQL, which has no single writer, in the transaction that claims them
+/// ([`claim_and_store`]).
 async fn project_batch(state: &AppState) -> Result<Projected> {
     if !state.store().log_is_separate() {
         return claim_and_store(state).await;
