@@ -409,17 +409,22 @@ pub fn spawn(state: AppState) -> Handle {
                 () = tokio::time::sleep(GATHER) => {}
                 _ = stopped.changed() => return,
             }
+            // Whole batches were waiting at the last round: on PostgreSQL, two at once.
+            let mut backlog = false;
             loop {
                 if *stopped.borrow() {
                     return;
                 }
-                let done = if state.store().log_is_separate() {
+                let done = if !backlog || state.store().log_is_separate() {
                     let _turn = projector.turn.lock().await;
                     project_batch(&state).await
                 } else {
                     // Two transactions at once on rows each claimed: one batch is a
                     // chain of round trips in which Carnet and PostgreSQL wait on
-                    // each other, and the machine had CPU to spare (benches/README.md).
+                    // each other, and under audited reads the machine had CPU to spare.
+                    // Only while whole batches wait: a second transaction for the
+                    // stragglers of the first paid a commit for a few events (the
+                    // search mix at a million resources lost a third; benches/README.md).
                     let (a, b) = tokio::join!(
                         async {
                             let _turn = projector.turn.lock().await;
@@ -433,7 +438,7 @@ pub fn spawn(state: AppState) -> Handle {
                     a.and_then(|a| {
                         b.map(|b| Projected {
                             stored: a.stored + b.stored,
-                            full: a.full || b.full,
+                            full: a.full && b.full,
                         })
                     })
                 };
@@ -442,7 +447,10 @@ pub fn spawn(state: AppState) -> Handle {
                     // writer between. What is left is stored after the next gathering:
                     // projecting each few stragglers at once cost a transaction's fixed
                     // part (~5 ms of SQLite's writer under load) for a handful of events.
-                    Ok(p) if p.full => tokio::task::yield_now().await,
+                    Ok(p) if p.full => {
+                        backlog = true;
+                        tokio::task::yield_now().await;
+                    }
                     Ok(_) => break,
                     Err(e) => {
                         tracing::warn!(error = %e, "audit log: projection failed, retrying");
