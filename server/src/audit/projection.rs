@@ -415,32 +415,11 @@ pub fn spawn(state: AppState) -> Handle {
                 if *stopped.borrow() {
                     return;
                 }
-                let done = if !backlog || state.store().log_is_separate() {
+                let done = if backlog && !state.store().log_is_separate() {
+                    project_two(&state, &projector).await
+                } else {
                     let _turn = projector.turn.lock().await;
                     project_batch(&state).await
-                } else {
-                    // Two transactions at once on rows each claimed: one batch is a
-                    // chain of round trips in which Carnet and PostgreSQL wait on
-                    // each other, and under audited reads the machine had CPU to spare.
-                    // Only while whole batches wait: a second transaction for the
-                    // stragglers of the first paid a commit for a few events (the
-                    // search mix at a million resources lost a third; benches/README.md).
-                    let (a, b) = tokio::join!(
-                        async {
-                            let _turn = projector.turn.lock().await;
-                            project_batch(&state).await
-                        },
-                        async {
-                            let _turn = projector.second.lock().await;
-                            project_batch(&state).await
-                        }
-                    );
-                    a.and_then(|a| {
-                        b.map(|b| Projected {
-                            stored: a.stored + b.stored,
-                            full: a.full && b.full,
-                        })
-                    })
                 };
                 match done {
                     // While whole batches wait, go on, letting the group commit take the
@@ -461,6 +440,30 @@ pub fn spawn(state: AppState) -> Handle {
         }
     });
     Handle { stop, task }
+}
+
+/// Two projecting transactions at once (PostgreSQL, on rows each claimed): one batch is
+/// a chain of round trips in which Carnet and PostgreSQL wait on each other, and under
+/// audited reads the machine had CPU to spare. Only while whole batches wait: a second
+/// transaction for the stragglers of the first paid a commit for a few events (the
+/// search mix at a million resources lost a third; benches/README.md). Full only if
+/// both were.
+async fn project_two(state: &AppState, projector: &Projector) -> Result<Projected> {
+    let (a, b) = tokio::join!(
+        async {
+            let _turn = projector.turn.lock().await;
+            project_batch(state).await
+        },
+        async {
+            let _turn = projector.second.lock().await;
+            project_batch(state).await
+        }
+    );
+    let (a, b) = (a?, b?);
+    Ok(Projected {
+        stored: a.stored + b.stored,
+        full: a.full && b.full,
+    })
 }
 
 /// Whether a request may read AuditEvents, so must [`flush`] first. Errs on the side
