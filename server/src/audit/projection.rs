@@ -160,41 +160,63 @@ async fn project_batch(state: &AppState) -> Result<Projected> {
         return claim_and_store(state).await;
     }
     let none = Projected { stored: 0, full: false };
-    let (batch, budget) = batch_of(state.store().backend());
     let (full, logged) = {
         let mut conn = state.store().log_reader().await?;
-        // Sizes first, so that only the events this transaction takes are read.
-        let mut q = SqlQuery::default();
-        q.sql = format!(
-            "SELECT seq, CAST(LENGTH(event) AS BIGINT) FROM audit_log ORDER BY seq LIMIT {}",
-            q.int(batch)
-        );
-        let sizes = fetch(&mut conn, &q, &[Kind::I64, Kind::I64]).await?;
-        let sizes_read = sizes.iter().filter_map(|r| Some((r[0].i64()?, r[1].i64()?)));
-        let Some(last) = last_within_budget(sizes_read, budget) else {
+        let Some((seqs, full)) = take(&mut conn, Backend::Sqlite, "").await? else {
             return Ok(none);
         };
-        let full = whole_batch(batch, sizes.len(), sizes.last().and_then(|r| r[0].i64()), last);
+        let last = seqs.last().copied().unwrap_or_default();
         let mut q = SqlQuery::default();
         q.sql = format!(
             "SELECT seq, event FROM audit_log WHERE seq <= {} ORDER BY seq LIMIT {}",
             q.int(last),
-            q.int(batch)
+            q.int(i64::try_from(seqs.len()).unwrap_or(i64::MAX))
         );
         (full, fetch(&mut conn, &q, &[Kind::I64, Kind::Bytes]).await?)
     };
     if logged.is_empty() {
         return Ok(none);
     }
-    let now = state.now();
-    // Milliseconds of CPU for a batch of searches' events (each names ~100 resources),
-    // off the async threads that answer requests: there it held one of them, and the
-    // requests queued on it, for the whole batch.
-    let events = tokio::task::spawn_blocking(move || prepare(&logged, now))
-        .await
-        .map_err(|e| Error::Internal(format!("audit projection: {e}")))??;
+    let events = prepared(logged, state.now()).await?;
     let (stored, unlogged) = store_then_unlog(state, &events).await?;
     Ok(counted(state, stored, unlogged, full))
+}
+
+/// The rows one projecting transaction takes: the oldest of the log, at most a batch
+/// ([`batch_of`]) and, after the first, its byte budget; `lock` is appended to the
+/// statement that finds them. Sizes are read first, so that only the events taken are.
+/// Returns their sequence numbers and whether the batch was whole ([`whole_batch`]).
+async fn take(conn: &mut Tx, backend: Backend, lock: &str) -> Result<Option<(Vec<i64>, bool)>> {
+    let (batch, budget) = batch_of(backend);
+    let mut q = SqlQuery::default();
+    q.sql = format!(
+        "SELECT seq, CAST(LENGTH(event) AS BIGINT) FROM audit_log ORDER BY seq LIMIT {}{lock}",
+        q.int(batch)
+    );
+    let sizes: Vec<(i64, i64)> = fetch(conn, &q, &[Kind::I64, Kind::I64])
+        .await?
+        .iter()
+        .filter_map(|r| Some((r[0].i64()?, r[1].i64()?)))
+        .collect();
+    let Some(last) = last_within_budget(sizes.iter().copied(), budget) else {
+        return Ok(None);
+    };
+    let full = whole_batch(batch, sizes.len(), sizes.last().map(|&(seq, _)| seq), last);
+    let seqs = sizes
+        .iter()
+        .map(|&(seq, _)| seq)
+        .take_while(|seq| *seq <= last)
+        .collect();
+    Ok(Some((seqs, full)))
+}
+
+/// [`prepare`] on the blocking pool: milliseconds of CPU for a batch of searches'
+/// events (each names ~100 resources), which on one of the runtime's threads held it,
+/// and the requests queued on it, for the whole batch.
+async fn prepared(logged: Vec<Vec<Cell>>, now: i64) -> Result<Vec<(i64, NewResource)>> {
+    tokio::task::spawn_blocking(move || prepare(&logged, now))
+        .await
+        .map_err(|e| Error::Internal(format!("audit projection: {e}")))?
 }
 
 fn counted(state: &AppState, stored: usize, unlogged: usize, full: bool) -> Projected {
@@ -226,31 +248,17 @@ fn prepare(logged: &[Vec<Cell>], now: i64) -> Result<Vec<(i64, NewResource)>> {
 /// process, [`spawn`], or of others on the database) each take rows of their own
 /// instead of preparing the same events for all but one to drop.
 async fn claim_and_store(state: &AppState) -> Result<Projected> {
-    let none = Projected { stored: 0, full: false };
-    let (batch, budget) = batch_of(Backend::Postgres);
     let mut tx = state.store().begin_write().await?;
-    let mut q = SqlQuery::default();
-    q.sql = format!(
-        "SELECT seq, CAST(LENGTH(event) AS BIGINT) FROM audit_log ORDER BY seq LIMIT {} FOR UPDATE SKIP LOCKED",
-        q.int(batch)
-    );
-    let sizes = fetch(&mut tx, &q, &[Kind::I64, Kind::I64]).await?;
-    let claimed = sizes.iter().filter_map(|r| Some((r[0].i64()?, r[1].i64()?)));
-    let Some(last) = last_within_budget(claimed.clone(), budget) else {
-        return Ok(none);
+    let Some((seqs, full)) = take(&mut tx, Backend::Postgres, " FOR UPDATE SKIP LOCKED").await? else {
+        return Ok(Projected { stored: 0, full: false });
     };
-    let full = whole_batch(batch, sizes.len(), sizes.last().and_then(|r| r[0].i64()), last);
-    let seqs: Vec<i64> = claimed.map(|(seq, _)| seq).filter(|seq| *seq <= last).collect();
     let mut q = SqlQuery::default();
     let listed = q.pk_in(Backend::Postgres, "seq", &seqs);
     q.sql = format!("DELETE FROM audit_log WHERE {listed} RETURNING seq, event");
     let mut logged = fetch(&mut tx, &q, &[Kind::I64, Kind::Bytes]).await?;
     // Stored in the order they were logged (`RETURNING` promises none).
     logged.sort_by_key(|r| r[0].i64());
-    let now = state.now();
-    let events = tokio::task::spawn_blocking(move || prepare(&logged, now))
-        .await
-        .map_err(|e| Error::Internal(format!("audit projection: {e}")))??;
+    let events = prepared(logged, state.now()).await?;
     let new = not_stored(&mut tx, events.iter().map(|(_, e)| e).collect()).await?;
     write::create_many(state, &mut tx, &new, "POST").await?;
     tx.commit().await?;

@@ -37,12 +37,12 @@ pub async fn capability_statement(State(state): State<AppState>) -> Response {
             mode: "server",
             security: security(&state),
             resource: resources,
-            interaction: json!([
-                {"code": "transaction"}, {"code": "batch"}, {"code": "history-system"},
-                {"code": "search-system"}
-            ]),
+            interaction: codes(&["transaction", "batch", "history-system", "search-system"]),
             search_param: search_params("Resource", true),
-            operation: json!([{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"}]),
+            operation: vec![operation(
+                "export",
+                "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+            )],
         }],
     };
     match serde_json::to_vec(&statement) {
@@ -67,9 +67,9 @@ struct Rest<'a> {
     mode: &'static str,
     security: Value,
     resource: Vec<ResourceEntry<'a>>,
-    interaction: Value,
+    interaction: Vec<Code>,
     search_param: Vec<Param<'a>>,
-    operation: Value,
+    operation: Vec<Operation>,
 }
 
 #[derive(Serialize)]
