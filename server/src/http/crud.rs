@@ -28,6 +28,16 @@ pub async fn create(
     FhirBody(body): FhirBody,
 ) -> Result<Response> {
     ids::check_type(&res_type)?;
+    // A plain create is checked and indexed before its transaction (`write::Draft`);
+    // its errors are reported where they were found before, after the R7 check.
+    let draft = match cond.if_none_exist {
+        Some(_) => None,
+        None => {
+            let id = ids::new_id();
+            let draft = write::Draft::checked(&state, &res_type, &id, body.clone(), None);
+            Some((id, draft))
+        }
+    };
     // Criteria are a search, planned for their values; the rest are lookups by key.
     let mut tx = if cond.if_none_exist.is_some() {
         state.store().begin_write().await?
@@ -43,7 +53,10 @@ pub async fn create(
         let content = v.content.unwrap_or_default();
         return Ok(respond::resource(StatusCode::OK, v.version, v.last_updated, content));
     }
-    let w = write::create(&state, &mut tx, &res_type, body).await?;
+    let w = match draft {
+        Some((id, draft)) => write::create_drafted(&state, &mut tx, &res_type, &id, draft?).await?,
+        None => write::create(&state, &mut tx, &res_type, body).await?,
+    };
     access.note(&w.res_type, &w.id);
     write_scope::check_written(&access, &mut tx, &w).await?;
     tx.commit().await?;
@@ -99,9 +112,11 @@ pub async fn update(
     FhirBody(body): FhirBody,
 ) -> Result<Response> {
     ids::check_type(&res_type)?;
+    // Checked and indexed before the transaction, as a plain create is.
+    let draft = write::Draft::checked(&state, &res_type, &id, body.clone(), Some(&id));
     let mut tx = state.store().begin_keyed_write().await?;
     patient_writes::check(&access, &mut tx, Write::Update, &res_type, Some(&id), Some(&body)).await?;
-    let w = write::update(&state, &mut tx, &res_type, &id, body, cond.if_match).await?;
+    let w = write::update_drafted(&state, &mut tx, &res_type, &id, draft, cond.if_match).await?;
     write_scope::check_written(&access, &mut tx, &w).await?;
     tx.commit().await?;
     Ok(respond::written(state.base_url(), w, cond.prefer_return))

@@ -41,6 +41,15 @@ pub async fn create(state: &AppState, tx: &mut Tx, res_type: &str, body: Value) 
     create_checked(state, tx, res_type, resource, None).await
 }
 
+/// Creates a [`Draft`] made before the transaction under the id it was made for.
+pub async fn create_drafted(state: &AppState, tx: &mut Tx, res_type: &str, id: &str, draft: Draft) -> Result<Written> {
+    let now = state.now();
+    let pk = resources::insert_head(tx, res_type, id, now)
+        .await?
+        .ok_or_else(|| Error::Conflict(format!("{res_type}/{id} already exists")))?;
+    store_version(state, tx, pk, res_type, id, 1, now, "POST", draft, true).await
+}
+
 /// Stores a validated resource under a new server id (or `id` when the caller already
 /// chose it, as a transaction does for its `urn:uuid:` entries).
 pub async fn create_checked(
@@ -51,11 +60,8 @@ pub async fn create_checked(
     id: Option<String>,
 ) -> Result<Written> {
     let id = id.unwrap_or_else(ids::new_id);
-    let now = state.now();
-    let pk = resources::insert_head(tx, res_type, &id, now)
-        .await?
-        .ok_or_else(|| Error::Conflict(format!("{res_type}/{id} already exists")))?;
-    store_version(state, tx, pk, res_type, &id, 1, now, "POST", resource, true).await
+    let draft = Draft::of(res_type, &id, resource);
+    create_drafted(state, tx, res_type, &id, draft).await
 }
 
 /// `PUT [type]/[id]`: a new version, or the first one when the id is new (update as
@@ -73,12 +79,47 @@ pub async fn update(
     update_checked(state, tx, res_type, id, resource, if_match, "PUT").await
 }
 
+/// [`update`] of a body checked and indexed before the transaction ([`Draft::checked`]
+/// with `id`): its errors come where `update`'s validation would report them.
+pub async fn update_drafted(
+    state: &AppState,
+    tx: &mut Tx,
+    res_type: &str,
+    id: &str,
+    draft: Result<Draft>,
+    if_match: Option<i64>,
+) -> Result<Written> {
+    ids::check_id(id)?;
+    store_update(state, tx, res_type, id, draft?, if_match, "PUT").await
+}
+
 pub async fn update_checked(
     state: &AppState,
     tx: &mut Tx,
     res_type: &str,
     id: &str,
     resource: Map<String, Value>,
+    if_match: Option<i64>,
+    method: &str,
+) -> Result<Written> {
+    store_update(
+        state,
+        tx,
+        res_type,
+        id,
+        Draft::of(res_type, id, resource),
+        if_match,
+        method,
+    )
+    .await
+}
+
+async fn store_update(
+    state: &AppState,
+    tx: &mut Tx,
+    res_type: &str,
+    id: &str,
+    draft: Draft,
     if_match: Option<i64>,
     method: &str,
 ) -> Result<Written> {
@@ -94,7 +135,7 @@ pub async fn update_checked(
                     )));
                 }
                 if let Some(pk) = resources::insert_head(tx, res_type, id, now).await? {
-                    return store_version(state, tx, pk, res_type, id, 1, now, method, resource, true).await;
+                    return store_version(state, tx, pk, res_type, id, 1, now, method, draft, true).await;
                 }
             }
             Some(cur) => {
@@ -111,7 +152,7 @@ pub async fn update_checked(
                     version,
                     now,
                     method,
-                    resource,
+                    draft,
                     cur.deleted,
                 )
                 .await;
@@ -201,6 +242,53 @@ impl Derived {
     }
 }
 
+/// A checked resource with its search index and compartment already extracted.
+/// Checking and extracting are most of a write's CPU and need no store, so the busiest
+/// write paths do them before their transaction: on SQLite all that runs inside one
+/// holds the database's only writer, which every other write waits for. Stamping
+/// (version, `lastUpdated`) and serialising wait for the transaction, which fixes both.
+pub struct Draft {
+    /// Stamped provisionally (version 1, time 0): extraction reads `resourceType` and
+    /// `id`, never `meta.versionId` or `meta.lastUpdated` (`_lastUpdated` is a column
+    /// of `resources`, `search::index`), so the final stamp changes no derived row.
+    resource: Map<String, Value>,
+    derived: Derived,
+}
+
+impl Draft {
+    /// `resource`, already checked, under `id`.
+    pub fn of(res_type: &str, id: &str, resource: Map<String, Value>) -> Draft {
+        let stamped = Value::Object(meta::stamp(resource, id, 1, 0));
+        let derived = Derived::of(res_type, id, &stamped);
+        let resource = match stamped {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        Draft { resource, derived }
+    }
+
+    /// `body` checked as a write of `res_type` would check it (`expected_id`: the id an
+    /// update's URL names), then [`Draft::of`] under `id`.
+    pub fn checked(
+        state: &AppState,
+        res_type: &str,
+        id: &str,
+        body: Value,
+        expected_id: Option<&str>,
+    ) -> Result<Draft> {
+        let resource = validate::resource(&state.config().profiles, res_type, body, expected_id)?;
+        Ok(Draft::of(res_type, id, resource))
+    }
+}
+
+/// `resource` as stored at `version` and `now`, and its JSON.
+fn stamped(resource: Map<String, Value>, id: &str, version: i64, now: i64) -> Result<(Value, Vec<u8>)> {
+    let stamped = Value::Object(meta::stamp(resource, id, version, now));
+    let content = serde_json::to_vec(&stamped)
+        .map_err(|e| Error::invalid("structure", format!("The resource cannot be serialised: {e}")))?;
+    Ok((stamped, content))
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn store_version(
     state: &AppState,
@@ -211,13 +299,11 @@ async fn store_version(
     version: i64,
     now: i64,
     method: &str,
-    resource: Map<String, Value>,
+    draft: Draft,
     created: bool,
 ) -> Result<Written> {
-    let stamped = Value::Object(meta::stamp(resource, id, version, now));
-    let content = serde_json::to_vec(&stamped)
-        .map_err(|e| Error::invalid("structure", format!("The resource cannot be serialised: {e}")))?;
-    let derived = Derived::of(res_type, id, &stamped);
+    let Draft { resource, derived } = draft;
+    let (stamped, content) = stamped(resource, id, version, now)?;
     resources::insert_version(tx, pk, res_type, version, now, method, Some(&content)).await?;
     let written = maintain::Written {
         pk,
@@ -260,10 +346,14 @@ impl NewResource {
     /// Version 1 of `resource` under `id` (a new server id when `None`), stored at `now`.
     pub fn prepare(res_type: &str, resource: Map<String, Value>, id: Option<String>, now: i64) -> Result<NewResource> {
         let id = id.unwrap_or_else(ids::new_id);
-        let stamped = Value::Object(meta::stamp(resource, &id, 1, now));
-        let content = serde_json::to_vec(&stamped)
-            .map_err(|e| Error::invalid("structure", format!("The resource cannot be serialised: {e}")))?;
-        let derived = Derived::of(res_type, &id, &stamped);
+        let draft = Draft::of(res_type, &id, resource);
+        NewResource::drafted(res_type, id, draft, now)
+    }
+
+    /// Version 1 of a [`Draft`] made under `id`, stored at `now`.
+    pub fn drafted(res_type: &str, id: String, draft: Draft, now: i64) -> Result<NewResource> {
+        let Draft { resource, derived } = draft;
+        let (stamped, content) = stamped(resource, &id, 1, now)?;
         Ok(NewResource {
             res_type: res_type.to_string(),
             id,

@@ -106,6 +106,26 @@ async fn transaction(state: &AppState, access: &Access, mut entries: Vec<Entry>,
         prefer,
         claims: Claims::upfront(&entries)?,
     };
+    // When no identity or reference needs a lookup, every entry is planned and
+    // rewritten now and its plain creates checked and indexed before the transaction
+    // (`write::Draft`): on SQLite the transaction holds the database's only writer.
+    let mut rewrites = Rewrites::new();
+    let planned = !refs::has_conditional(&entries) && !rest.iter().any(|&i| exec::needs_store(&entries[i]));
+    let mut drafts = exec::Drafts::new();
+    if planned {
+        for &i in &rest {
+            exec::plan_without_store(&mut entries[i], &mut rewrites);
+        }
+        for &i in &rest {
+            refs::rewrite(&mut entries[i], &rewrites);
+        }
+        let creates: Vec<usize> = rest
+            .iter()
+            .copied()
+            .filter(|&i| exec::is_plain_create(&entries[i]))
+            .collect();
+        drafts = exec::draft_creates(state, &entries, &creates).await?;
+    }
     // Dropping `tx` on any error below rolls the whole Bundle back.
     let mut tx = state.store().begin_write().await?;
     let criteria: Vec<(&str, &str)> = entries
@@ -129,20 +149,21 @@ async fn transaction(state: &AppState, access: &Access, mut entries: Vec<Entry>,
     }
     // Identities are fixed after the deletes (which may free a conditional create's
     // match) and before any resource is written, so every body can be rewritten.
-    let mut rewrites = Rewrites::new();
-    for &i in &rest {
-        exec::plan(state, access, &mut tx, &mut entries[i], &mut rewrites)
-            .await
-            .map_err(|e| entries[i].locate(e))?;
-    }
-    refs::resolve_conditional(state, access, &mut tx, &entries, &mut rewrites).await?;
-    for &i in &rest {
-        refs::rewrite(&mut entries[i], &rewrites);
+    if !planned {
+        for &i in &rest {
+            exec::plan(state, access, &mut tx, &mut entries[i], &mut rewrites)
+                .await
+                .map_err(|e| entries[i].locate(e))?;
+        }
+        refs::resolve_conditional(state, access, &mut tx, &entries, &mut rewrites).await?;
+        for &i in &rest {
+            refs::rewrite(&mut entries[i], &rewrites);
+        }
     }
     // Creates come first in processing order; those with nothing to match are stored
     // together (one bulk insert per table instead of one round of inserts each).
     let (creates, rest): (Vec<usize>, Vec<usize>) = rest.into_iter().partition(|&i| exec::is_plain_create(&entries[i]));
-    for (i, a) in exec::create_all(&mut ctx, &mut tx, &mut entries, &creates, &accesses).await? {
+    for (i, a) in exec::create_all(&mut ctx, &mut tx, &mut entries, &creates, &accesses, drafts).await? {
         answers[i] = Some(a);
     }
     for &i in &rest {

@@ -54,6 +54,15 @@ fn conditional_ref(s: &str) -> Option<(&str, &str)> {
     (!criteria.is_empty() && carnet_fhir::is_resource_type(t)).then_some((t, criteria))
 }
 
+/// Whether any entry's body holds a conditional reference.
+pub fn has_conditional(entries: &[Entry]) -> bool {
+    let mut found = false;
+    for body in entries.iter().filter_map(|e| e.body.as_ref()) {
+        visit(body, &mut |s| found |= conditional_ref(s).is_some());
+    }
+    found
+}
+
 /// Resolves every distinct conditional reference once; each must match exactly one
 /// resource (http.html#trules), else the entry that holds it fails.
 pub async fn resolve_conditional(
