@@ -26,8 +26,13 @@ pub fn check_id(id: &str) -> Result<()> {
     }
 }
 
+/// A new server id: a UUID of version 7, whose leading bits are the time. Ids made
+/// one after the other sort together, so the rows that key on them (the `resources`
+/// index on type and id, references to new resources, every AuditEvent) go to the
+/// right edge of their B-trees instead of a random page each: fewer pages written a
+/// commit. The 74 bits after the time are random, so ids still cannot be guessed.
 pub fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    uuid::Uuid::now_v7().to_string()
 }
 
 pub fn truncate(s: &str, max: usize) -> String {

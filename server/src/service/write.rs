@@ -346,8 +346,18 @@ impl NewResource {
     /// Version 1 of `resource` under `id` (a new server id when `None`), stored at `now`.
     pub fn prepare(res_type: &str, resource: Map<String, Value>, id: Option<String>, now: i64) -> Result<NewResource> {
         let id = id.unwrap_or_else(ids::new_id);
-        let draft = Draft::of(res_type, &id, resource);
-        NewResource::drafted(res_type, id, draft, now)
+        // Stamped once, at its final values: the projector's path, where a draft's
+        // provisional stamp would be work done twice.
+        let (stamped, content) = stamped(resource, &id, 1, now)?;
+        let derived = Derived::of(res_type, &id, &stamped);
+        Ok(NewResource {
+            res_type: res_type.to_string(),
+            id,
+            content,
+            stamped,
+            derived,
+            last_updated: now,
+        })
     }
 
     /// Version 1 of a [`Draft`] made under `id`, stored at `now`.
