@@ -452,3 +452,38 @@ pub async fn create_many(state: &AppState, tx: &mut Tx, items: &[&NewResource], 
     maintain::on_create(tx, &state.config().policy, &policy, now).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{Derived, Draft, stamped};
+
+    /// A draft is indexed before its version and time are known: its rows must be
+    /// those of the resource as finally stamped (tags, profile and source included).
+    #[test]
+    fn a_draft_has_the_rows_of_the_final_version() {
+        let body = json!({
+            "resourceType": "Observation",
+            "meta": {"tag": [{"system": "http://example.org/t", "code": "t1"}],
+                     "profile": ["http://example.org/p"], "source": "http://example.org/s",
+                     "versionId": "7", "lastUpdated": "2001-01-01T00:00:00Z"},
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "1234-5"}]},
+            "subject": {"reference": "Patient/p1"},
+            "effectiveDateTime": "2024-01-01",
+            "valueQuantity": {"value": 5, "system": "http://unitsofmeasure.org", "code": "mg"}
+        });
+        let serde_json::Value::Object(map) = body else {
+            panic!("an object")
+        };
+        let draft = Draft::of("Observation", "o1", map.clone());
+        let (final_version, _) = stamped(map, "o1", 3, 1_796_672_325_672_000).expect("serialised");
+        let direct = Derived::of("Observation", "o1", &final_version);
+        assert_eq!(format!("{:?}", draft.derived.index), format!("{:?}", direct.index));
+        assert_eq!(draft.derived.compartment, direct.compartment);
+        assert_eq!(draft.derived.compartment, ["p1"]);
+        let tokens = direct.index.counts().into_iter().find(|(t, _)| *t == "idx_token");
+        assert!(tokens.is_some_and(|(_, n)| n >= 3), "{:?}", direct.index.counts());
+    }
+}
