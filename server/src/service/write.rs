@@ -350,28 +350,31 @@ impl NewResource {
         // provisional stamp would be work done twice.
         let (stamped, content) = stamped(resource, &id, 1, now)?;
         let derived = Derived::of(res_type, &id, &stamped);
-        Ok(NewResource {
-            res_type: res_type.to_string(),
-            id,
-            content,
-            stamped,
-            derived,
-            last_updated: now,
-        })
+        Ok(NewResource::version_one(res_type, id, (stamped, content), derived, now))
     }
 
     /// Version 1 of a [`Draft`] made under `id`, stored at `now`.
     pub fn drafted(res_type: &str, id: String, draft: Draft, now: i64) -> Result<NewResource> {
         let Draft { resource, derived } = draft;
-        let (stamped, content) = stamped(resource, &id, 1, now)?;
-        Ok(NewResource {
+        let version = stamped(resource, &id, 1, now)?;
+        Ok(NewResource::version_one(res_type, id, version, derived, now))
+    }
+
+    fn version_one(
+        res_type: &str,
+        id: String,
+        (stamped, content): (Value, Vec<u8>),
+        derived: Derived,
+        now: i64,
+    ) -> NewResource {
+        NewResource {
             res_type: res_type.to_string(),
             id,
             content,
             stamped,
             derived,
             last_updated: now,
-        })
+        }
     }
 }
 
