@@ -74,9 +74,8 @@ pub async fn update(
     body: Value,
     if_match: Option<i64>,
 ) -> Result<Written> {
-    ids::check_id(id)?;
-    let resource = validate::resource(&state.config().profiles, res_type, body, Some(id))?;
-    update_checked(state, tx, res_type, id, resource, if_match, "PUT").await
+    let draft = Draft::checked(state, res_type, id, body, Some(id));
+    update_drafted(state, tx, res_type, id, draft, if_match).await
 }
 
 /// [`update`] of a body checked and indexed before the transaction ([`Draft::checked`]

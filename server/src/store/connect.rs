@@ -213,10 +213,10 @@ impl Store {
     /// of [`Store::lookup`], so that its statements are not planned at each call. On
     /// SQLite, [`Store::begin_write`].
     pub async fn begin_keyed_write(&self) -> Result<Tx, StoreError> {
-        Ok(match self {
-            Store::Sqlite { write, .. } => Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
-            Store::Postgres { lookup, .. } => Tx::Postgres(lookup.begin().await?),
-        })
+        match self {
+            Store::Sqlite { .. } => self.begin_write().await,
+            Store::Postgres { lookup, .. } => Ok(Tx::Postgres(lookup.begin().await?)),
+        }
     }
 
     /// A transaction that may write the audit log: on SQLite in the log's own file
@@ -266,10 +266,10 @@ impl Store {
     /// generic plan, where the others plan every statement for its values (searches
     /// need that; these only paid for it). On SQLite, a reader.
     pub async fn lookup(&self) -> Result<Tx, StoreError> {
-        Ok(match self {
-            Store::Sqlite { read, .. } => Tx::SqliteConn(read.acquire().await?),
-            Store::Postgres { lookup, .. } => Tx::PostgresConn(lookup.acquire().await?),
-        })
+        match self {
+            Store::Sqlite { .. } => self.reader().await,
+            Store::Postgres { lookup, .. } => Ok(Tx::PostgresConn(lookup.acquire().await?)),
+        }
     }
 
     /// Lets SQLite's WAL grow during an import, or puts it back (no-op on PostgreSQL).

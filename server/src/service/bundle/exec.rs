@@ -124,8 +124,9 @@ pub fn plan_without_store(entry: &mut Entry, rewrites: &mut Rewrites) -> bool {
 /// entry index; each result is reported where [`create_all`] would have checked it.
 pub type Drafts = HashMap<usize, Result<write::Draft>>;
 
-/// Drafts of the plain creates `run` (indices into `entries`, planned and rewritten),
-/// made on the blocking pool: a Bundle of a hundred resources is milliseconds of CPU.
+/// Drafts of the plain creates ([`is_plain_create`]) among `run` (indices into
+/// `entries`, planned and rewritten), made on the blocking pool: a Bundle of a hundred
+/// resources is milliseconds of CPU.
 pub async fn draft_creates(state: &AppState, entries: &[Entry], run: &[usize]) -> Result<Drafts> {
     let work: Vec<(usize, String, String, serde_json::Value)> = run
         .iter()

@@ -119,12 +119,7 @@ async fn transaction(state: &AppState, access: &Access, mut entries: Vec<Entry>,
         for &i in &rest {
             refs::rewrite(&mut entries[i], &rewrites);
         }
-        let creates: Vec<usize> = rest
-            .iter()
-            .copied()
-            .filter(|&i| exec::is_plain_create(&entries[i]))
-            .collect();
-        drafts = exec::draft_creates(state, &entries, &creates).await?;
+        drafts = exec::draft_creates(state, &entries, &rest).await?;
     }
     // Dropping `tx` on any error below rolls the whole Bundle back.
     let mut tx = state.store().begin_write().await?;
