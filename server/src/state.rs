@@ -25,6 +25,15 @@ struct Inner {
 }
 
 impl AppState {
+    /// Runs a write transaction, from its beginning to its commit, on the store's
+    /// writer ([`Store::on_writer`]: SQLite's writer thread).
+    pub async fn on_writer<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = crate::error::Result<T>> + Send + 'static,
+    ) -> crate::error::Result<T> {
+        self.store().on_writer(work).await
+    }
+
     pub fn new(config: Config, store: Store, clock: Arc<dyn Clock>) -> AppState {
         let auth = AuthState::new(Arc::new(OutboxSender::new(config.outbox_dir.clone())));
         AppState {

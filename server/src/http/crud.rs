@@ -1,5 +1,6 @@
 //! Instance and type interactions: create, read, vread, update, patch, delete, and
-//! their conditional forms. Thin: checks the request, calls the service, answers.
+//! their conditional forms. Thin: checks the request, calls the service, answers. Each
+//! write transaction runs on the store's writer (`AppState::on_writer`), whole.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -38,29 +39,45 @@ pub async fn create(
             Some((id, draft))
         }
     };
-    // Criteria are a search, planned for their values; the rest are lookups by key.
-    let mut tx = if cond.if_none_exist.is_some() {
-        state.store().begin_write().await?
-    } else {
-        state.store().begin_keyed_write().await?
+    let if_none_exist = cond.if_none_exist.clone();
+    let work = {
+        let state = state.clone();
+        async move {
+            // Criteria are a search, planned for their values; the rest are lookups by key.
+            let mut tx = if if_none_exist.is_some() {
+                state.store().begin_write().await?
+            } else {
+                state.store().begin_keyed_write().await?
+            };
+            patient_writes::check(&access, &mut tx, Write::Create, &res_type, None, Some(&body)).await?;
+            if let Some(criteria) = &if_none_exist
+                && let Some(id) =
+                    conditional::at_most_one(&state, &access.match_scope(), &mut tx, &res_type, criteria).await?
+            {
+                // The resource exists already: nothing is created, the match is returned.
+                let v = visibility::read(&access, &mut tx, &res_type, &id).await?;
+                let content = v.content.unwrap_or_default();
+                return Ok(Err(respond::resource(
+                    StatusCode::OK,
+                    v.version,
+                    v.last_updated,
+                    content,
+                )));
+            }
+            let w = match draft {
+                Some((id, draft)) => write::create_drafted(&state, &mut tx, &res_type, &id, draft?).await?,
+                None => write::create(&state, &mut tx, &res_type, body).await?,
+            };
+            access.note(&w.res_type, &w.id);
+            write_scope::check_written(&access, &mut tx, &w).await?;
+            tx.commit().await?;
+            Ok(Ok(w))
+        }
     };
-    patient_writes::check(&access, &mut tx, Write::Create, &res_type, None, Some(&body)).await?;
-    if let Some(criteria) = &cond.if_none_exist
-        && let Some(id) = conditional::at_most_one(&state, &access.match_scope(), &mut tx, &res_type, criteria).await?
-    {
-        // The resource exists already: nothing is created, the match is returned.
-        let v = visibility::read(&access, &mut tx, &res_type, &id).await?;
-        let content = v.content.unwrap_or_default();
-        return Ok(respond::resource(StatusCode::OK, v.version, v.last_updated, content));
+    match state.on_writer(work).await? {
+        Ok(w) => Ok(respond::written(state.base_url(), w, cond.prefer_return)),
+        Err(found) => Ok(found),
     }
-    let w = match draft {
-        Some((id, draft)) => write::create_drafted(&state, &mut tx, &res_type, &id, draft?).await?,
-        None => write::create(&state, &mut tx, &res_type, body).await?,
-    };
-    access.note(&w.res_type, &w.id);
-    write_scope::check_written(&access, &mut tx, &w).await?;
-    tx.commit().await?;
-    Ok(respond::written(state.base_url(), w, cond.prefer_return))
 }
 
 pub async fn read(
@@ -114,11 +131,19 @@ pub async fn update(
     ids::check_type(&res_type)?;
     // Checked and indexed before the transaction, as a plain create is.
     let draft = write::Draft::checked(&state, &res_type, &id, body.clone(), Some(&id));
-    let mut tx = state.store().begin_keyed_write().await?;
-    patient_writes::check(&access, &mut tx, Write::Update, &res_type, Some(&id), Some(&body)).await?;
-    let w = write::update_drafted(&state, &mut tx, &res_type, &id, draft, cond.if_match).await?;
-    write_scope::check_written(&access, &mut tx, &w).await?;
-    tx.commit().await?;
+    let if_match = cond.if_match;
+    let work = {
+        let state = state.clone();
+        async move {
+            let mut tx = state.store().begin_keyed_write().await?;
+            patient_writes::check(&access, &mut tx, Write::Update, &res_type, Some(&id), Some(&body)).await?;
+            let w = write::update_drafted(&state, &mut tx, &res_type, &id, draft, if_match).await?;
+            write_scope::check_written(&access, &mut tx, &w).await?;
+            tx.commit().await?;
+            Ok(w)
+        }
+    };
+    let w = state.on_writer(work).await?;
     Ok(respond::written(state.base_url(), w, cond.prefer_return))
 }
 
@@ -133,18 +158,26 @@ pub async fn conditional_update(
 ) -> Result<Response> {
     ids::check_type(&res_type)?;
     let criteria = criteria(&q);
-    let mut tx = state.store().begin_write().await?;
-    let target =
-        conditional::update_target(&state, &access.match_scope(), &mut tx, &res_type, &criteria, &body).await?;
-    let kind = if matches!(target, conditional::UpdateTarget::Match(_)) {
-        Write::Update
-    } else {
-        Write::Create
+    let if_match = cond.if_match;
+    let work = {
+        let state = state.clone();
+        async move {
+            let mut tx = state.store().begin_write().await?;
+            let target =
+                conditional::update_target(&state, &access.match_scope(), &mut tx, &res_type, &criteria, &body).await?;
+            let kind = if matches!(target, conditional::UpdateTarget::Match(_)) {
+                Write::Update
+            } else {
+                Write::Create
+            };
+            patient_writes::check(&access, &mut tx, kind, &res_type, Some(target.id()), Some(&body)).await?;
+            let w = conditional::apply_update(&state, &mut tx, &res_type, &target, body, if_match).await?;
+            write_scope::check_written(&access, &mut tx, &w).await?;
+            tx.commit().await?;
+            Ok(w)
+        }
     };
-    patient_writes::check(&access, &mut tx, kind, &res_type, Some(target.id()), Some(&body)).await?;
-    let w = conditional::apply_update(&state, &mut tx, &res_type, &target, body, cond.if_match).await?;
-    write_scope::check_written(&access, &mut tx, &w).await?;
-    tx.commit().await?;
+    let w = state.on_writer(work).await?;
     Ok(respond::written(state.base_url(), w, cond.prefer_return))
 }
 
@@ -166,11 +199,19 @@ pub async fn patch(
     PatchBody::JsonPatch(doc): PatchBody,
 ) -> Result<Response> {
     ids::check_type(&res_type)?;
-    let mut tx = state.store().begin_write().await?;
-    patient_writes::check(&access, &mut tx, Write::Patch, &res_type, Some(&id), None).await?;
-    let w = write::patch(&state, &mut tx, &res_type, &id, doc, cond.if_match).await?;
-    write_scope::check_written(&access, &mut tx, &w).await?;
-    tx.commit().await?;
+    let if_match = cond.if_match;
+    let work = {
+        let state = state.clone();
+        async move {
+            let mut tx = state.store().begin_write().await?;
+            patient_writes::check(&access, &mut tx, Write::Patch, &res_type, Some(&id), None).await?;
+            let w = write::patch(&state, &mut tx, &res_type, &id, doc, if_match).await?;
+            write_scope::check_written(&access, &mut tx, &w).await?;
+            tx.commit().await?;
+            Ok(w)
+        }
+    };
+    let w = state.on_writer(work).await?;
     Ok(respond::written(state.base_url(), w, cond.prefer_return))
 }
 
@@ -184,12 +225,20 @@ pub async fn conditional_patch(
 ) -> Result<Response> {
     ids::check_type(&res_type)?;
     let criteria = criteria(&q);
-    let mut tx = state.store().begin_write().await?;
-    let id = conditional::exactly_one(&state, &access.match_scope(), &mut tx, &res_type, &criteria).await?;
-    patient_writes::check(&access, &mut tx, Write::Patch, &res_type, Some(&id), None).await?;
-    let w = write::patch(&state, &mut tx, &res_type, &id, doc, cond.if_match).await?;
-    write_scope::check_written(&access, &mut tx, &w).await?;
-    tx.commit().await?;
+    let if_match = cond.if_match;
+    let work = {
+        let state = state.clone();
+        async move {
+            let mut tx = state.store().begin_write().await?;
+            let id = conditional::exactly_one(&state, &access.match_scope(), &mut tx, &res_type, &criteria).await?;
+            patient_writes::check(&access, &mut tx, Write::Patch, &res_type, Some(&id), None).await?;
+            let w = write::patch(&state, &mut tx, &res_type, &id, doc, if_match).await?;
+            write_scope::check_written(&access, &mut tx, &w).await?;
+            tx.commit().await?;
+            Ok(w)
+        }
+    };
+    let w = state.on_writer(work).await?;
     Ok(respond::written(state.base_url(), w, cond.prefer_return))
 }
 
@@ -200,10 +249,18 @@ pub async fn delete(
     cond: Conditions,
 ) -> Result<Response> {
     ids::check_type(&res_type)?;
-    let mut tx = state.store().begin_keyed_write().await?;
-    patient_writes::check(&access, &mut tx, Write::Delete, &res_type, Some(&id), None).await?;
-    let d = write::delete(&state, &mut tx, &res_type, &id, cond.if_match).await?;
-    tx.commit().await?;
+    let if_match = cond.if_match;
+    let work = {
+        let (state, res_type, id) = (state.clone(), res_type.clone(), id.clone());
+        async move {
+            let mut tx = state.store().begin_keyed_write().await?;
+            patient_writes::check(&access, &mut tx, Write::Delete, &res_type, Some(&id), None).await?;
+            let d = write::delete(&state, &mut tx, &res_type, &id, if_match).await?;
+            tx.commit().await?;
+            Ok(d)
+        }
+    };
+    let d = state.on_writer(work).await?;
     let msg = match d.version {
         Some(_) => format!("{res_type}/{id} deleted"),
         None => format!("{res_type}/{id} was already deleted"),
@@ -221,27 +278,29 @@ pub async fn conditional_delete(
 ) -> Result<Response> {
     ids::check_type(&res_type)?;
     let criteria = criteria(&q);
-    let mut tx = state.store().begin_write().await?;
-    if res_type == "AuditEvent" {
-        patient_writes::check(&access, &mut tx, Write::Delete, &res_type, None, None).await?;
-    }
-    match conditional::at_most_one(&state, &access.match_scope(), &mut tx, &res_type, &criteria).await? {
-        None => Ok(respond::deleted(
-            None,
-            cond.prefer_return,
-            format!("No {res_type} matches '{criteria}'"),
-        )),
-        Some(id) => {
+    let if_match = cond.if_match;
+    let work = {
+        let (state, res_type, criteria) = (state.clone(), res_type.clone(), criteria.clone());
+        async move {
+            let mut tx = state.store().begin_write().await?;
+            if res_type == "AuditEvent" {
+                patient_writes::check(&access, &mut tx, Write::Delete, &res_type, None, None).await?;
+            }
+            let Some(id) =
+                conditional::at_most_one(&state, &access.match_scope(), &mut tx, &res_type, &criteria).await?
+            else {
+                return Ok(None);
+            };
             patient_writes::check(&access, &mut tx, Write::Delete, &res_type, Some(&id), None).await?;
-            let d = write::delete(&state, &mut tx, &res_type, &id, cond.if_match).await?;
+            let d = write::delete(&state, &mut tx, &res_type, &id, if_match).await?;
             tx.commit().await?;
-            Ok(respond::deleted(
-                d.version,
-                cond.prefer_return,
-                format!("{res_type}/{id} deleted"),
-            ))
+            Ok(Some((id, d)))
         }
-    }
+    };
+    Ok(match state.on_writer(work).await? {
+        None => respond::deleted(None, cond.prefer_return, format!("No {res_type} matches '{criteria}'")),
+        Some((id, d)) => respond::deleted(d.version, cond.prefer_return, format!("{res_type}/{id} deleted")),
+    })
 }
 
 /// `POST [type]/[id]/$release` (Observation, DiagnosticReport): see `policy::release`.
@@ -257,8 +316,15 @@ pub async fn release(
             ids::truncate(&op, 40)
         )));
     }
-    let mut tx = state.store().begin_write().await?;
-    let (_, content, version, last_updated) = release::release(&state, &access, &mut tx, &res_type, &id).await?;
-    tx.commit().await?;
+    let work = {
+        let state = state.clone();
+        async move {
+            let mut tx = state.store().begin_write().await?;
+            let released = release::release(&state, &access, &mut tx, &res_type, &id).await?;
+            tx.commit().await?;
+            Ok(released)
+        }
+    };
+    let (_, content, version, last_updated) = state.on_writer(work).await?;
     Ok(respond::resource(StatusCode::OK, version, last_updated, content))
 }

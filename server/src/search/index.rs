@@ -434,7 +434,8 @@ pub async fn clear(tx: &mut Tx, pk: i64) -> Result<(), StoreError> {
             let sql = format!("WITH {} DELETE FROM idx_uri WHERE pk = $1", ctes.join(", "));
             execute(tx, &sql, &[Bind::I64(Some(pk))]).await
         }
-        // SQLite has no DELETE in CTEs; its statements are in-process calls.
+        // SQLite has no DELETE in CTEs; its statements go to its thread together
+        // (`store::batched`).
         Tx::Sqlite(_) | Tx::SqliteConn(_) => {
             for t in Table::ALL {
                 execute(

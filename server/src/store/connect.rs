@@ -7,6 +7,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+use super::batched::SqliteTx;
 use super::{StoreError, Tx};
 
 /// The writer's page cache (`PRAGMA cache_size`, negative: KiB): 64 MB.
@@ -203,7 +204,7 @@ impl Store {
     /// (`BEGIN IMMEDIATE`) so two writers never deadlock upgrading a read lock.
     pub async fn begin_write(&self) -> Result<Tx, StoreError> {
         Ok(match self {
-            Store::Sqlite { write, .. } => Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
+            Store::Sqlite { write, .. } => Tx::Sqlite(SqliteTx::new(write.begin_with("BEGIN IMMEDIATE").await?)),
             Store::Postgres { pool, .. } => Tx::Postgres(pool.begin().await?),
         })
     }
@@ -223,7 +224,9 @@ impl Store {
     /// ([`audit_log_path`]), on PostgreSQL an ordinary one.
     pub async fn begin_log_write(&self) -> Result<Tx, StoreError> {
         Ok(match self {
-            Store::Sqlite { log_write, .. } => Tx::Sqlite(log_write.begin_with("BEGIN IMMEDIATE").await?),
+            Store::Sqlite { log_write, .. } => {
+                Tx::Sqlite(SqliteTx::new(log_write.begin_with("BEGIN IMMEDIATE").await?))
+            }
             // The log's statements are inserts and reads by sequence number.
             Store::Postgres { lookup, .. } => Tx::Postgres(lookup.begin().await?),
         })
@@ -247,7 +250,7 @@ impl Store {
     /// A read-only transaction: one consistent snapshot for a multi-query read.
     pub async fn begin_read(&self) -> Result<Tx, StoreError> {
         Ok(match self {
-            Store::Sqlite { read, .. } => Tx::Sqlite(read.begin().await?),
+            Store::Sqlite { read, .. } => Tx::Sqlite(SqliteTx::new(read.begin().await?)),
             Store::Postgres { pool, .. } => Tx::Postgres(pool.begin().await?),
         })
     }

@@ -12,6 +12,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported database url: {0}")]
     UnsupportedUrl(String),
+    #[error("the SQLite writer's thread failed: {0}")]
+    WriterThread(String),
     #[error("could not prepare the data directory: {0}")]
     Io(#[from] std::io::Error),
 }

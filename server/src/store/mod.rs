@@ -4,6 +4,7 @@
 //! written once and expanded for each backend by the [`on_conn!`] macro. Everything the
 //! server knows lives here: two processes on one PostgreSQL see the same state.
 
+pub mod batched;
 pub mod bulk;
 pub mod checkpoint;
 mod connect;
@@ -14,6 +15,7 @@ mod periodic;
 pub mod resources;
 pub mod sql;
 pub mod statistics;
+mod writer_thread;
 
 pub use connect::{Backend, PoolStats, Store, audit_log_path, redact as connect_redacted};
 pub use error::StoreError;
@@ -27,7 +29,7 @@ use sqlx::{Postgres, Sqlite, Transaction};
 /// path). Every write happens inside a transaction, so a failed request (or a failed
 /// transaction Bundle) leaves nothing behind.
 pub enum Tx {
-    Sqlite(Transaction<'static, Sqlite>),
+    Sqlite(batched::SqliteTx),
     Postgres(Transaction<'static, Postgres>),
     SqliteConn(PoolConnection<Sqlite>),
     PostgresConn(PoolConnection<Postgres>),
@@ -58,7 +60,8 @@ macro_rules! on_conn {
     ($tx:expr, |$c:ident| $body:expr) => {
         match $tx {
             $crate::store::Tx::Sqlite(t) => {
-                let $c = &mut **t;
+                t.flush().await?;
+                let $c = t.conn();
                 $body
             }
             $crate::store::Tx::SqliteConn(t) => {

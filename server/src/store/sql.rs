@@ -9,7 +9,7 @@ use sqlx::query::Query;
 use sqlx::sqlite::SqliteArguments;
 use sqlx::{Postgres, Row, Sqlite};
 
-use super::{Backend, StoreError, Tx};
+use super::{Backend, StoreError, Tx, batched};
 
 /// A bound value. `None` binds SQL NULL of the column's type.
 #[derive(Debug, Clone, PartialEq)]
@@ -226,8 +226,18 @@ const SQLITE_NAMED_BINDS: usize = 32;
 /// (values are always bound), so a plain scan is enough.
 fn sqlite_positional<'a>(sql: &'a str, binds: &'a [Bind]) -> (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, [Bind]>) {
     use std::borrow::Cow;
+    if binds.len() <= SQLITE_NAMED_BINDS {
+        return (Cow::Borrowed(sql), Cow::Borrowed(binds));
+    }
+    anonymous(sql, binds)
+}
+
+/// `sql` with only anonymous `?` placeholders, and its values in their order: what
+/// statements sent together need, since a `$N` would name the Nth value of the batch.
+fn anonymous<'a>(sql: &'a str, binds: &'a [Bind]) -> (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, [Bind]>) {
+    use std::borrow::Cow;
     // `store::bulk` writes `?` itself: nothing to rewrite.
-    if binds.len() <= SQLITE_NAMED_BINDS || !sql.contains('$') {
+    if !sql.contains('$') {
         return (Cow::Borrowed(sql), Cow::Borrowed(binds));
     }
     let mut out = String::with_capacity(sql.len());
@@ -259,7 +269,8 @@ macro_rules! with_query {
     ($tx:expr, $sql:expr, $binds:expr, |$q:ident, $c:ident| $body:expr) => {
         match $tx {
             Tx::Sqlite(t) => {
-                let $c = &mut **t;
+                t.flush().await?;
+                let $c = t.conn();
                 let (sql, binds) = sqlite_positional($sql, $binds);
                 let $q = bound!(sql, binds.iter(), sqlite_shared, sqlite_array);
                 $body
@@ -300,6 +311,15 @@ pub async fn serialize_on(tx: &mut Tx, key: &str) -> Result<(), StoreError> {
 }
 
 pub async fn execute(tx: &mut Tx, sql: &str, binds: &[Bind]) -> Result<(), StoreError> {
+    if let Tx::Sqlite(t) = tx
+        && batched::worth_keeping(binds)
+    {
+        // Nothing reads its result: sent with the next statement that is read, or the
+        // commit (`store::batched`).
+        let (sql, binds) = anonymous(sql, binds);
+        t.defer(&sql, &binds);
+        return Ok(());
+    }
     with_query!(tx, sql, binds, |q, c| {
         q.execute(c).await?;
     });
@@ -337,6 +357,21 @@ pub async fn fetch_binds(tx: &mut Tx, sql: &str, binds: &[Bind], kinds: &[Kind])
         out
     });
     Ok(rows)
+}
+
+/// Runs statements joined into one text, whose `?` placeholders take `binds` in
+/// order: one call of SQLite's connection thread instead of one each
+/// (`store::batched`).
+pub(super) async fn run_joined(
+    c: &mut sqlx::SqliteConnection,
+    sql: &str,
+    binds: &[Bind],
+    keep: bool,
+) -> Result<(), sqlx::Error> {
+    use sqlx::Executor as _;
+    let q = bound!(sql, binds.iter(), sqlite_shared, sqlite_array).persistent(keep);
+    c.execute(q).await?;
+    Ok(())
 }
 
 #[cfg(test)]

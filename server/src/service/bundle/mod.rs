@@ -97,15 +97,9 @@ async fn transaction(state: &AppState, access: &Access, mut entries: Vec<Entry>,
     let order = order(&entries);
     let (deletes, rest): (Vec<usize>, Vec<usize>) =
         order.into_iter().partition(|&i| entries[i].method == Method::Delete);
-    let mut answers: Vec<Option<Answer>> = entries.iter().map(|_| None).collect();
     // Each entry notes what it touches apart: one AuditEvent per entry.
     let accesses: Vec<Access> = entries.iter().map(|_| access.for_entry()).collect();
-    let mut ctx = Ctx {
-        state,
-        access,
-        prefer,
-        claims: Claims::upfront(&entries)?,
-    };
+    let claims = Claims::upfront(&entries)?;
     // When no identity or reference needs a lookup, every entry is planned and
     // rewritten now and its plain creates checked and indexed before the transaction
     // (`write::Draft`): on SQLite the transaction holds the database's only writer.
@@ -121,6 +115,71 @@ async fn transaction(state: &AppState, access: &Access, mut entries: Vec<Entry>,
         }
         drafts = exec::draft_creates(state, &entries, &rest).await?;
     }
+    let work = {
+        let (state, access) = (state.clone(), access.clone());
+        async move {
+            let ctx = Ctx {
+                state: &state,
+                access: &access,
+                prefer,
+                claims,
+            };
+            let run = Run {
+                deletes,
+                rest,
+                planned,
+                rewrites,
+                drafts,
+            };
+            let answers = in_transaction(ctx, &mut entries, &accesses, run).await?;
+            Ok((entries, accesses, answers))
+        }
+    };
+    let (entries, accesses, answers) = state.on_writer(work).await?;
+    for (i, a) in answers.iter().enumerate() {
+        if let Some(a) = a {
+            access.entry_done(
+                entries[i].method.as_str(),
+                &entries[i].path,
+                a.status.as_u16(),
+                &accesses[i],
+            );
+        }
+    }
+    Ok(render(
+        "transaction-response",
+        state.now(),
+        answers.into_iter().flatten().collect(),
+    ))
+}
+
+/// What a transaction's store part starts from, once its entries are ordered (and,
+/// when nothing needs a lookup, planned and drafted).
+struct Run {
+    deletes: Vec<usize>,
+    rest: Vec<usize>,
+    planned: bool,
+    rewrites: Rewrites,
+    drafts: exec::Drafts,
+}
+
+/// A transaction's entries in one store transaction, on the store's writer
+/// (`AppState::on_writer`): their answers by entry, or the error that rolled it back.
+async fn in_transaction(
+    mut ctx: Ctx<'_>,
+    entries: &mut [Entry],
+    accesses: &[Access],
+    run: Run,
+) -> Result<Vec<Option<Answer>>> {
+    let Run {
+        deletes,
+        rest,
+        planned,
+        mut rewrites,
+        drafts,
+    } = run;
+    let (state, access) = (ctx.state, ctx.access);
+    let mut answers: Vec<Option<Answer>> = entries.iter().map(|_| None).collect();
     // Dropping `tx` on any error below rolls the whole Bundle back.
     let mut tx = state.store().begin_write().await?;
     let criteria: Vec<(&str, &str)> = entries
@@ -150,7 +209,7 @@ async fn transaction(state: &AppState, access: &Access, mut entries: Vec<Entry>,
                 .await
                 .map_err(|e| entries[i].locate(e))?;
         }
-        refs::resolve_conditional(state, access, &mut tx, &entries, &mut rewrites).await?;
+        refs::resolve_conditional(state, access, &mut tx, entries, &mut rewrites).await?;
         for &i in &rest {
             refs::rewrite(&mut entries[i], &rewrites);
         }
@@ -158,7 +217,7 @@ async fn transaction(state: &AppState, access: &Access, mut entries: Vec<Entry>,
     // Creates come first in processing order; those with nothing to match are stored
     // together (one bulk insert per table instead of one round of inserts each).
     let (creates, rest): (Vec<usize>, Vec<usize>) = rest.into_iter().partition(|&i| exec::is_plain_create(&entries[i]));
-    for (i, a) in exec::create_all(&mut ctx, &mut tx, &mut entries, &creates, &accesses, drafts).await? {
+    for (i, a) in exec::create_all(&mut ctx, &mut tx, entries, &creates, accesses, drafts).await? {
         answers[i] = Some(a);
     }
     for &i in &rest {
@@ -170,21 +229,7 @@ async fn transaction(state: &AppState, access: &Access, mut entries: Vec<Entry>,
         );
     }
     tx.commit().await?;
-    for (i, a) in answers.iter().enumerate() {
-        if let Some(a) = a {
-            access.entry_done(
-                entries[i].method.as_str(),
-                &entries[i].path,
-                a.status.as_u16(),
-                &accesses[i],
-            );
-        }
-    }
-    Ok(render(
-        "transaction-response",
-        state.now(),
-        answers.into_iter().flatten().collect(),
-    ))
+    Ok(answers)
 }
 
 async fn batch(
