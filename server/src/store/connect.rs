@@ -204,7 +204,7 @@ impl Store {
     /// (`BEGIN IMMEDIATE`) so two writers never deadlock upgrading a read lock.
     pub async fn begin_write(&self) -> Result<Tx, StoreError> {
         Ok(match self {
-            Store::Sqlite { write, .. } => Tx::Sqlite(SqliteTx::new(write.begin_with("BEGIN IMMEDIATE").await?)),
+            Store::Sqlite { write, .. } => Tx::Sqlite(SqliteTx::write(write.acquire().await?, "BEGIN IMMEDIATE")),
             Store::Postgres { pool, .. } => Tx::Postgres(pool.begin().await?),
         })
     }
@@ -225,7 +225,7 @@ impl Store {
     pub async fn begin_log_write(&self) -> Result<Tx, StoreError> {
         Ok(match self {
             Store::Sqlite { log_write, .. } => {
-                Tx::Sqlite(SqliteTx::new(log_write.begin_with("BEGIN IMMEDIATE").await?))
+                Tx::Sqlite(SqliteTx::write(log_write.acquire().await?, "BEGIN IMMEDIATE"))
             }
             // The log's statements are inserts and reads by sequence number.
             Store::Postgres { lookup, .. } => Tx::Postgres(lookup.begin().await?),
@@ -250,7 +250,7 @@ impl Store {
     /// A read-only transaction: one consistent snapshot for a multi-query read.
     pub async fn begin_read(&self) -> Result<Tx, StoreError> {
         Ok(match self {
-            Store::Sqlite { read, .. } => Tx::Sqlite(SqliteTx::new(read.begin().await?)),
+            Store::Sqlite { read, .. } => Tx::Sqlite(SqliteTx::snapshot(read.begin().await?)),
             Store::Postgres { pool, .. } => Tx::Postgres(pool.begin().await?),
         })
     }

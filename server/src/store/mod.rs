@@ -61,7 +61,7 @@ macro_rules! on_conn {
         match $tx {
             $crate::store::Tx::Sqlite(t) => {
                 t.flush().await?;
-                let $c = t.conn();
+                let $c = t.conn()?;
                 $body
             }
             $crate::store::Tx::SqliteConn(t) => {

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::sql::{SqlQuery, fetch_i64};
+use super::sql::{Bind, Kind, SqlQuery, execute, fetch_binds, fetch_i64};
 use super::{StoreError, Tx};
 use crate::on_conn;
 
@@ -85,7 +85,27 @@ pub async fn current_for_update(tx: &mut Tx, res_type: &str, res_id: &str) -> Re
             deleted: r.get(3),
         }));
     }
-    current(tx, res_type, res_id).await
+    // Through `sql::fetch_binds`: on SQLite it goes to the connection's thread with the
+    // `BEGIN` of the transaction (`store::batched`).
+    let binds = [
+        Bind::Text(Some(res_type.to_string())),
+        Bind::Text(Some(res_id.to_string())),
+    ];
+    let rows = fetch_binds(
+        tx,
+        "SELECT pk, version, last_updated, deleted FROM resources WHERE res_type = $1 AND res_id = $2",
+        &binds,
+        &[Kind::I64, Kind::I64, Kind::I64, Kind::I64],
+    )
+    .await?;
+    Ok(rows.first().and_then(|r| {
+        Some(Current {
+            pk: r[0].i64()?,
+            version: r[1].i64()?,
+            last_updated: r[2].i64()?,
+            deleted: r[3].i64()? != 0,
+        })
+    }))
 }
 
 /// The current version with its content, in one round trip: the read path.
@@ -139,17 +159,20 @@ pub async fn insert_head(
     res_id: &str,
     last_updated: i64,
 ) -> Result<Option<i64>, StoreError> {
-    let row = on_conn!(tx, |c| sqlx::query(
+    let binds = [
+        Bind::Text(Some(res_type.to_string())),
+        Bind::Text(Some(res_id.to_string())),
+        Bind::I64(Some(last_updated)),
+    ];
+    let rows = fetch_binds(
+        tx,
         "INSERT INTO resources (res_type, res_id, version, last_updated, deleted) \
-         VALUES ($1, $2, 1, $3, FALSE) ON CONFLICT (res_type, res_id) DO NOTHING RETURNING pk"
+         VALUES ($1, $2, 1, $3, FALSE) ON CONFLICT (res_type, res_id) DO NOTHING RETURNING pk",
+        &binds,
+        &[Kind::I64],
     )
-    .bind(res_type)
-    .bind(res_id)
-    .bind(last_updated)
-    .fetch_optional(c)
-    .await?
-    .map(|r| r.get::<i64, _>(0)));
-    Ok(row)
+    .await?;
+    Ok(rows.first().and_then(|r| r[0].i64()))
 }
 
 pub async fn update_head(
@@ -159,17 +182,17 @@ pub async fn update_head(
     last_updated: i64,
     deleted: bool,
 ) -> Result<(), StoreError> {
-    on_conn!(tx, |c| sqlx::query(
-        "UPDATE resources SET version = $2, last_updated = $3, deleted = $4 WHERE pk = $1"
+    execute(
+        tx,
+        "UPDATE resources SET version = $2, last_updated = $3, deleted = $4 WHERE pk = $1",
+        &[
+            Bind::I64(Some(pk)),
+            Bind::I64(Some(version)),
+            Bind::I64(Some(last_updated)),
+            Bind::Bool(deleted),
+        ],
     )
-    .bind(pk)
-    .bind(version)
-    .bind(last_updated)
-    .bind(deleted)
-    .execute(c)
     .await
-    .map(|_| ())?);
-    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -182,20 +205,20 @@ pub async fn insert_version(
     method: &str,
     content: Option<&[u8]>,
 ) -> Result<(), StoreError> {
-    on_conn!(tx, |c| sqlx::query(
+    execute(
+        tx,
         "INSERT INTO resource_versions (pk, res_type, version, last_updated, method, content) \
-         VALUES ($1, $2, $3, $4, $5, $6)"
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            Bind::I64(Some(pk)),
+            Bind::Text(Some(res_type.to_string())),
+            Bind::I64(Some(version)),
+            Bind::I64(Some(last_updated)),
+            Bind::Text(Some(method.to_string())),
+            Bind::Bytes(content.map(<[u8]>::to_vec)),
+        ],
     )
-    .bind(pk)
-    .bind(res_type)
-    .bind(version)
-    .bind(last_updated)
-    .bind(method)
-    .bind(content)
-    .execute(c)
     .await
-    .map(|_| ())?);
-    Ok(())
 }
 
 /// Versions newest first, by global write order, for instance/type/system history.

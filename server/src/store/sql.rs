@@ -269,9 +269,20 @@ macro_rules! with_query {
     ($tx:expr, $sql:expr, $binds:expr, |$q:ident, $c:ident| $body:expr) => {
         match $tx {
             Tx::Sqlite(t) => {
-                t.flush().await?;
-                let $c = t.conn();
-                let (sql, binds) = sqlite_positional($sql, $binds);
+                // With the statements it kept, if any: one call of SQLite's thread.
+                let (sql, binds) = if t.has_kept() {
+                    anonymous($sql, $binds)
+                } else {
+                    sqlite_positional($sql, $binds)
+                };
+                let (sql, binds) = match t.join(sql, binds) {
+                    Ok(joined) => joined,
+                    Err(alone) => {
+                        t.flush().await?;
+                        alone
+                    }
+                };
+                let $c = t.conn()?;
                 let $q = bound!(sql, binds.iter(), sqlite_shared, sqlite_array);
                 $body
             }
