@@ -195,3 +195,93 @@ fn roll_back(mut conn: PoolConnection<Sqlite>) {
         Err(_) => conn.close_on_drop(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::store::sql::{Bind, execute};
+    use crate::store::{Store, resources};
+
+    async fn store() -> (Store, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("carnet-batched-{}", uuid::Uuid::new_v4()));
+        let url = format!("sqlite://{}", dir.join("carnet.db").display());
+        (Store::connect(&url, 2).await.unwrap(), dir)
+    }
+
+    async fn head(store: &Store, id: &str) -> Option<resources::Current> {
+        let mut r = store.reader().await.unwrap();
+        resources::current(&mut r, "Patient", id).await.unwrap()
+    }
+
+    /// Kept statements reach the database with the commit, in the order issued.
+    #[tokio::test]
+    async fn kept_statements_are_committed_in_order() {
+        let (store, dir) = store().await;
+        let mut tx = store.begin_write().await.unwrap();
+        let pk = resources::insert_head(&mut tx, "Patient", "a", 1)
+            .await
+            .unwrap()
+            .unwrap();
+        resources::update_head(&mut tx, pk, 2, 5, false).await.unwrap();
+        resources::update_head(&mut tx, pk, 3, 7, true).await.unwrap();
+        assert!(matches!(&tx, crate::store::Tx::Sqlite(t) if t.has_kept()));
+        tx.commit().await.unwrap();
+        let h = head(&store, "a").await.unwrap();
+        assert_eq!((h.version, h.last_updated, h.deleted), (3, 7, true));
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A transaction dropped before its commit leaves nothing, and frees the writer.
+    #[tokio::test]
+    async fn a_dropped_transaction_is_rolled_back() {
+        let (store, dir) = store().await;
+        let mut tx = store.begin_write().await.unwrap();
+        let pk = resources::insert_head(&mut tx, "Patient", "b", 1)
+            .await
+            .unwrap()
+            .unwrap();
+        resources::update_head(&mut tx, pk, 2, 5, false).await.unwrap();
+        drop(tx);
+        let mut tx = store.begin_write().await.unwrap();
+        resources::insert_head(&mut tx, "Patient", "c", 1)
+            .await
+            .unwrap()
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert!(head(&store, "b").await.is_none());
+        assert!(head(&store, "c").await.is_some());
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A kept statement that fails makes the commit fail, and nothing of its
+    /// transaction is stored.
+    #[tokio::test]
+    async fn a_failing_kept_statement_fails_the_commit() {
+        let (store, dir) = store().await;
+        let mut tx = store.begin_write().await.unwrap();
+        resources::insert_head(&mut tx, "Patient", "d", 1)
+            .await
+            .unwrap()
+            .unwrap();
+        // The same type and id again, without `ON CONFLICT`: kept, then refused.
+        execute(
+            &mut tx,
+            "INSERT INTO resources (res_type, res_id, version, last_updated, deleted) VALUES ($1, $2, 1, 1, FALSE)",
+            &[Bind::Text(Some("Patient".into())), Bind::Text(Some("d".into()))],
+        )
+        .await
+        .unwrap();
+        assert!(tx.commit().await.is_err());
+        assert!(head(&store, "d").await.is_none());
+        let mut tx = store.begin_write().await.unwrap();
+        resources::insert_head(&mut tx, "Patient", "e", 1)
+            .await
+            .unwrap()
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert!(head(&store, "e").await.is_some());
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
