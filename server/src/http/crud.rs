@@ -15,6 +15,7 @@ use crate::policy::{Access, release, visibility, write_scope};
 use crate::service::conditional;
 use crate::service::{ids, write};
 use crate::state::AppState;
+use crate::store::Tx;
 
 fn shape(q: &Query) -> Result<Shape> {
     Shape::from_params(q.get("_summary"), q.get("_elements"))
@@ -203,16 +204,29 @@ pub async fn patch(
     let work = {
         let state = state.clone();
         async move {
-            let mut tx = state.store().begin_write().await?;
-            patient_writes::check(&access, &mut tx, Write::Patch, &res_type, Some(&id), None).await?;
-            let w = write::patch(&state, &mut tx, &res_type, &id, doc, if_match).await?;
-            write_scope::check_written(&access, &mut tx, &w).await?;
-            tx.commit().await?;
-            Ok(w)
+            let tx = state.store().begin_write().await?;
+            patch_and_commit(&state, &access, tx, &res_type, &id, doc, if_match).await
         }
     };
     let w = state.on_writer(work).await?;
     Ok(respond::written(state.base_url(), w, cond.prefer_return))
+}
+
+/// What the two forms of patch share once the target is known.
+async fn patch_and_commit(
+    state: &AppState,
+    access: &Access,
+    mut tx: Tx,
+    res_type: &str,
+    id: &str,
+    doc: serde_json::Value,
+    if_match: Option<i64>,
+) -> Result<write::Written> {
+    patient_writes::check(access, &mut tx, Write::Patch, res_type, Some(id), None).await?;
+    let w = write::patch(state, &mut tx, res_type, id, doc, if_match).await?;
+    write_scope::check_written(access, &mut tx, &w).await?;
+    tx.commit().await?;
+    Ok(w)
 }
 
 pub async fn conditional_patch(
@@ -231,11 +245,7 @@ pub async fn conditional_patch(
         async move {
             let mut tx = state.store().begin_write().await?;
             let id = conditional::exactly_one(&state, &access.match_scope(), &mut tx, &res_type, &criteria).await?;
-            patient_writes::check(&access, &mut tx, Write::Patch, &res_type, Some(&id), None).await?;
-            let w = write::patch(&state, &mut tx, &res_type, &id, doc, if_match).await?;
-            write_scope::check_written(&access, &mut tx, &w).await?;
-            tx.commit().await?;
-            Ok(w)
+            patch_and_commit(&state, &access, tx, &res_type, &id, doc, if_match).await
         }
     };
     let w = state.on_writer(work).await?;

@@ -199,12 +199,27 @@ fn roll_back(mut conn: PoolConnection<Sqlite>) {
 #[cfg(test)]
 mod tests {
     use crate::store::sql::{Bind, execute};
-    use crate::store::{Store, resources};
+    use crate::store::{Store, Tx, resources};
 
     async fn store() -> (Store, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("carnet-batched-{}", uuid::Uuid::new_v4()));
         let url = format!("sqlite://{}", dir.join("carnet.db").display());
         (Store::connect(&url, 2).await.unwrap(), dir)
+    }
+
+    async fn close(store: Store, dir: std::path::PathBuf) {
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A write transaction that has inserted the head row of `Patient/{id}`, and its pk.
+    async fn with_head(store: &Store, id: &str) -> (Tx, i64) {
+        let mut tx = store.begin_write().await.unwrap();
+        let pk = resources::insert_head(&mut tx, "Patient", id, 1)
+            .await
+            .unwrap()
+            .unwrap();
+        (tx, pk)
     }
 
     async fn head(store: &Store, id: &str) -> Option<resources::Current> {
@@ -216,42 +231,27 @@ mod tests {
     #[tokio::test]
     async fn kept_statements_are_committed_in_order() {
         let (store, dir) = store().await;
-        let mut tx = store.begin_write().await.unwrap();
-        let pk = resources::insert_head(&mut tx, "Patient", "a", 1)
-            .await
-            .unwrap()
-            .unwrap();
+        let (mut tx, pk) = with_head(&store, "a").await;
         resources::update_head(&mut tx, pk, 2, 5, false).await.unwrap();
         resources::update_head(&mut tx, pk, 3, 7, true).await.unwrap();
-        assert!(matches!(&tx, crate::store::Tx::Sqlite(t) if t.has_kept()));
+        assert!(matches!(&tx, Tx::Sqlite(t) if t.has_kept()));
         tx.commit().await.unwrap();
         let h = head(&store, "a").await.unwrap();
         assert_eq!((h.version, h.last_updated, h.deleted), (3, 7, true));
-        store.close().await;
-        let _ = std::fs::remove_dir_all(dir);
+        close(store, dir).await;
     }
 
     /// A transaction dropped before its commit leaves nothing, and frees the writer.
     #[tokio::test]
     async fn a_dropped_transaction_is_rolled_back() {
         let (store, dir) = store().await;
-        let mut tx = store.begin_write().await.unwrap();
-        let pk = resources::insert_head(&mut tx, "Patient", "b", 1)
-            .await
-            .unwrap()
-            .unwrap();
+        let (mut tx, pk) = with_head(&store, "b").await;
         resources::update_head(&mut tx, pk, 2, 5, false).await.unwrap();
         drop(tx);
-        let mut tx = store.begin_write().await.unwrap();
-        resources::insert_head(&mut tx, "Patient", "c", 1)
-            .await
-            .unwrap()
-            .unwrap();
-        tx.commit().await.unwrap();
+        with_head(&store, "c").await.0.commit().await.unwrap();
         assert!(head(&store, "b").await.is_none());
         assert!(head(&store, "c").await.is_some());
-        store.close().await;
-        let _ = std::fs::remove_dir_all(dir);
+        close(store, dir).await;
     }
 
     /// A kept statement that fails makes the commit fail, and nothing of its
@@ -259,11 +259,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_kept_statement_fails_the_commit() {
         let (store, dir) = store().await;
-        let mut tx = store.begin_write().await.unwrap();
-        resources::insert_head(&mut tx, "Patient", "d", 1)
-            .await
-            .unwrap()
-            .unwrap();
+        let (mut tx, _) = with_head(&store, "d").await;
         // The same type and id again, without `ON CONFLICT`: kept, then refused.
         execute(
             &mut tx,
@@ -274,14 +270,8 @@ mod tests {
         .unwrap();
         assert!(tx.commit().await.is_err());
         assert!(head(&store, "d").await.is_none());
-        let mut tx = store.begin_write().await.unwrap();
-        resources::insert_head(&mut tx, "Patient", "e", 1)
-            .await
-            .unwrap()
-            .unwrap();
-        tx.commit().await.unwrap();
+        with_head(&store, "e").await.0.commit().await.unwrap();
         assert!(head(&store, "e").await.is_some());
-        store.close().await;
-        let _ = std::fs::remove_dir_all(dir);
+        close(store, dir).await;
     }
 }

@@ -201,7 +201,8 @@ impl Store {
     }
 
     /// A transaction that may write. On SQLite it takes the write lock up front
-    /// (`BEGIN IMMEDIATE`) so two writers never deadlock upgrading a read lock.
+    /// (`BEGIN IMMEDIATE`, sent with its first statement: `store::batched`) so two
+    /// writers never deadlock upgrading a read lock.
     pub async fn begin_write(&self) -> Result<Tx, StoreError> {
         Ok(match self {
             Store::Sqlite { write, .. } => Tx::Sqlite(SqliteTx::write(write.acquire().await?, "BEGIN IMMEDIATE")),
