@@ -26,12 +26,14 @@ struct Inner {
 
 impl AppState {
     /// Runs a write transaction, from its beginning to its commit, on the store's
-    /// writer ([`Store::on_writer`]: SQLite's writer thread).
-    pub async fn on_writer<T: Send + 'static>(
-        &self,
-        work: impl std::future::Future<Output = crate::error::Result<T>> + Send + 'static,
-    ) -> crate::error::Result<T> {
-        self.store().on_writer(work).await
+    /// writer ([`Store::on_writer`]: SQLite's writer thread); `work` gets the state to
+    /// own there.
+    pub async fn on_writer<T, F>(&self, work: impl FnOnce(AppState) -> F) -> crate::error::Result<T>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = crate::error::Result<T>> + Send + 'static,
+    {
+        self.store().on_writer(work(self.clone())).await
     }
 
     pub fn new(config: Config, store: Store, clock: Arc<dyn Clock>) -> AppState {

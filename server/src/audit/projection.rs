@@ -178,10 +178,7 @@ async fn project_batch(state: &AppState) -> Result<Projected> {
         return Ok(none);
     }
     let events = prepared(logged, state.now()).await?;
-    let work = {
-        let state = state.clone();
-        async move { store_then_unlog(&state, &events).await }
-    };
+    let work = move |state: AppState| async move { store_then_unlog(&state, &events).await };
     let (stored, unlogged) = state.on_writer(work).await?;
     Ok(counted(state, stored, unlogged, full))
 }

@@ -40,45 +40,34 @@ pub async fn create(
             Some((id, draft))
         }
     };
-    let if_none_exist = cond.if_none_exist.clone();
-    let work = {
-        let state = state.clone();
-        async move {
-            // Criteria are a search, planned for their values; the rest are lookups by key.
-            let mut tx = if if_none_exist.is_some() {
-                state.store().begin_write().await?
-            } else {
-                state.store().begin_keyed_write().await?
-            };
-            patient_writes::check(&access, &mut tx, Write::Create, &res_type, None, Some(&body)).await?;
-            if let Some(criteria) = &if_none_exist
-                && let Some(id) =
-                    conditional::at_most_one(&state, &access.match_scope(), &mut tx, &res_type, criteria).await?
-            {
-                // The resource exists already: nothing is created, the match is returned.
-                let v = visibility::read(&access, &mut tx, &res_type, &id).await?;
-                let content = v.content.unwrap_or_default();
-                return Ok(Err(respond::resource(
-                    StatusCode::OK,
-                    v.version,
-                    v.last_updated,
-                    content,
-                )));
-            }
-            let w = match draft {
-                Some((id, draft)) => write::create_drafted(&state, &mut tx, &res_type, &id, draft?).await?,
-                None => write::create(&state, &mut tx, &res_type, body).await?,
-            };
-            access.note(&w.res_type, &w.id);
-            write_scope::check_written(&access, &mut tx, &w).await?;
-            tx.commit().await?;
-            Ok(Ok(w))
+    let (if_none_exist, prefer_return) = (cond.if_none_exist, cond.prefer_return);
+    let work = move |state: AppState| async move {
+        // Criteria are a search, planned for their values; the rest are lookups by key.
+        let mut tx = if if_none_exist.is_some() {
+            state.store().begin_write().await?
+        } else {
+            state.store().begin_keyed_write().await?
+        };
+        patient_writes::check(&access, &mut tx, Write::Create, &res_type, None, Some(&body)).await?;
+        if let Some(criteria) = &if_none_exist
+            && let Some(id) =
+                conditional::at_most_one(&state, &access.match_scope(), &mut tx, &res_type, criteria).await?
+        {
+            // The resource exists already: nothing is created, the match is returned.
+            let v = visibility::read(&access, &mut tx, &res_type, &id).await?;
+            let content = v.content.unwrap_or_default();
+            return Ok(respond::resource(StatusCode::OK, v.version, v.last_updated, content));
         }
+        let w = match draft {
+            Some((id, draft)) => write::create_drafted(&state, &mut tx, &res_type, &id, draft?).await?,
+            None => write::create(&state, &mut tx, &res_type, body).await?,
+        };
+        access.note(&w.res_type, &w.id);
+        write_scope::check_written(&access, &mut tx, &w).await?;
+        tx.commit().await?;
+        Ok(respond::written(state.base_url(), w, prefer_return))
     };
-    match state.on_writer(work).await? {
-        Ok(w) => Ok(respond::written(state.base_url(), w, cond.prefer_return)),
-        Err(found) => Ok(found),
-    }
+    state.on_writer(work).await
 }
 
 pub async fn read(
@@ -133,16 +122,13 @@ pub async fn update(
     // Checked and indexed before the transaction, as a plain create is.
     let draft = write::Draft::checked(&state, &res_type, &id, body.clone(), Some(&id));
     let if_match = cond.if_match;
-    let work = {
-        let state = state.clone();
-        async move {
-            let mut tx = state.store().begin_keyed_write().await?;
-            patient_writes::check(&access, &mut tx, Write::Update, &res_type, Some(&id), Some(&body)).await?;
-            let w = write::update_drafted(&state, &mut tx, &res_type, &id, draft, if_match).await?;
-            write_scope::check_written(&access, &mut tx, &w).await?;
-            tx.commit().await?;
-            Ok(w)
-        }
+    let work = move |state: AppState| async move {
+        let mut tx = state.store().begin_keyed_write().await?;
+        patient_writes::check(&access, &mut tx, Write::Update, &res_type, Some(&id), Some(&body)).await?;
+        let w = write::update_drafted(&state, &mut tx, &res_type, &id, draft, if_match).await?;
+        write_scope::check_written(&access, &mut tx, &w).await?;
+        tx.commit().await?;
+        Ok(w)
     };
     let w = state.on_writer(work).await?;
     Ok(respond::written(state.base_url(), w, cond.prefer_return))
@@ -160,23 +146,20 @@ pub async fn conditional_update(
     ids::check_type(&res_type)?;
     let criteria = criteria(&q);
     let if_match = cond.if_match;
-    let work = {
-        let state = state.clone();
-        async move {
-            let mut tx = state.store().begin_write().await?;
-            let target =
-                conditional::update_target(&state, &access.match_scope(), &mut tx, &res_type, &criteria, &body).await?;
-            let kind = if matches!(target, conditional::UpdateTarget::Match(_)) {
-                Write::Update
-            } else {
-                Write::Create
-            };
-            patient_writes::check(&access, &mut tx, kind, &res_type, Some(target.id()), Some(&body)).await?;
-            let w = conditional::apply_update(&state, &mut tx, &res_type, &target, body, if_match).await?;
-            write_scope::check_written(&access, &mut tx, &w).await?;
-            tx.commit().await?;
-            Ok(w)
-        }
+    let work = move |state: AppState| async move {
+        let mut tx = state.store().begin_write().await?;
+        let target =
+            conditional::update_target(&state, &access.match_scope(), &mut tx, &res_type, &criteria, &body).await?;
+        let kind = if matches!(target, conditional::UpdateTarget::Match(_)) {
+            Write::Update
+        } else {
+            Write::Create
+        };
+        patient_writes::check(&access, &mut tx, kind, &res_type, Some(target.id()), Some(&body)).await?;
+        let w = conditional::apply_update(&state, &mut tx, &res_type, &target, body, if_match).await?;
+        write_scope::check_written(&access, &mut tx, &w).await?;
+        tx.commit().await?;
+        Ok(w)
     };
     let w = state.on_writer(work).await?;
     Ok(respond::written(state.base_url(), w, cond.prefer_return))
@@ -201,12 +184,9 @@ pub async fn patch(
 ) -> Result<Response> {
     ids::check_type(&res_type)?;
     let if_match = cond.if_match;
-    let work = {
-        let state = state.clone();
-        async move {
-            let tx = state.store().begin_write().await?;
-            patch_and_commit(&state, &access, tx, &res_type, &id, doc, if_match).await
-        }
+    let work = move |state: AppState| async move {
+        let tx = state.store().begin_write().await?;
+        patch_and_commit(&state, &access, tx, &res_type, &id, doc, if_match).await
     };
     let w = state.on_writer(work).await?;
     Ok(respond::written(state.base_url(), w, cond.prefer_return))
@@ -240,13 +220,10 @@ pub async fn conditional_patch(
     ids::check_type(&res_type)?;
     let criteria = criteria(&q);
     let if_match = cond.if_match;
-    let work = {
-        let state = state.clone();
-        async move {
-            let mut tx = state.store().begin_write().await?;
-            let id = conditional::exactly_one(&state, &access.match_scope(), &mut tx, &res_type, &criteria).await?;
-            patch_and_commit(&state, &access, tx, &res_type, &id, doc, if_match).await
-        }
+    let work = move |state: AppState| async move {
+        let mut tx = state.store().begin_write().await?;
+        let id = conditional::exactly_one(&state, &access.match_scope(), &mut tx, &res_type, &criteria).await?;
+        patch_and_commit(&state, &access, tx, &res_type, &id, doc, if_match).await
     };
     let w = state.on_writer(work).await?;
     Ok(respond::written(state.base_url(), w, cond.prefer_return))
@@ -260,22 +237,19 @@ pub async fn delete(
 ) -> Result<Response> {
     ids::check_type(&res_type)?;
     let if_match = cond.if_match;
-    let work = {
-        let (state, res_type, id) = (state.clone(), res_type.clone(), id.clone());
-        async move {
-            let mut tx = state.store().begin_keyed_write().await?;
-            patient_writes::check(&access, &mut tx, Write::Delete, &res_type, Some(&id), None).await?;
-            let d = write::delete(&state, &mut tx, &res_type, &id, if_match).await?;
-            tx.commit().await?;
-            Ok(d)
-        }
+    let work = move |state: AppState| async move {
+        let mut tx = state.store().begin_keyed_write().await?;
+        patient_writes::check(&access, &mut tx, Write::Delete, &res_type, Some(&id), None).await?;
+        let d = write::delete(&state, &mut tx, &res_type, &id, if_match).await?;
+        tx.commit().await?;
+        let msg = match d.version {
+            Some(_) => format!("{res_type}/{id} deleted"),
+            None => format!("{res_type}/{id} was already deleted"),
+        };
+        Ok((d.version, msg))
     };
-    let d = state.on_writer(work).await?;
-    let msg = match d.version {
-        Some(_) => format!("{res_type}/{id} deleted"),
-        None => format!("{res_type}/{id} was already deleted"),
-    };
-    Ok(respond::deleted(d.version, cond.prefer_return, msg))
+    let (version, msg) = state.on_writer(work).await?;
+    Ok(respond::deleted(version, cond.prefer_return, msg))
 }
 
 /// `DELETE [type]?criteria`: deletes the one match; several matches are refused (412).
@@ -289,28 +263,22 @@ pub async fn conditional_delete(
     ids::check_type(&res_type)?;
     let criteria = criteria(&q);
     let if_match = cond.if_match;
-    let work = {
-        let (state, res_type, criteria) = (state.clone(), res_type.clone(), criteria.clone());
-        async move {
-            let mut tx = state.store().begin_write().await?;
-            if res_type == "AuditEvent" {
-                patient_writes::check(&access, &mut tx, Write::Delete, &res_type, None, None).await?;
-            }
-            let Some(id) =
-                conditional::at_most_one(&state, &access.match_scope(), &mut tx, &res_type, &criteria).await?
-            else {
-                return Ok(None);
-            };
-            patient_writes::check(&access, &mut tx, Write::Delete, &res_type, Some(&id), None).await?;
-            let d = write::delete(&state, &mut tx, &res_type, &id, if_match).await?;
-            tx.commit().await?;
-            Ok(Some((id, d)))
+    let work = move |state: AppState| async move {
+        let mut tx = state.store().begin_write().await?;
+        if res_type == "AuditEvent" {
+            patient_writes::check(&access, &mut tx, Write::Delete, &res_type, None, None).await?;
         }
+        let Some(id) = conditional::at_most_one(&state, &access.match_scope(), &mut tx, &res_type, &criteria).await?
+        else {
+            return Ok((None, format!("No {res_type} matches '{criteria}'")));
+        };
+        patient_writes::check(&access, &mut tx, Write::Delete, &res_type, Some(&id), None).await?;
+        let d = write::delete(&state, &mut tx, &res_type, &id, if_match).await?;
+        tx.commit().await?;
+        Ok((d.version, format!("{res_type}/{id} deleted")))
     };
-    Ok(match state.on_writer(work).await? {
-        None => respond::deleted(None, cond.prefer_return, format!("No {res_type} matches '{criteria}'")),
-        Some((id, d)) => respond::deleted(d.version, cond.prefer_return, format!("{res_type}/{id} deleted")),
-    })
+    let (version, msg) = state.on_writer(work).await?;
+    Ok(respond::deleted(version, cond.prefer_return, msg))
 }
 
 /// `POST [type]/[id]/$release` (Observation, DiagnosticReport): see `policy::release`.
@@ -326,14 +294,11 @@ pub async fn release(
             ids::truncate(&op, 40)
         )));
     }
-    let work = {
-        let state = state.clone();
-        async move {
-            let mut tx = state.store().begin_write().await?;
-            let released = release::release(&state, &access, &mut tx, &res_type, &id).await?;
-            tx.commit().await?;
-            Ok(released)
-        }
+    let work = move |state: AppState| async move {
+        let mut tx = state.store().begin_write().await?;
+        let released = release::release(&state, &access, &mut tx, &res_type, &id).await?;
+        tx.commit().await?;
+        Ok(released)
     };
     let (_, content, version, last_updated) = state.on_writer(work).await?;
     Ok(respond::resource(StatusCode::OK, version, last_updated, content))

@@ -50,54 +50,33 @@ pub struct HistoryQuery {
 }
 
 pub async fn current(tx: &mut Tx, res_type: &str, res_id: &str) -> Result<Option<Current>, StoreError> {
-    let row = on_conn!(tx, |c| sqlx::query(
-        "SELECT pk, version, last_updated, deleted FROM resources WHERE res_type = $1 AND res_id = $2"
-    )
-    .bind(res_type)
-    .bind(res_id)
-    .fetch_optional(c)
-    .await?
-    .map(|r| Current {
-        pk: r.get(0),
-        version: r.get(1),
-        last_updated: r.get(2),
-        deleted: r.get(3),
-    }));
-    Ok(row)
+    head(tx, res_type, res_id, "").await
 }
 
 /// Like [`current`], but locks the row until the transaction ends so that concurrent
 /// writers of one resource are serialised (SQLite's write transaction already is).
 pub async fn current_for_update(tx: &mut Tx, res_type: &str, res_id: &str) -> Result<Option<Current>, StoreError> {
-    if let Tx::Postgres(t) = tx {
-        let row = sqlx::query(
-            "SELECT pk, version, last_updated, deleted FROM resources \
-             WHERE res_type = $1 AND res_id = $2 FOR UPDATE",
-        )
-        .bind(res_type)
-        .bind(res_id)
-        .fetch_optional(&mut **t)
-        .await?;
-        return Ok(row.map(|r| Current {
-            pk: r.get(0),
-            version: r.get(1),
-            last_updated: r.get(2),
-            deleted: r.get(3),
-        }));
-    }
-    // Through `sql::fetch_binds`: on SQLite it goes to the connection's thread with the
-    // `BEGIN` of the transaction (`store::batched`).
+    let lock = if matches!(tx, Tx::Postgres(_)) {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    head(tx, res_type, res_id, lock).await
+}
+
+/// The head row, through `sql::fetch_binds`: in a SQLite write transaction it goes to
+/// the connection's thread with the statements before it (`store::batched`). `deleted`
+/// is a boolean on PostgreSQL and an integer on SQLite: read as a number on both.
+async fn head(tx: &mut Tx, res_type: &str, res_id: &str, lock: &str) -> Result<Option<Current>, StoreError> {
     let binds = [
         Bind::Text(Some(res_type.to_string())),
         Bind::Text(Some(res_id.to_string())),
     ];
-    let rows = fetch_binds(
-        tx,
-        "SELECT pk, version, last_updated, deleted FROM resources WHERE res_type = $1 AND res_id = $2",
-        &binds,
-        &[Kind::I64, Kind::I64, Kind::I64, Kind::I64],
-    )
-    .await?;
+    let sql = format!(
+        "SELECT pk, version, last_updated, CAST(CASE WHEN deleted THEN 1 ELSE 0 END AS BIGINT) \
+         FROM resources WHERE res_type = $1 AND res_id = $2{lock}"
+    );
+    let rows = fetch_binds(tx, &sql, &binds, &[Kind::I64, Kind::I64, Kind::I64, Kind::I64]).await?;
     Ok(rows.first().and_then(|r| {
         Some(Current {
             pk: r[0].i64()?,

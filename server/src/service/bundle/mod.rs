@@ -115,25 +115,23 @@ async fn transaction(state: &AppState, access: &Access, mut entries: Vec<Entry>,
         }
         drafts = exec::draft_creates(state, &entries, &rest).await?;
     }
-    let work = {
-        let (state, access) = (state.clone(), access.clone());
-        async move {
-            let ctx = Ctx {
-                state: &state,
-                access: &access,
-                prefer,
-                claims,
-            };
-            let run = Run {
-                deletes,
-                rest,
-                planned,
-                rewrites,
-                drafts,
-            };
-            let answers = in_transaction(ctx, &mut entries, &accesses, run).await?;
-            Ok((entries, accesses, answers))
-        }
+    let owned = access.clone();
+    let work = move |state: AppState| async move {
+        let ctx = Ctx {
+            state: &state,
+            access: &owned,
+            prefer,
+            claims,
+        };
+        let run = Run {
+            deletes,
+            rest,
+            planned,
+            rewrites,
+            drafts,
+        };
+        let answers = in_transaction(ctx, &mut entries, &accesses, run).await?;
+        Ok((entries, accesses, answers))
     };
     let (entries, accesses, answers) = state.on_writer(work).await?;
     for (i, a) in answers.iter().enumerate() {
