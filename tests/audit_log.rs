@@ -334,13 +334,70 @@ async fn the_audit_patient_is_its_patient_agents_and_entities(s: &TestServer) {
     }
 }
 
+/// Rows left in the audit log (on SQLite a file of its own).
+async fn log_rows(s: &TestServer) -> i64 {
+    use sqlx::Connection;
+    const LEFT: &str = "SELECT COUNT(*) FROM audit_log";
+    let url = carnet_tests::audit_log_url(s.backend, &s.database_url);
+    match s.backend {
+        carnet_tests::Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query_scalar(LEFT).fetch_one(&mut c).await.unwrap()
+        }
+        carnet_tests::Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query_scalar(LEFT).fetch_one(&mut c).await.unwrap()
+        }
+    }
+}
+
+/// A backlog of several whole batches, logged by another process, is stored by this
+/// server's background projector alone (no reader of AuditEvents flushes it first),
+/// every event once: on SQLite it reads and prepares each next batch while the
+/// writer stores the current one (`projection::project_pipelined`), on PostgreSQL it
+/// runs two transactions at once.
+async fn a_backlog_is_stored_in_the_background_each_event_once(s: &TestServer) {
+    const LOGGED: usize = 1_000;
+    let mut config = Config::for_database(&s.database_url);
+    config.db_pool = 2;
+    let other = carnet::app::build_state(config, None).await.unwrap();
+    let address: std::net::IpAddr = "192.0.2.78".parse().unwrap();
+    let records: Vec<Record> = (0..LOGGED)
+        .map(|i| {
+            Record::anonymous(
+                &other,
+                Some(address),
+                &Method::GET,
+                &format!("/fhir/Patient/b-{i}"),
+                StatusCode::UNAUTHORIZED,
+            )
+        })
+        .collect();
+    other.auditor().submit_all(&other, records).await.unwrap();
+    other.store().close().await;
+    // The background projector looks for other processes' rows every second.
+    let mut left = log_rows(s).await;
+    for _ in 0..300 {
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        left = log_rows(s).await;
+    }
+    assert_eq!(left, 0, "the background projector emptied the log");
+    let (st, bundle) = s.get_json("AuditEvent?address=192.0.2.78&_summary=count").await;
+    assert_eq!(st, 200, "{bundle}");
+    assert_eq!(bundle["total"], LOGGED, "{bundle}");
+}
+
 on_both_backends!(
     the_audit_patient_is_its_patient_agents_and_entities,
     logged_records_are_searchable_at_once,
     log_sequence_numbers_are_never_reused,
     audit_events_are_found_by_code_with_patient_date_and_has,
     an_event_already_stored_is_not_stored_twice,
-    a_search_names_the_patients_it_listed
+    a_search_names_the_patients_it_listed,
+    a_backlog_is_stored_in_the_background_each_event_once
 );
 
 /// A SQLite database of a version whose audit log was one of its tables (migrations up
