@@ -86,6 +86,17 @@ pub fn audit_log_path(database: &Path) -> std::path::PathBuf {
     database.with_file_name(name)
 }
 
+/// A pool of SQLite connections that hands out an idle connection without pinging it
+/// first (sqlx's `test_before_acquire`, on by default). A SQLite connection is a
+/// thread of this process on a file: it cannot be lost the way a network connection
+/// can, and sqlx still pings each one as it goes back to the pool, where a broken one
+/// is closed. The ping on acquiring was one more round trip to the connection's thread,
+/// two thread switches, for every statement run on a pooled connection
+/// (benches/README.md).
+fn sqlite_pool() -> SqlitePoolOptions {
+    SqlitePoolOptions::new().test_before_acquire(false)
+}
+
 impl Store {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -132,7 +143,7 @@ impl Store {
             // The writer's page cache holds a whole bulk transaction's dirty pages: with
             // SQLite's default (2 MB) it spills them to the WAL and reads them back
             // mid-transaction (seen with perf: ~69 page writes per imported resource).
-            let write = SqlitePoolOptions::new()
+            let write = sqlite_pool()
                 .max_connections(1)
                 .connect_with(
                     // Set on connecting, so that a connection the pool opens again
@@ -148,7 +159,7 @@ impl Store {
             // stale, cheaply (sqlite.org/lang_analyze.html#pragma_optimize).
             sqlx::query("PRAGMA optimize=0x10002").execute(&write).await?;
             let statistics = Arc::new(StatisticsChanged::default());
-            let read = SqlitePoolOptions::new()
+            let read = sqlite_pool()
                 .max_connections(max_connections.max(2))
                 // A connection reads the statistics once, when it opens: one opened
                 // before they last changed is replaced (cheaply: every write commit
@@ -169,17 +180,17 @@ impl Store {
                 .clone()
                 .filename(audit_log_path(opts.get_filename()))
                 .pragma("journal_size_limit", WAL_LIMIT);
-            let log_write = SqlitePoolOptions::new()
+            let log_write = sqlite_pool()
                 .max_connections(1)
                 .connect_with(log_opts.clone())
                 .await?;
             sqlx::migrate!("../migrations/sqlite-audit-log").run(&log_write).await?;
-            let log_read = SqlitePoolOptions::new()
+            let log_read = sqlite_pool()
                 .max_connections(2)
                 .connect_with(log_opts.read_only(true))
                 .await?;
             super::legacy_log::move_rows(&write, &log_write).await?;
-            let checkpoint = SqlitePoolOptions::new().max_connections(1).connect_lazy_with(opts);
+            let checkpoint = sqlite_pool().max_connections(1).connect_lazy_with(opts);
             Ok(Store::Sqlite {
                 write,
                 read,
