@@ -307,3 +307,37 @@ async fn sqlite_statistics_follow_the_data() {
     assert!(rows > 300, "resources re-analysed: {stat}");
     s.stop().await;
 }
+
+/// PostgreSQL connections closed by the server while idle (a restart, an
+/// administrator's `pg_terminate_backend`) are found out when next handed out: a pool
+/// pings a connection idle for over a second before giving it (`store::connect`,
+/// `pg_pool`), and opens another, so the next requests succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connections_killed_while_idle_are_replaced() {
+    use sqlx::Connection;
+    let s = TestServer::start(carnet_tests::Backend::Postgres).await;
+    let body = json!({"resourceType": "Patient", "id": "idle-kill"});
+    let r = s.send_json(reqwest::Method::PUT, "Patient/idle-kill", &body).await;
+    assert_eq!(r.status().as_u16(), 201);
+    let (st, _) = s.get_json("Patient/idle-kill").await;
+    assert_eq!(st, 200);
+    let mut admin = sqlx::PgConnection::connect(&s.database_url).await.unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!killed.is_empty(), "the server's connections were there to close");
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    for _ in 0..3 {
+        let (st, read) = s.get_json("Patient/idle-kill").await;
+        assert_eq!(st, 200, "{read}");
+        let (st, found) = s.get_json("Patient?_id=idle-kill&_summary=count").await;
+        assert_eq!(st, 200, "{found}");
+        assert_eq!(found["total"], 1, "{found}");
+    }
+    admin.close().await.unwrap();
+    s.stop().await;
+}

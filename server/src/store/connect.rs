@@ -97,6 +97,30 @@ fn sqlite_pool() -> SqlitePoolOptions {
     SqlitePoolOptions::new().test_before_acquire(false)
 }
 
+/// How long a PostgreSQL connection may have been idle before it is checked (pinged)
+/// as it is handed out.
+const PG_IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// A pool of PostgreSQL connections that pings an idle connection before handing it
+/// out only if it was idle for over [`PG_IDLE_CHECK`] (as HikariCP does, by default
+/// after 500 ms), instead of every time (sqlx's `test_before_acquire`): under load a
+/// connection is idle for microseconds, and each ping was a round trip to the server
+/// before every statement. A connection that breaks within that second (the server
+/// restarting) fails one statement; sqlx also pings each connection as it goes back to
+/// the pool and closes a broken one.
+fn pg_pool() -> PgPoolOptions {
+    PgPoolOptions::new()
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > PG_IDLE_CHECK {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 impl Store {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -105,7 +129,7 @@ impl Store {
             // ignores them (measured: 189 ms instead of 1 ms for patient+code at 1 M).
             let plain = PgConnectOptions::from_str(url)?;
             let opts = plain.clone().options([("plan_cache_mode", "force_custom_plan")]);
-            let pool = PgPoolOptions::new()
+            let pool = pg_pool()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(30))
                 .connect_with(opts)
@@ -117,7 +141,7 @@ impl Store {
             // were nearly empty scanned them whole once they had grown: these
             // statements never want a sequential scan. Opened when first used, so
             // one-shot commands open none.
-            let lookup = PgPoolOptions::new()
+            let lookup = pg_pool()
                 .max_connections(max_connections.div_ceil(2).max(2))
                 .acquire_timeout(Duration::from_secs(30))
                 .connect_lazy_with(plain.options([("enable_seqscan", "off")]));
@@ -180,10 +204,7 @@ impl Store {
                 .clone()
                 .filename(audit_log_path(opts.get_filename()))
                 .pragma("journal_size_limit", WAL_LIMIT);
-            let log_write = sqlite_pool()
-                .max_connections(1)
-                .connect_with(log_opts.clone())
-                .await?;
+            let log_write = sqlite_pool().max_connections(1).connect_with(log_opts.clone()).await?;
             sqlx::migrate!("../migrations/sqlite-audit-log").run(&log_write).await?;
             let log_read = sqlite_pool()
                 .max_connections(2)
