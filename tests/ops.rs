@@ -107,9 +107,11 @@ async fn metrics_count_requests(s: &TestServer) {
         .filter(|l| l.starts_with("carnet_db_pool_max_connections{"))
         .collect();
     match s.backend {
-        // The database's writer and readers, the audit log's (a file of its own).
+        // The database's writer and readers (for snapshots, and for reads by key), the
+        // audit log's (a file of its own).
         carnet_tests::Backend::Sqlite => {
-            assert_eq!(pools.len(), 4, "{text}");
+            assert_eq!(pools.len(), 5, "{text}");
+            assert!(text.contains("pool=\"sqlite_read_by_key\""), "{text}");
             assert!(text.contains("pool=\"sqlite_audit_log_write\""), "{text}");
         }
         // Statements planned for their values, and lookups by key (generic plans).

@@ -8,7 +8,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 use super::batched::SqliteTx;
-use super::{StoreError, Tx};
+use super::readers::Readers;
+use super::{SqliteConn, StoreError, Tx};
 
 /// The writer's page cache (`PRAGMA cache_size`, negative: KiB): 64 MB.
 pub(super) const WRITER_CACHE: &str = "-65536";
@@ -49,6 +50,9 @@ pub enum Store {
     Sqlite {
         write: SqlitePool,
         read: SqlitePool,
+        /// Connections for single-statement reads ([`Store::reader`], [`Store::lookup`]),
+        /// outside sqlx's pool so that none is pinged after each read.
+        by_key: Arc<Readers>,
         /// One connection, opened when first used, for [`super::checkpoint`].
         checkpoint: SqlitePool,
         /// The audit log's own file ([`audit_log_path`]): its one writer and its readers.
@@ -211,10 +215,12 @@ impl Store {
                 .connect_with(log_opts.read_only(true))
                 .await?;
             super::legacy_log::move_rows(&write, &log_write).await?;
+            let by_key = Readers::new(opts.clone().read_only(true), max_connections.max(2), statistics.clone());
             let checkpoint = sqlite_pool().max_connections(1).connect_lazy_with(opts);
             Ok(Store::Sqlite {
                 write,
                 read,
+                by_key,
                 checkpoint,
                 log_write,
                 log_read,
@@ -268,7 +274,7 @@ impl Store {
     /// A plain connection for reading the audit log.
     pub async fn log_reader(&self) -> Result<Tx, StoreError> {
         Ok(match self {
-            Store::Sqlite { log_read, .. } => Tx::SqliteConn(log_read.acquire().await?),
+            Store::Sqlite { log_read, .. } => Tx::SqliteConn(SqliteConn::Pooled(log_read.acquire().await?)),
             // The projector's reads of a table that churns: planned for their bounds.
             Store::Postgres { pool, .. } => Tx::PostgresConn(pool.acquire().await?),
         })
@@ -291,7 +297,7 @@ impl Store {
     /// A plain connection for reads that need no snapshot across statements.
     pub async fn reader(&self) -> Result<Tx, StoreError> {
         Ok(match self {
-            Store::Sqlite { read, .. } => Tx::SqliteConn(read.acquire().await?),
+            Store::Sqlite { by_key, .. } => Tx::SqliteConn(SqliteConn::Reader(by_key.acquire().await?)),
             Store::Postgres { pool, .. } => Tx::PostgresConn(pool.acquire().await?),
         })
     }
@@ -397,12 +403,22 @@ impl Store {
             Store::Sqlite {
                 write,
                 read,
+                by_key,
                 log_write,
                 log_read,
                 ..
             } => vec![
                 of("sqlite_write", write),
                 of("sqlite_read", read),
+                {
+                    let (size, idle, max) = by_key.stats();
+                    PoolStats {
+                        name: "sqlite_read_by_key",
+                        size,
+                        idle,
+                        max,
+                    }
+                },
                 of("sqlite_audit_log_write", log_write),
                 of("sqlite_audit_log_read", log_read),
             ],
@@ -429,12 +445,14 @@ impl Store {
             Store::Sqlite {
                 write,
                 read,
+                by_key,
                 checkpoint,
                 log_write,
                 log_read,
                 ..
             } => {
                 checkpoint.close().await;
+                by_key.close().await;
                 read.close().await;
                 write.close().await;
                 log_read.close().await;
@@ -460,7 +478,7 @@ impl StatisticsChanged {
     }
 
     /// Whether a connection opened `age` ago predates the last change.
-    fn since(&self, age: Duration) -> bool {
+    pub(super) fn since(&self, age: Duration) -> bool {
         let at = *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         at.is_some_and(|at| age > at.elapsed())
     }

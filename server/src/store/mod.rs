@@ -12,6 +12,7 @@ pub mod deferred_indexes;
 mod error;
 mod legacy_log;
 mod periodic;
+pub mod readers;
 pub mod resources;
 pub mod sql;
 pub mod statistics;
@@ -31,8 +32,36 @@ use sqlx::{Postgres, Sqlite, Transaction};
 pub enum Tx {
     Sqlite(batched::SqliteTx),
     Postgres(Transaction<'static, Postgres>),
-    SqliteConn(PoolConnection<Sqlite>),
+    SqliteConn(SqliteConn),
     PostgresConn(PoolConnection<Postgres>),
+}
+
+/// A plain SQLite connection: from sqlx's pool (the audit log's readers), or one of
+/// [`readers::Readers`] (lookups by key and other single-statement reads), which goes
+/// back without sqlx's ping.
+pub enum SqliteConn {
+    Pooled(PoolConnection<Sqlite>),
+    Reader(readers::Reader),
+}
+
+impl std::ops::Deref for SqliteConn {
+    type Target = sqlx::SqliteConnection;
+
+    fn deref(&self) -> &sqlx::SqliteConnection {
+        match self {
+            SqliteConn::Pooled(c) => c,
+            SqliteConn::Reader(c) => c,
+        }
+    }
+}
+
+impl std::ops::DerefMut for SqliteConn {
+    fn deref_mut(&mut self) -> &mut sqlx::SqliteConnection {
+        match self {
+            SqliteConn::Pooled(c) => c,
+            SqliteConn::Reader(c) => c,
+        }
+    }
 }
 
 impl Tx {
