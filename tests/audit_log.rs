@@ -163,7 +163,6 @@ async fn an_event_already_stored_is_not_stored_twice(s: &TestServer) {
     let url = carnet_tests::audit_log_url(s.backend, &s.database_url);
     let bytes = serde_json::to_vec(&event).unwrap();
     const INSERT: &str = "INSERT INTO audit_log (event) VALUES ($1)";
-    const LEFT: &str = "SELECT COUNT(*) FROM audit_log";
     match s.backend {
         carnet_tests::Backend::Sqlite => {
             let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
@@ -181,16 +180,7 @@ async fn an_event_already_stored_is_not_stored_twice(s: &TestServer) {
     let (st, bundle) = s.get_json(&format!("AuditEvent?_id={id}&_summary=count")).await;
     assert_eq!(st, 200, "{bundle}");
     assert_eq!(bundle["total"], 1, "{bundle}");
-    let left: i64 = match s.backend {
-        carnet_tests::Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            sqlx::query_scalar(LEFT).fetch_one(&mut c).await.unwrap()
-        }
-        carnet_tests::Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
-            sqlx::query_scalar(LEFT).fetch_one(&mut c).await.unwrap()
-        }
-    };
+    let left = log_rows(s).await;
     // At most the row of the last search itself, logged after its own flush.
     assert!(left <= 1, "{left} rows left in the log");
 }
