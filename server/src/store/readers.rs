@@ -12,7 +12,7 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sqlx::ConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
@@ -36,7 +36,13 @@ pub struct Readers {
 struct Idle {
     conn: SqliteConnection,
     opened: Instant,
+    since: Instant,
 }
+
+/// How long a connection may have been idle before it is checked (pinged) as it is
+/// handed out: under load never, and a connection whose thread has stopped (sqlx
+/// reports its worker crashed) is found out once the load pauses.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 impl Readers {
     pub fn new(opts: SqliteConnectOptions, max: u32, statistics: Arc<StatisticsChanged>) -> Arc<Readers> {
@@ -64,8 +70,9 @@ impl Readers {
             .map_err(|_| sqlx::Error::PoolClosed)?;
         loop {
             let popped = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
-            let Some(idle) = popped else { break };
-            if self.statistics.since(idle.opened.elapsed()) {
+            let Some(mut idle) = popped else { break };
+            let stale = self.statistics.since(idle.opened.elapsed());
+            if stale || (idle.since.elapsed() > IDLE_CHECK && sqlx::Connection::ping(&mut idle.conn).await.is_err()) {
                 self.open.fetch_sub(1, Ordering::Relaxed);
                 drop(idle.conn);
                 continue;
@@ -148,6 +155,7 @@ impl Drop for Reader {
             .push(Idle {
                 conn,
                 opened: self.opened,
+                since: Instant::now(),
             });
     }
 }
