@@ -46,6 +46,13 @@ async fn health_and_ready(s: &TestServer) {
     assert_eq!(v["resourceType"], "OperationOutcome");
     let r = s.anon.get(format!("{}/health", root(s))).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
+    // A FHIR request that needs the database: 503 with a transient outcome, so that
+    // clients retry, not 500.
+    let r = s.get("Patient/any").await;
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["issue"][0]["code"], "transient", "{v}");
 }
 
 async fn metrics_count_requests(s: &TestServer) {

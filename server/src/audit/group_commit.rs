@@ -26,7 +26,35 @@ const MAX_BATCH: usize = 512;
 
 struct Job {
     record: Record,
-    done: oneshot::Sender<Result<(), String>>,
+    done: oneshot::Sender<Result<(), Failed>>,
+}
+
+/// Why a batch was not logged, as each of its requests hears it ([`Error`] is not
+/// `Clone`): a database that cannot be reached stays a 503 for every one of them.
+#[derive(Clone)]
+struct Failed {
+    message: String,
+    unreachable: bool,
+}
+
+impl From<Error> for Failed {
+    fn from(e: Error) -> Failed {
+        let unreachable = matches!(&e, Error::Store(s) if s.is_unreachable());
+        Failed {
+            message: e.to_string(),
+            unreachable,
+        }
+    }
+}
+
+impl From<Failed> for Error {
+    fn from(f: Failed) -> Error {
+        if f.unreachable {
+            Error::Unavailable(f.message)
+        } else {
+            Error::Internal(f.message)
+        }
+    }
 }
 
 #[derive(Default)]
@@ -119,7 +147,7 @@ impl Auditor {
         for wait in waits {
             match wait.await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(Error::Internal(e)),
+                Ok(Err(failed)) => return Err(failed.into()),
                 Err(_) => return Err(Error::Internal("audit writer stopped".into())),
             }
         }
@@ -140,11 +168,11 @@ async fn writer(state: AppState, mut rx: mpsc::UnboundedReceiver<Job>, counts: A
             }
         }
         let records: Vec<&Record> = batch.iter().map(|j| &j.record).collect();
-        let result = write_batch(&state, &records).await.map_err(|e| e.to_string());
+        let result = write_batch(&state, &records).await.map_err(Failed::from);
         if result.is_err() && batch.len() > 1 {
             // One record the database refuses must not cost the others their answer.
             for j in batch {
-                let one = write_batch(&state, &[&j.record]).await.map_err(|e| e.to_string());
+                let one = write_batch(&state, &[&j.record]).await.map_err(Failed::from);
                 answer(&counts, vec![j], one);
             }
             continue;
@@ -154,7 +182,7 @@ async fn writer(state: AppState, mut rx: mpsc::UnboundedReceiver<Job>, counts: A
 }
 
 /// Wakes the requests of one committed (or failed) transaction, and counts it.
-fn answer(counts: &Counts, jobs: Vec<Job>, result: Result<(), String>) {
+fn answer(counts: &Counts, jobs: Vec<Job>, result: Result<(), Failed>) {
     let n = jobs.len() as u64;
     if result.is_ok() {
         counts.batches.fetch_add(1, Ordering::Relaxed);

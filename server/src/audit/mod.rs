@@ -176,7 +176,11 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
         Ok(()) => resp,
         Err(e) => {
             tracing::error!(error = %e, "audit record not written: response withheld");
-            Error::Internal(format!("audit: {e}")).into_response()
+            match e {
+                // The database cannot be reached: 503, which clients retry.
+                Error::Unavailable(_) => e.into_response(),
+                e => Error::Internal(format!("audit: {e}")).into_response(),
+            }
         }
     }
 }

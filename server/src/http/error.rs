@@ -25,6 +25,7 @@ impl Error {
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Store(e) if e.is_conflict() => StatusCode::CONFLICT,
+            Error::Store(e) if e.is_unreachable() => StatusCode::SERVICE_UNAVAILABLE,
             Error::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -51,6 +52,10 @@ impl Error {
                     "A concurrent change conflicted with this request; retry it",
                 )]
             }
+            Error::Store(e) if e.is_unreachable() => vec![Issue::error(
+                "transient",
+                "The database cannot be reached just now; retry later",
+            )],
             Error::Store(_) => vec![Issue::error("exception", "Internal server error")],
         }
     }
@@ -71,11 +76,17 @@ impl IntoResponse for Error {
             tracing::error!(error = %m, "internal failure");
         }
         let body = serde_json::to_vec(&self.outcome()).unwrap_or_default();
-        let retry = matches!(self, Error::Unavailable(_));
+        // Seconds: an outside service (a JWKS) stays down longer than a database
+        // restarts.
+        let retry = match &self {
+            Error::Unavailable(_) => Some("30"),
+            Error::Store(e) if e.is_unreachable() => Some("5"),
+            _ => None,
+        };
         let mut resp = (self.status(), body).into_response();
-        if retry {
+        if let Some(secs) = retry {
             resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(secs));
         }
         resp.headers_mut().insert(
             header::CONTENT_TYPE,

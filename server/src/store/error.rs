@@ -19,6 +19,26 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// True when the database could not be reached or dropped the connection (an
+    /// outage, PostgreSQL restarting or shutting down, pools closed at shutdown, no
+    /// connection free in time): the same request may succeed later (503, not 500).
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            StoreError::Database(e) => match e {
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                // PostgreSQL's classes 08 (connection exception) and 57P (operator
+                // intervention: shutdown, restart); SQLite's codes are numbers.
+                sqlx::Error::Database(d) => d.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
     /// True when the database refused a write because another one won a race (a unique
     /// key or a serialization failure): the operation can be retried as a whole.
     pub fn is_conflict(&self) -> bool {
