@@ -217,17 +217,23 @@ async fn store_ready(state: &AppState, ready: Ready) -> Result<Projected> {
 ///
 /// Each round holds the turn, so flushes come between rounds; a flush that stores
 /// the batch prepared ahead leaves it nothing to store (ids already stored are
-/// skipped) and nothing to remove.
-async fn project_pipelined(state: &AppState, projector: &Projector, stopped: &watch::Receiver<bool>) -> Result<()> {
+/// skipped) and nothing to remove. Runs until a batch is not whole (or the projector
+/// stops), so what it returns is never `full`.
+async fn project_pipelined(
+    state: &AppState,
+    projector: &Projector,
+    stopped: &watch::Receiver<bool>,
+) -> Result<Projected> {
+    let mut stored = 0;
     let mut ready = {
         let _turn = projector.turn.lock().await;
         ready_batch(state, None).await?
     };
     while let Some(batch) = ready.take() {
         if *stopped.borrow() {
-            return Ok(());
+            break;
         }
-        let _turn = projector.turn.lock().await;
+        let turn = projector.turn.lock().await;
         let (full, last) = (batch.full, batch.last);
         let next = async {
             if full {
@@ -236,14 +242,14 @@ async fn project_pipelined(state: &AppState, projector: &Projector, stopped: &wa
                 Ok(None)
             }
         };
-        let (stored, next) = tokio::join!(store_ready(state, batch), next);
-        stored?;
+        let (done, next) = tokio::join!(store_ready(state, batch), next);
+        stored += done?.stored;
         ready = next?;
-        drop(_turn);
+        drop(turn);
         // The group commit takes the writer between batches.
         tokio::task::yield_now().await;
     }
-    Ok(())
+    Ok(Projected { stored, full: false })
 }
 
 /// The rows one projecting transaction takes: the oldest of the log, at most a batch
@@ -484,24 +490,20 @@ pub fn spawn(state: AppState) -> Handle {
                 () = tokio::time::sleep(GATHER) => {}
                 _ = stopped.changed() => return,
             }
-            // Whole batches were waiting at the last round: on PostgreSQL, two at once.
+            // Whole batches were waiting at the last round: on SQLite the next is read
+            // while one is stored, on PostgreSQL two are stored at once.
             let mut backlog = false;
             loop {
                 if *stopped.borrow() {
                     return;
                 }
-                let separate = state.store().log_is_separate();
-                let done = if backlog && separate {
-                    let done = project_pipelined(&state, &projector, &stopped).await;
-                    if let Err(e) = done {
-                        tracing::warn!(error = %e, "audit log: projection failed, retrying");
+                let done = match (backlog, state.store().log_is_separate()) {
+                    (true, true) => project_pipelined(&state, &projector, &stopped).await,
+                    (true, false) => project_two(&state, &projector).await,
+                    (false, _) => {
+                        let _turn = projector.turn.lock().await;
+                        project_batch(&state).await
                     }
-                    break;
-                } else if backlog {
-                    project_two(&state, &projector).await
-                } else {
-                    let _turn = projector.turn.lock().await;
-                    project_batch(&state).await
                 };
                 match done {
                     // While whole batches wait, go on, letting the group commit take the
